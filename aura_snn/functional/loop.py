@@ -1,0 +1,43 @@
+"""Multi-step reference: run any ``step(x_t, state, p, dt)`` over time-major input.
+
+This is the reference every fused kernel is tested against. It iterates with
+``x.unbind(0)``, never ``x[t]``: indexing a tensor that requires grad makes backward
+allocate a full-size zero gradient per step (quadratic in ``T``), while ``unbind``
+has one backward node for all slices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+
+StepFn = Callable[[torch.Tensor, Any, Any, float], tuple[torch.Tensor, Any]]
+
+
+class MultiStep(NamedTuple):
+    """Result of a multi-step run.
+
+    Attributes:
+        spikes: ``[T, B, ...]`` spikes (0/1).
+        v: ``[T, B, ...]`` membrane trace (the state's ``v`` after each step) or ``None``.
+        state: the state after the last step.
+    """
+
+    spikes: torch.Tensor
+    v: torch.Tensor | None
+    state: Any
+
+
+def run(step: StepFn, x: torch.Tensor, state: Any, p: Any, dt: float,
+        record_v: bool = False) -> MultiStep:
+    """Apply ``step`` to each ``x[t]`` of time-major ``x`` (``[T, B, ...]``)."""
+    spikes: list[torch.Tensor] = []
+    vs: list[torch.Tensor] = []
+    for x_t in x.unbind(0):
+        s, state = step(x_t, state, p, dt)
+        spikes.append(s)
+        if record_v:
+            vs.append(state.v)
+    return MultiStep(torch.stack(spikes), torch.stack(vs) if record_v else None, state)

@@ -1,0 +1,1 @@
+"""CUDA path of the fused kernels (placeholder replaced below)."""

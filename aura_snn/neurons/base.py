@@ -1,0 +1,192 @@
+"""Shared machinery of the neuron modules: parameter storage, backends, run/step, observers.
+
+A neuron module is a thin shell over one model of :mod:`aura_snn.functional`:
+
+* ``forward(x, state=None) -> spikes``: ``x`` time-major ``[T, B, ...]``, spikes of
+  the same shape. The state starts at rest when ``None``.
+* ``run(x, state=None, record_v=False) -> MultiStep(spikes, v, state)``: the same,
+  returning the membrane trace and the final state (truncated BPTT, streaming).
+* ``step(x_t, state=None) -> (spikes_t, state)``: one step on ``[B, ...]``.
+
+State belongs to the caller (no hidden registry). Learnable values are
+``nn.Parameter``; fixed ones are buffers, so ``state_dict`` is complete. Observers
+(monitors in :mod:`aura_snn.metrics`) attach per instance and never change outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._checks import (
+    check_choice,
+    check_dt_tau,
+    check_min_ndim,
+    check_positive,
+    check_tensor,
+)
+from ..errors import ParameterError, ShapeError
+from ..functional.firing import RESET_AT, RESETS
+from ..functional.loop import MultiStep
+from ..functional.loop import run as reference_run
+from ..functional.surrogate import SURROGATES
+
+BACKENDS = ("auto", "fused", "reference")
+
+Observer = Callable[[nn.Module, MultiStep], None]
+
+
+def detach_state(state: Any) -> Any:
+    """Return ``state`` (a NamedTuple of tensors, or ``None``) cut from the autograd graph.
+
+    Use between chunks of a long sequence for truncated backpropagation through time.
+    """
+    if state is None:
+        return None
+    return type(state)(*(t.detach() for t in state))
+
+
+class _ObserverHandle:
+    def __init__(self, owner: SpikingNeuron, fn: Observer) -> None:
+        self._owner, self._fn = owner, fn
+
+    def remove(self) -> None:
+        if self._fn in self._owner._observers:
+            self._owner._observers.remove(self._fn)
+
+
+class SpikingNeuron(nn.Module):
+    """Base class: subclasses set ``functional`` (a module with ``step`` and
+    ``initial_state``), ``params_cls``, ``time_constants`` and optionally ``fused``."""
+
+    functional: Any = None
+    params_cls: type = object
+    time_constants: tuple[str, ...] = ()
+    fused: Callable[..., MultiStep] | None = None
+
+    def __init__(self, *, dt: float, threshold: float | torch.Tensor, reset: str,
+                 reset_at: str, v_reset: float, surrogate: str, slope: float | None,
+                 detach_reset: bool, learn_threshold: bool, learn_tau: bool,
+                 backend: str, time_constants: dict[str, float | torch.Tensor],
+                 extra: dict[str, Any]) -> None:
+        super().__init__()
+        check_choice("reset", reset, RESETS)
+        check_choice("reset_at", reset_at, RESET_AT)
+        check_choice("surrogate", surrogate, SURROGATES)
+        check_choice("backend", backend, BACKENDS)
+        if backend == "fused" and self.fused is None:
+            raise ParameterError(
+                f"backend must be one of 'auto', 'reference' for {type(self).__name__} "
+                f"(no fused kernel for this model), got 'fused'"
+            )
+        check_positive("dt", dt, "s")
+        check_positive("threshold", threshold, "V")
+        for name, tau in time_constants.items():
+            check_dt_tau(dt, tau, name)
+        self.dt = float(dt)
+        self.backend = backend
+        self._static = dict(reset=reset, reset_at=reset_at, v_reset=float(v_reset),
+                            surrogate=surrogate, slope=slope, detach_reset=bool(detach_reset),
+                            **extra)
+        self._store("threshold", threshold, learn_threshold)
+        for name, tau in time_constants.items():
+            self._store(name, tau, learn_tau)
+        self._observers: list[Observer] = []
+        self.neuron_parameters()  # validate the combination once, at construction
+
+    def _store(self, name: str, value: float | torch.Tensor, learnable: bool) -> None:
+        t = torch.as_tensor(value, dtype=torch.get_default_dtype()).clone()
+        if learnable:
+            setattr(self, name, nn.Parameter(t))
+        else:
+            self.register_buffer(name, t)
+
+    # -- parameters -----------------------------------------------------------------
+    def neuron_parameters(self) -> Any:
+        """The functional parameter dataclass for the current values.
+
+        Learnable values are clamped: time constants to at least ``dt * 1.000001`` s
+        (the discretisation needs ``dt < tau``), thresholds to at least ``1e-6`` V.
+        """
+        values: dict[str, Any] = {}
+        for name in self.time_constants:
+            t = getattr(self, name)
+            values[name] = t.clamp_min(self.dt * 1.000001) if t.requires_grad else t
+        th = self.threshold
+        values["threshold"] = th.clamp_min(1e-6) if th.requires_grad else th
+        return self.params_cls(**values, **self._static)
+
+    # -- observers ------------------------------------------------------------------
+    def add_observer(self, fn: Observer) -> _ObserverHandle:
+        """Call ``fn(module, MultiStep)`` after every ``run``/``forward``; the membrane
+        trace is recorded while at least one observer is attached. Returns a handle
+        with ``remove()``."""
+        self._observers.append(fn)
+        return _ObserverHandle(self, fn)
+
+    # -- running --------------------------------------------------------------------
+    def _use_fused(self, x: torch.Tensor) -> bool:
+        if self.backend == "reference" or self.fused is None:
+            return False
+        return x.device.type == "cpu" or x.device.type == "cuda"
+
+    def _check_state(self, state: Any, like: torch.Tensor) -> None:
+        if state is None:
+            return
+        for name, t in zip(state._fields, state, strict=True):
+            if not isinstance(t, torch.Tensor) or t.shape != like.shape:
+                got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+                raise ShapeError(
+                    f"state.{name} must have shape {tuple(like.shape)} (one step of the "
+                    f"input), got {got}"
+                )
+
+    def run(self, x: torch.Tensor, state: Any = None, record_v: bool = False) -> MultiStep:
+        """Run all ``T`` steps of time-major ``x`` (``[T, B, ...]``).
+
+        Returns ``MultiStep(spikes [T, B, ...], v [T, B, ...] or None, final state)``.
+        """
+        check_tensor("x", x, finite=False)
+        check_min_ndim("x", x, 2, "[T, B, ...]")
+        if not x.is_floating_point():
+            raise ShapeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
+        self._check_state(state, x[0])
+        p = self.neuron_parameters()
+        record = record_v or bool(self._observers)
+        if self._use_fused(x):
+            if x.device.type != "cpu":
+                check_tensor("x", x)
+            out = type(self).fused(x, state, p, self.dt, record_v=record)
+        else:
+            check_tensor("x", x)
+            out = reference_run(self.functional.step, x, state, p, self.dt, record_v=record)
+        for fn in self._observers:
+            fn(self, out)
+        return out if (record_v or out.v is None) else MultiStep(out.spikes, None, out.state)
+
+    def forward(self, x: torch.Tensor, state: Any = None) -> torch.Tensor:
+        """Spikes ``[T, B, ...]`` of time-major input ``x``; see :meth:`run`."""
+        return self.run(x, state).spikes
+
+    def step(self, x_t: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        """One step: ``x_t`` is ``[B, ...]``; returns ``(spikes_t, new_state)``."""
+        check_tensor("x_t", x_t)
+        check_min_ndim("x_t", x_t, 1, "[B, ...]")
+        self._check_state(state, x_t)
+        return self.functional.step(x_t, state, self.neuron_parameters(), self.dt)
+
+    def initial_state(self, x_t: torch.Tensor) -> Any:
+        """Resting state shaped, placed and typed like one step ``x_t`` of input."""
+        return self.functional.initial_state(x_t, self.neuron_parameters())
+
+    def extra_repr(self) -> str:
+        consts = ", ".join(f"{n}={_fmt(getattr(self, n))}" for n in self.time_constants)
+        return (f"{consts}, dt={self.dt}, threshold={_fmt(self.threshold)}, "
+                f"reset={self._static['reset']!r}, backend={self.backend!r}")
+
+
+def _fmt(t: torch.Tensor) -> str:
+    return f"{t.item():g}" if t.numel() == 1 else f"tensor{tuple(t.shape)}"
