@@ -13,6 +13,7 @@ adjacency for graph algorithms.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -82,8 +83,13 @@ class CognitiveMap:
         best = torch.full((uniq.numel(),), float("-inf"), dtype=w.dtype)
         best = best.scatter_reduce(0, inverse, w, reduce="amax")
         idx = torch.stack([uniq // n, uniq % n])
-        adj = torch.sparse_coo_tensor(idx, best, (n, n), is_coalesced=True)
-        return adj.to_sparse_csr() if layout == "csr" else adj
+        adj = torch.sparse_coo_tensor(idx, best, (n, n), is_coalesced=True,
+                                      check_invariants=False)  # sorted, unique by construction
+        if layout == "coo":
+            return adj
+        with warnings.catch_warnings():  # torch flags CSR as beta on every conversion
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            return adj.to_sparse_csr()
 
 
 def build_cognitive_map(memory: EpisodicMemory, k: int = 8, *, nprobe: int | None = None,

@@ -46,8 +46,9 @@ def assign(x: torch.Tensor, centroids: torch.Tensor, *, spherical: bool = False,
            chunk_rows: int = ASSIGN_CHUNK_ROWS) -> tuple[torch.Tensor, torch.Tensor]:
     """Best centroid of each row: ``(labels int64 [n], scores [n])``.
 
-    ``spherical=False``: label ``argmin_j ||x - c_j||²``, score ``-||x - c_a||²``;
-    ``spherical=True``: label ``argmax_j x · c_j``, score ``x · c_a``.
+    ``spherical=False``: label ``argmin_j ||x - c_j||²``, score ``-||x - c_a||²``
+    (computed as ``2 x·c - ||c||² - ||x||²``, one matmul, so its absolute error is about
+    ``eps · ||x||²``); ``spherical=True``: label ``argmax_j x · c_j``, score ``x · c_a``.
     """
     n = x.shape[0]
     labels = torch.empty(n, dtype=torch.long, device=x.device)

@@ -9,8 +9,8 @@ items drawable). A draw carries the importance-sampling weight
 
     w_i = (N · P(i))^(-beta) / max_j (N · P(j))^(-beta)
 
-with ``N`` items held; the maximum is over the whole buffer (the item of smallest
-``P``), so weights lie in ``(0, 1]`` and correct the bias of non-uniform sampling
+with ``N`` items held; the maximum is over every drawable item (the one of smallest
+positive ``P``), so weights lie in ``(0, 1]`` and correct the bias of non-uniform sampling
 fully at ``beta = 1``. Priorities are dimensionless.
 
 Storage is a sum-tree (and a min-tree for the normaliser) over a power-of-two number
@@ -41,7 +41,8 @@ class ReplaySample(NamedTuple):
 
 
 class SumTree:
-    """Binary sum- and min-tree over ``capacity`` leaves (values >= 0)."""
+    """Binary sum-tree over ``capacity`` leaves (values >= 0), with a min-tree of the
+    positive leaves beside it."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = check_int("capacity", capacity, minimum=1)
@@ -55,7 +56,7 @@ class SumTree:
 
     @property
     def minimum(self) -> float:
-        """Smallest value among leaves that were set (``inf`` if none)."""
+        """Smallest positive leaf value (``inf`` if none)."""
         return float(self.min[1])
 
     def get(self, slots: np.ndarray) -> np.ndarray:
@@ -64,8 +65,9 @@ class SumTree:
     def set(self, slots: np.ndarray, values: np.ndarray) -> None:
         """Set leaves ``slots`` to ``values`` (later duplicates win) and refresh their parents."""
         node = self.leaves + np.asarray(slots, dtype=np.int64)
+        values = np.asarray(values, dtype=np.float64)
         self.sum[node] = values
-        self.min[node] = values
+        self.min[node] = np.where(values > 0, values, np.inf)  # zeros are never drawn
         node = np.unique(node // 2)  # every node of one pass sits at the same depth
         while node.size and node[0] >= 1:
             self.sum[node] = self.sum[2 * node] + self.sum[2 * node + 1]

@@ -261,7 +261,7 @@ class EpisodicMemory:
 
         Uses the index like :meth:`search` (``touch=False``); rows follow ``ids``.
         """
-        ids_t = torch.as_tensor(ids, dtype=torch.long).reshape(-1)
+        ids_t = _as_ids(ids, "ids")
         k = check_int("k", k, minimum=1)
         rows = self._rows_of(ids_t, "ids")
         keys = self._keys[torch.from_numpy(rows).to(self.device)]
@@ -284,7 +284,7 @@ class EpisodicMemory:
     # ------------------------------------------------------------ accessors
     def get(self, ids: int | torch.Tensor) -> MemoryEntries:
         """The stored entries of ``ids`` (raises :class:`InputValueError` for unknown ids)."""
-        ids_t = torch.as_tensor(ids, dtype=torch.long).reshape(-1)
+        ids_t = _as_ids(ids, "ids")
         rows = self._rows_of(ids_t, "ids")
         r = torch.from_numpy(rows).to(self.device)
         return MemoryEntries(
@@ -297,14 +297,14 @@ class EpisodicMemory:
 
     def set_importance(self, ids: int | torch.Tensor, importance: float | torch.Tensor) -> None:
         """Set the importance ``w_i`` (>= 0) of ``ids``."""
-        ids_t = torch.as_tensor(ids, dtype=torch.long).reshape(-1)
+        ids_t = _as_ids(ids, "ids")
         rows = self._rows_of(ids_t, "ids")
         self._importance[rows] = _check_importance(importance, rows.size)
 
     def retention(self, ids: int | torch.Tensor | None = None) -> torch.Tensor:
         """``r_i = w_i · exp(-(t - a_i) / tau)`` (float64) of ``ids`` (default: all live ids)."""
         rows = (np.flatnonzero(self._table.alive) if ids is None
-                else self._rows_of(torch.as_tensor(ids, dtype=torch.long).reshape(-1), "ids"))
+                else self._rows_of(_as_ids(ids, "ids"), "ids"))
         return torch.from_numpy(np.exp(self._log_retention(rows)))
 
     def _log_retention(self, rows: np.ndarray) -> np.ndarray:
@@ -314,7 +314,7 @@ class EpisodicMemory:
     # --------------------------------------------------- delete and forget
     def delete(self, ids: int | torch.Tensor) -> None:
         """Delete memories by id (a set: repeats ignored); an unknown id raises, deleting none."""
-        ids_t = torch.as_tensor(ids, dtype=torch.long).reshape(-1).unique()
+        ids_t = _as_ids(ids, "ids").unique()
         rows = self._rows_of(ids_t, "ids")
         self._delete_rows(rows)
         self._maintain_index()
@@ -502,8 +502,6 @@ class EpisodicMemory:
         return values.to(self.device, self.value_dtype)
 
     def _rows_of(self, ids: torch.Tensor, name: str) -> np.ndarray:
-        if ids.is_floating_point() or ids.dtype == torch.bool:
-            raise ParameterTypeError(f"{name} must be integer ids, got dtype {ids.dtype}")
         ids_np = ids.cpu().numpy().astype(np.int64)
         rows = self._table.find(ids_np)
         if (rows < 0).any():
@@ -513,6 +511,16 @@ class EpisodicMemory:
                 f"{missing[:10].tolist()}{' ...' if missing.size > 10 else ''}; "
                 f"allowed: ids of stored memories")
         return rows
+
+
+def _as_ids(ids: Any, name: str) -> torch.Tensor:
+    """``ids`` (an int, a sequence of ints or an integer tensor) as a flat int64 CPU tensor."""
+    if isinstance(ids, (bool, float)):
+        raise ParameterTypeError(f"{name} must be integer ids, got {ids!r}")
+    t = torch.as_tensor(ids)
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise ParameterTypeError(f"{name} must be integer ids, got dtype {t.dtype}")
+    return t.to("cpu", torch.long).reshape(-1)
 
 
 def _grown(t: torch.Tensor, rows: int) -> torch.Tensor:
