@@ -14,9 +14,11 @@ name             :math:`\sigma'(x)`                             ``slope`` meanin
 ``triangle``     :math:`\gamma \max(0, 1 - \gamma|x|)`          :math:`\gamma` (1/V)  (unit area, support 1/γ)
 ================ ============================================== ===================== =========================
 
-The derivative formulas below are written in plain arithmetic so that the same
-function body serves torch tensors here and compiled scalar code in
-:mod:`aura_snn.kernels` (one source of truth).
+All three derivatives are even in :math:`x`; each formula below takes
+``ax = |x|`` and is written in plain arithmetic (no calls), so the same function body
+serves torch tensors here, numba scalars in :mod:`aura_snn.kernels.cpu` and Triton
+blocks in :mod:`aura_snn.kernels.gpu` (one source of truth; each caller takes the
+absolute value with its own ``abs``).
 """
 
 from __future__ import annotations
@@ -33,22 +35,22 @@ DEFAULT_SLOPE = {"fast_sigmoid": 25.0, "arctan": 2.0, "triangle": 1.0}
 SURROGATE_ID = {name: i for i, name in enumerate(SURROGATES)}
 
 
-def fast_sigmoid_grad(x: Any, k: float) -> Any:
-    r""":math:`\sigma'(x) = 1/(1 + k|x|)^2` (Zenke & Ganguli 2018, SuperSpike)."""
-    d = 1.0 + k * abs(x)
+def fast_sigmoid_grad(ax: float, k: float) -> float:
+    r""":math:`\sigma'(x) = 1/(1 + k|x|)^2` (Zenke & Ganguli 2018, SuperSpike); ``ax = |x|``."""
+    d = 1.0 + k * ax
     return 1.0 / (d * d)
 
 
-def arctan_grad(x: Any, alpha: float) -> Any:
+def arctan_grad(ax: float, alpha: float) -> float:
     r""":math:`\sigma'(x) = (\alpha/2)/(1 + (\pi \alpha x / 2)^2)`, derivative of
-    :math:`\tfrac{1}{\pi}\arctan(\tfrac{\pi}{2}\alpha x) + \tfrac12` (Fang et al. 2021)."""
-    z = (0.5 * math.pi * alpha) * x
+    :math:`\tfrac{1}{\pi}\arctan(\tfrac{\pi}{2}\alpha x) + \tfrac12` (Fang et al. 2021); ``ax = |x|``."""
+    z = (0.5 * math.pi * alpha) * ax
     return (0.5 * alpha) / (1.0 + z * z)
 
 
-def triangle_grad(x: Any, gamma: float) -> Any:
-    r""":math:`\sigma'(x) = \gamma \max(0, 1 - \gamma|x|)` (Esser et al. 2016), unit area."""
-    r = 1.0 - gamma * abs(x)
+def triangle_grad(ax: float, gamma: float) -> float:
+    r""":math:`\sigma'(x) = \gamma \max(0, 1 - \gamma|x|)` (Esser et al. 2016), unit area; ``ax = |x|``."""
+    r = 1.0 - gamma * ax
     return gamma * r * (r > 0.0)
 
 
@@ -57,7 +59,7 @@ _GRADS = (fast_sigmoid_grad, arctan_grad, triangle_grad)
 
 def surrogate_grad(x: torch.Tensor, surrogate: str, slope: float) -> torch.Tensor:
     """Evaluate :math:`\\sigma'(x)` of the named surrogate (no autograd through it)."""
-    return _GRADS[SURROGATE_ID[check_choice("surrogate", surrogate, SURROGATES)]](x, slope)
+    return _GRADS[SURROGATE_ID[check_choice("surrogate", surrogate, SURROGATES)]](x.abs(), slope)
 
 
 class _Spike(torch.autograd.Function):
@@ -72,7 +74,7 @@ class _Spike(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         (x,) = ctx.saved_tensors
-        return grad * _GRADS[ctx.sid](x, ctx.slope), None, None
+        return grad * _GRADS[ctx.sid](x.abs(), ctx.slope), None, None
 
 
 def spike(x: torch.Tensor, surrogate: str = "fast_sigmoid", slope: float | None = None) -> torch.Tensor:

@@ -39,11 +39,12 @@ _tr = _inl(triangle_grad)
 
 @_inl
 def _sg(x, sid, slope):  # noqa: ANN001, ANN202 - compiled
+    ax = abs(x)
     if sid == 0:
-        return _fs(x, slope)
+        return _fs(ax, slope)
     if sid == 1:
-        return _at(x, slope)
-    return _tr(x, slope)
+        return _at(ax, slope)
+    return _tr(ax, slope)
 
 
 @_jit

@@ -5,7 +5,8 @@ reference ``functional.loop.run(functional.lif.step, ...)`` and return the same
 :class:`~aura_snn.functional.loop.MultiStep`; ``tests/kernels`` asserts equal values
 and gradients (``gradcheck`` in float64). Coefficients come from
 :mod:`aura_snn.functional` (decay, gain, coupling); the time loop runs in a compiled
-kernel per device: :mod:`.cpu` (numba) on the CPU, :mod:`.gpu` on CUDA.
+kernel: :mod:`.cpu` (numba) for CPU tensors, :mod:`.gpu` (Triton) for CUDA tensors.
+Without Triton on a CUDA machine the reference loop runs instead, with a warning.
 
 Backward is hand-written BPTT through the surrogate derivative. Parameter gradients
 (learnable ``tau``/``threshold``) are computed in the same reverse sweep, and only
@@ -14,59 +15,91 @@ when some parameter requires grad.
 
 from __future__ import annotations
 
+import importlib.util
+import warnings
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 import torch
 
+from .._checks import check_choice
 from ..errors import InputValueError
 from ..functional import cuba as F_cuba
 from ..functional import lif as F_lif
+from ..functional import loop
 from ..functional.firing import RESETS
 from ..functional.loop import MultiStep
 from . import cpu
 
 _RESET = {name: i for i, name in enumerate(RESETS)}
+KERNELS = ("auto", "numba", "triton")
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().numpy()
 
 
-def _empty(dtype: torch.dtype) -> torch.Tensor:
-    return torch.empty((0, 0), dtype=dtype)
+def _empty(like: torch.Tensor) -> torch.Tensor:
+    return torch.empty((0, 0), dtype=like.dtype, device=like.device)
+
+
+def triton_available() -> bool:
+    """Whether the Triton package can be imported (the CUDA kernels need it)."""
+    return importlib.util.find_spec("triton") is not None
+
+
+def _gpu() -> ModuleType:
+    from . import gpu
+
+    return gpu
+
+
+def _launch_forward(kernel: str, x: torch.Tensor, *args: Any) -> int:
+    if kernel == "triton":
+        return _gpu().forward(x, *args)
+    tensors = [a for a in args if isinstance(a, torch.Tensor)]
+    v0, i0, am, asn, k, vl, th, vr = tensors[:8]
+    reset, nxt, vfirst = args[8:11]
+    s, u, vo, io, vT, iT = tensors[8:]
+    bad = np.zeros((x.shape[1] + cpu.CHUNK - 1) // cpu.CHUNK, dtype=np.int64)
+    cpu.forward(_np(x), *(_np(t) for t in (v0, i0, am, asn, k, vl, th, vr)), reset, nxt,
+                vfirst, *(_np(t) for t in (s, u, vo, io, vT, iT)), bad)
+    return int(bad.sum())
+
+
+def _launch_backward(kernel: str, *args: Any) -> None:
+    if kernel == "triton":
+        _gpu().backward(*args)
+        return
+    cpu.backward(*(_np(a) if isinstance(a, torch.Tensor) else a for a in args))
 
 
 class _FusedCuba(torch.autograd.Function):
     """``(x, v0, i0, a_m, a_s, k, v_leak, theta, v_reset) -> (S, v_trace, v_T, i_T)``.
 
-    ``x`` is ``[T, M]``; every other tensor is ``[M]``; all contiguous, same dtype.
-    ``cfg = (reset, next_step, voltage_first, surrogate id, slope, detach, is_lif,
-    record_v)``.
+    ``x`` is ``[T, M]``; every other tensor is ``[M]``; all contiguous, same dtype and
+    device. ``cfg = (reset, next_step, voltage_first, surrogate id, slope, detach,
+    is_lif, record_v, kernel)``.
     """
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, v0: torch.Tensor, i0: torch.Tensor,
                 am: torch.Tensor, asyn: torch.Tensor, k: torch.Tensor, vl: torch.Tensor,
                 th: torch.Tensor, vr: torch.Tensor, cfg: tuple) -> tuple[torch.Tensor, ...]:
-        reset, nxt, vfirst, sid, slope, detach, is_lif, record_v = cfg
-        T, M = x.shape
-        dt_ = x.dtype
+        reset, nxt, vfirst, sid, slope, detach, is_lif, record_v, kernel = cfg
         need_grad = any(ctx.needs_input_grad[:9])
         pgrad = any(ctx.needs_input_grad[3:9])
         s = torch.empty_like(x)
-        u = torch.empty_like(x) if need_grad else _empty(dt_)
-        vtr = torch.empty_like(x) if record_v else _empty(dt_)
-        cur = torch.empty_like(x) if (pgrad and not is_lif) else _empty(dt_)
+        u = torch.empty_like(x) if need_grad else _empty(x)
+        vtr = torch.empty_like(x) if record_v else _empty(x)
+        cur = torch.empty_like(x) if (pgrad and not is_lif) else _empty(x)
         vT, iT = torch.empty_like(v0), torch.empty_like(i0)
-        bad = np.zeros((M + cpu.CHUNK - 1) // cpu.CHUNK, dtype=np.int64)
-        cpu.forward(_np(x), _np(v0), _np(i0), _np(am), _np(asyn), _np(k), _np(vl), _np(th),
-                    _np(vr), reset, nxt, vfirst, _np(s), _np(u), _np(vtr), _np(cur),
-                    _np(vT), _np(iT), bad)
-        nbad = int(bad.sum())
+        nbad = _launch_forward(kernel, x, v0, i0, am, asyn, k, vl, th, vr, reset, nxt, vfirst,
+                               s, u, vtr, cur, vT, iT)
         if nbad:
             raise InputValueError(
-                f"input x contains NaN or infinite values (at {nbad} neuron(s) of {M})")
+                f"input x contains NaN or infinite values (at {nbad} neuron(s) of {x.shape[1]})")
         ctx.cfg = cfg
         ctx.pgrad = pgrad
         if need_grad:
@@ -74,30 +107,23 @@ class _FusedCuba(torch.autograd.Function):
         return s, vtr, vT, iT
 
     @staticmethod
-    def backward(ctx: Any, gs: torch.Tensor, gvtr: torch.Tensor, gvT: torch.Tensor,
-                 giT: torch.Tensor) -> tuple[Any, ...]:
-        reset, nxt, vfirst, sid, slope, detach, is_lif, record_v = ctx.cfg
+    def backward(ctx: Any, gs: torch.Tensor | None, gvtr: torch.Tensor | None,
+                 gvT: torch.Tensor | None, giT: torch.Tensor | None) -> tuple[Any, ...]:
+        reset, nxt, vfirst, sid, slope, detach, is_lif, record_v, kernel = ctx.cfg
         u, cur, v0, i0, am, asyn, k, vl, th, vr = ctx.saved_tensors
-        dtype = u.dtype
         gs = _zeros_if_none(gs, u).contiguous()
-        gvtr = gvtr.contiguous() if (record_v and gvtr is not None) else _empty(dtype)
+        gvtr = gvtr.contiguous() if (record_v and gvtr is not None) else _empty(u)
         gvT = _zeros_if_none(gvT, v0).contiguous()
         giT = _zeros_if_none(giT, i0).contiguous()
         gx = torch.empty_like(u)
         gv0, gi0 = torch.empty_like(v0), torch.empty_like(i0)
         grads = [torch.zeros_like(v0) for _ in range(6)]
-        cur_np = _np(cur) if ctx.pgrad else _np(_empty(dtype))
-        cpu.backward(_np(gs), _np(gvtr), _np(gvT), _np(giT), _np(u), cur_np, _np(v0),
-                     _np(i0), _np(am), _np(asyn), _np(k), _np(vl), _np(th), _np(vr),
-                     reset, nxt, vfirst, sid, slope, detach, int(ctx.pgrad),
-                     _np(gx), _np(gv0), _np(gi0), *(_np(g) for g in grads))
+        _launch_backward(kernel, gs, gvtr, gvT, giT, u, cur if ctx.pgrad else _empty(u), v0,
+                         i0, am, asyn, k, vl, th, vr, reset, nxt, vfirst, sid, slope, detach,
+                         int(ctx.pgrad), gx, gv0, gi0, *grads)
         need = ctx.needs_input_grad
-        g_am, g_as, g_k, g_vl, g_th, g_vr = grads
-        return (gx if need[0] else None, gv0 if need[1] else None,
-                gi0 if need[2] else None, g_am if need[3] else None,
-                g_as if need[4] else None, g_k if need[5] else None,
-                g_vl if need[6] else None, g_th if need[7] else None,
-                g_vr if need[8] else None, None)
+        outs = (gx, gv0, gi0, *grads)
+        return (*(g if need[n] else None for n, g in enumerate(outs)), None)
 
 
 def _zeros_if_none(g: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
@@ -110,46 +136,63 @@ def _flat(value: Any, shape: torch.Size, like: torch.Tensor) -> torch.Tensor:
     return t.expand(shape).reshape(-1).contiguous()
 
 
-def _run(x: torch.Tensor, v0: torch.Tensor, i0: torch.Tensor, am: Any, asyn: Any, k: Any,
-         p: F_lif.LIFParameters, record_v: bool, is_lif: bool,
-         vfirst: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
-    if x.device.type != "cpu":
-        from . import gpu
+def _pick_kernel(kernel: str, x: torch.Tensor) -> str | None:
+    check_choice("kernel", kernel, KERNELS)
+    if kernel != "auto":
+        return kernel
+    if x.device.type == "cpu":
+        return "numba"
+    if x.device.type == "cuda" and triton_available():
+        return "triton"
+    return None
 
-        return gpu.run(x, v0, i0, am, asyn, k, p, record_v, is_lif, vfirst)
-    T = x.shape[0]
-    shape = x.shape[1:]
-    x2 = x.reshape(T, -1).contiguous()
-    cfg = (_RESET[p.reset], int(p.reset_at == "next_step"), int(vfirst), p.surrogate_id,
-           p.surrogate_slope, int(p.detach_reset), is_lif, record_v)
+
+_warned: set[str] = set()
+
+
+def _run(x: torch.Tensor, state: Any, p: F_lif.LIFParameters, dt: float, record_v: bool,
+         kernel: str, coeffs: tuple[Any, Any, Any], is_lif: bool) -> MultiStep:
+    F = F_lif if is_lif else F_cuba
+    if state is None:
+        state = F.initial_state(x[0], p)
+    chosen = _pick_kernel(kernel, x)
+    if chosen is None:
+        if x.device.type not in _warned:
+            _warned.add(x.device.type)
+            warnings.warn(f"no fused kernel for device {x.device.type!r} (Triton not "
+                          f"installed?): running the reference loop", stacklevel=3)
+        return loop.run(F.step, x, state, p, dt, record_v=record_v)
+    T, shape = x.shape[0], x.shape[1:]
+    am, asyn, k = coeffs
+    cfg = (_RESET[p.reset], int(p.reset_at == "next_step"),
+           int(not is_lif and p.order == "voltage_first"), p.surrogate_id, p.surrogate_slope,
+           int(p.detach_reset), is_lif, record_v, chosen)
     params = [_flat(c, shape, x) for c in (am, asyn, k, p.v_leak, p.threshold, p.v_reset)]
-    s, vtr, vT, iT = _FusedCuba.apply(x2, v0.reshape(-1).contiguous(),
+    i0 = torch.zeros_like(state.v) if is_lif else state.i
+    s, vtr, vT, iT = _FusedCuba.apply(x.reshape(T, -1).contiguous(),
+                                      state.v.reshape(-1).contiguous(),
                                       i0.reshape(-1).contiguous(), *params, cfg)
-    return (s.view(x.shape), vtr.view(x.shape) if record_v else None, vT.view(shape),
-            iT.view(shape))
+    v = vtr.view(x.shape) if record_v else None
+    new_state = F_lif.LIFState(vT.view(shape)) if is_lif else \
+        F_cuba.CubaLIFState(vT.view(shape), iT.view(shape))
+    return MultiStep(s.view(x.shape), v, new_state)
 
 
 def lif_multistep(x: torch.Tensor, state: F_lif.LIFState | None, p: F_lif.LIFParameters,
-                  dt: float, record_v: bool = False) -> MultiStep:
+                  dt: float, record_v: bool = False, kernel: str = "auto") -> MultiStep:
     """Fused equivalent of ``loop.run(functional.lif.step, x, state, p, dt, record_v)``.
 
     ``x``: ``[T, B, ...]`` input (V); returns spikes ``[T, B, ...]``, the membrane trace
     if ``record_v``, and the final :class:`~aura_snn.functional.lif.LIFState`.
+    ``kernel``: ``"auto"`` (numba on CPU, Triton on CUDA), or force one (tests run the
+    Triton kernels on CPU tensors in Triton's interpreter).
     """
-    if state is None:
-        state = F_lif.initial_state(x[0], p)
     a, g = F_lif.coefficients(p, dt)
-    zeros = torch.zeros_like(state.v)
-    s, vtr, vT, _ = _run(x, state.v, zeros, a, 0.0, g, p, record_v, True, False)
-    return MultiStep(s, vtr, F_lif.LIFState(vT))
+    return _run(x, state, p, dt, record_v, kernel, (a, 0.0, g), True)
 
 
 def cuba_multistep(x: torch.Tensor, state: F_cuba.CubaLIFState | None,
-                   p: F_cuba.CubaLIFParameters, dt: float, record_v: bool = False) -> MultiStep:
+                   p: F_cuba.CubaLIFParameters, dt: float, record_v: bool = False,
+                   kernel: str = "auto") -> MultiStep:
     """Fused equivalent of ``loop.run(functional.cuba.step, x, state, p, dt, record_v)``."""
-    if state is None:
-        state = F_cuba.initial_state(x[0], p)
-    a_m, a_s, k = F_cuba.coefficients(p, dt)
-    s, vtr, vT, iT = _run(x, state.v, state.i, a_m, a_s, k, p, record_v, False,
-                          p.order == "voltage_first")
-    return MultiStep(s, vtr, F_cuba.CubaLIFState(vT, iT))
+    return _run(x, state, p, dt, record_v, kernel, F_cuba.coefficients(p, dt), False)

@@ -50,12 +50,12 @@ def detach_state(state: Any) -> Any:
 
 
 class _ObserverHandle:
-    def __init__(self, owner: SpikingNeuron, fn: Observer) -> None:
-        self._owner, self._fn = owner, fn
+    def __init__(self, owner: SpikingNeuron, entry: tuple[Observer, bool]) -> None:
+        self._owner, self._entry = owner, entry
 
     def remove(self) -> None:
-        if self._fn in self._owner._observers:
-            self._owner._observers.remove(self._fn)
+        if self._entry in self._owner._observers:
+            self._owner._observers.remove(self._entry)
 
 
 class SpikingNeuron(nn.Module):
@@ -94,7 +94,7 @@ class SpikingNeuron(nn.Module):
         self._store("threshold", threshold, learn_threshold)
         for name, tau in time_constants.items():
             self._store(name, tau, learn_tau)
-        self._observers: list[Observer] = []
+        self._observers: list[tuple[Observer, bool]] = []
         self.neuron_parameters()  # validate the combination once, at construction
 
     def _store(self, name: str, value: float | torch.Tensor, learnable: bool) -> None:
@@ -120,12 +120,13 @@ class SpikingNeuron(nn.Module):
         return self.params_cls(**values, **self._static)
 
     # -- observers ------------------------------------------------------------------
-    def add_observer(self, fn: Observer) -> _ObserverHandle:
-        """Call ``fn(module, MultiStep)`` after every ``run``/``forward``; the membrane
-        trace is recorded while at least one observer is attached. Returns a handle
-        with ``remove()``."""
-        self._observers.append(fn)
-        return _ObserverHandle(self, fn)
+    def add_observer(self, fn: Observer, needs_v: bool = False) -> _ObserverHandle:
+        """Call ``fn(module, MultiStep)`` after every ``run``/``forward``. With
+        ``needs_v`` the membrane trace is computed for it. Outputs are unchanged.
+        Returns a handle with ``remove()``."""
+        entry = (fn, bool(needs_v))
+        self._observers.append(entry)
+        return _ObserverHandle(self, entry)
 
     # -- running --------------------------------------------------------------------
     def _use_fused(self, x: torch.Tensor) -> bool:
@@ -155,7 +156,7 @@ class SpikingNeuron(nn.Module):
             raise ShapeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
         self._check_state(state, x[0])
         p = self.neuron_parameters()
-        record = record_v or bool(self._observers)
+        record = record_v or any(needs for _, needs in self._observers)
         if self._use_fused(x):
             if x.device.type != "cpu":
                 check_tensor("x", x)
@@ -163,7 +164,7 @@ class SpikingNeuron(nn.Module):
         else:
             check_tensor("x", x)
             out = reference_run(self.functional.step, x, state, p, self.dt, record_v=record)
-        for fn in self._observers:
+        for fn, _ in self._observers:
             fn(self, out)
         return out if (record_v or out.v is None) else MultiStep(out.spikes, None, out.state)
 

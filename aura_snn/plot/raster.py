@@ -1,0 +1,56 @@
+"""Spike rasters and figure saving."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+from .._io import atomic_path
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_raster(ax: Any, spikes: torch.Tensor, dt: float, title: str = "",
+                max_neurons: int = 256, color: str = "k") -> None:
+    """Draw a ``[T, N]`` spike raster on ``ax`` (time in ms on x, neuron index on y)."""
+    s = spikes.detach().reshape(spikes.shape[0], -1)[:, :max_neurons].cpu()
+    t_idx, n_idx = torch.nonzero(s, as_tuple=True)
+    ax.scatter(t_idx.numpy() * dt * 1e3, n_idx.numpy(), s=2, c=color, marker="|", linewidths=0.8)
+    ax.set_xlim(0, s.shape[0] * dt * 1e3)
+    ax.set_ylim(-0.5, s.shape[1] - 0.5)
+    ax.set_xlabel("time (ms)")
+    ax.set_ylabel("neuron")
+    if title:
+        ax.set_title(title, fontsize=10)
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 120) -> None:
+    """Save a matplotlib figure to ``path`` atomically (format from the extension)."""
+    suffix = os.path.splitext(str(path))[1] or ".png"
+    with atomic_path(path, suffix=suffix) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=suffix.lstrip("."))
+    _plt().close(fig)
+
+
+def save_rasters(path: str | os.PathLike[str], rasters: dict[str, torch.Tensor], dt: float,
+                 title: str = "") -> None:
+    """One raster panel per layer (``{name: [T, N]}``), stacked vertically, saved as PNG."""
+    plt = _plt()
+    n = len(rasters)
+    fig, axes = plt.subplots(n, 1, figsize=(7, 2.2 * n + 0.6), squeeze=False)
+    for ax, (name, s) in zip(axes[:, 0], rasters.items(), strict=True):
+        rate = float(s.float().mean()) / dt
+        plot_raster(ax, s, dt, f"{name}: {s.shape[-1]} neurons, {rate:.1f} Hz mean")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    save_figure(fig, path)

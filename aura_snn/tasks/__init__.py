@@ -1,0 +1,1 @@
+"""Ready-made tasks used by the ``aura-snn`` command, the examples and the tests."""
