@@ -25,31 +25,51 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from ..functional.surrogate import arctan_grad, fast_sigmoid_grad, triangle_grad
 
-CHUNK = 256
+CHUNK = 1024
 
-_jit = numba.njit(cache=True, nogil=True)
-_inl = numba.njit(cache=True, nogil=True, inline="always")
+# error_model="numpy": a float division by zero gives inf instead of raising. The
+# Python error model puts a zero check (and an exception path) in every division,
+# which stops LLVM from vectorising the surrogate's 1/(1 + k|x|)^2.
+_jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+_inl = numba.njit(cache=True, nogil=True, inline="always", error_model="numpy")
 _fs = _inl(fast_sigmoid_grad)
 _at = _inl(arctan_grad)
 _tr = _inl(triangle_grad)
 
 
+def _like(ref, value):  # noqa: ANN001, ANN202
+    """``value`` converted to the float type of ``ref`` (compiled by the overload below)."""
+    raise RuntimeError("only callable from compiled code")
+
+
+@overload(_like, inline="always")
+def _like_impl(ref, value):  # noqa: ANN001, ANN202
+    if ref == types.float32:
+        return lambda ref, value: np.float32(value)
+    return lambda ref, value: np.float64(value)
+
+
 @_inl
 def _sg(x, sid, slope):  # noqa: ANN001, ANN202 - compiled
+    """Surrogate derivative at ``x``, in ``x``'s precision. The shared formulas' float
+    literals make numba evaluate them in float64; the result is narrowed back so the
+    rest of a float32 loop stays float32 (and twice as wide in SIMD)."""
     ax = abs(x)
     if sid == 0:
-        return _fs(ax, slope)
+        return _like(x, _fs(ax, slope))
     if sid == 1:
-        return _at(ax, slope)
-    return _tr(ax, slope)
+        return _like(x, _at(ax, slope))
+    return _like(x, _tr(ax, slope))
 
 
 @_jit
-def _fwd_spike(chk, xr, sr, ur, vo, io, v, cur, am, asn, k, vl, th, vrs,
-               reset, vfirst, save_u, save_v, save_i):  # pragma: no cover - compiled
+def _fwd_spike(chk, xr, sr, ur, vo, io, v, cur, am, asn, k, vl, th, vrs, reset,
+               vfirst):  # pragma: no cover - compiled
     """One step for a chunk, reset in the spiking step. ``chk[j]`` accumulates
     ``x - x`` (0, or NaN once a non-finite input arrived): elementwise, so the loop
     still vectorises, unlike a counter."""
@@ -73,17 +93,14 @@ def _fwd_spike(chk, xr, sr, ur, vo, io, v, cur, am, asn, k, vl, th, vrs,
         v[j] = vn
         cur[j] = inew
         sr[j] = s
-        if save_u:
-            ur[j] = u
-        if save_v:
-            vo[j] = vn
-        if save_i:
-            io[j] = inew
+        ur[j] = u
+        vo[j] = vn
+        io[j] = inew
 
 
 @_jit
-def _fwd_next(chk, xr, sr, ur, vo, io, v, cur, am, asn, k, vl, th, vrs,
-              reset, vfirst, save_u, save_v, save_i):  # pragma: no cover - compiled
+def _fwd_next(chk, xr, sr, ur, vo, io, v, cur, am, asn, k, vl, th, vrs, reset,
+              vfirst):  # pragma: no cover - compiled
     """One step for a chunk, reset applied at the next step (state keeps ``u``)."""
     one = np.ones(1, xr.dtype)[0]
     zero = one - one
@@ -106,15 +123,12 @@ def _fwd_next(chk, xr, sr, ur, vo, io, v, cur, am, asn, k, vl, th, vrs,
         v[j] = u
         cur[j] = inew
         sr[j] = s
-        if save_u:
-            ur[j] = u
-        if save_v:
-            vo[j] = u
-        if save_i:
-            io[j] = inew
+        ur[j] = u
+        vo[j] = u
+        io[j] = inew
 
 
-@numba.njit(cache=True, parallel=True, nogil=True)
+@numba.njit(cache=True, parallel=True, nogil=True, error_model="numpy")
 def forward(x, v0, i0, am, asn, k, vl, th, vr, reset, nxt, vfirst,
             s_out, u_out, v_out, i_out, vT, iT, bad):  # pragma: no cover - compiled
     """Forward over ``T`` steps. ``u_out`` (pre-reset membrane, for backward), ``v_out``
@@ -133,47 +147,57 @@ def forward(x, v0, i0, am, asn, k, vl, th, vr, reset, nxt, vfirst,
         am_, as_, k_ = am[lo:hi], asn[lo:hi], k[lo:hi]
         vl_, th_, vr_ = vl[lo:hi], th[lo:hi], vr[lo:hi]
         chk = np.zeros(hi - lo, x.dtype)
+        # outputs that were not asked for go to a per-chunk scratch row (in L1): the
+        # inner loops then store unconditionally and stay vectorised
+        scratch = np.empty((3, hi - lo), x.dtype)
         for t in range(T):
-            ur = u_out[t, lo:hi] if save_u else u_out[0, 0:0]
-            vo = v_out[t, lo:hi] if save_v else v_out[0, 0:0]
-            io = i_out[t, lo:hi] if save_i else i_out[0, 0:0]
+            ur = u_out[t, lo:hi] if save_u else scratch[0]
+            vo = v_out[t, lo:hi] if save_v else scratch[1]
+            io = i_out[t, lo:hi] if save_i else scratch[2]
             if nxt:
                 _fwd_next(chk, x[t, lo:hi], s_out[t, lo:hi], ur, vo, io, v, cur, am_, as_,
-                          k_, vl_, th_, vr_, reset, vfirst, save_u, save_v, save_i)
+                          k_, vl_, th_, vr_, reset, vfirst)
             else:
                 _fwd_spike(chk, x[t, lo:hi], s_out[t, lo:hi], ur, vo, io, v, cur, am_, as_,
-                           k_, vl_, th_, vr_, reset, vfirst, save_u, save_v, save_i)
+                           k_, vl_, th_, vr_, reset, vfirst)
         vT[lo:hi] = v
         iT[lo:hi] = cur
         bad[c] = np.sum(chk != 0)
 
 
 @_jit
-def _bwd_step(gsr, gtr, ur, up, cur_t, cur_p, v0, i0, gxr, gv, gi, am, asn, k, vl, th, vrs,
-              g_am, g_as, g_k, g_vl, g_th, g_vr, first, has_tr, reset, nxt, vfirst, sid,
-              slope, detach, pgrad):  # pragma: no cover - compiled
-    """Reverse one step for a chunk: updates ``gv``/``gi`` (grads of the state after the
-    step -> before it), writes ``gxr`` and accumulates parameter grads if ``pgrad``."""
+def _prev_membrane(up, th, vrs, reset, nxt, out):  # pragma: no cover - compiled
+    """Membrane state after step ``t - 1`` from its saved pre-reset value ``up``."""
+    one = np.ones(1, up.dtype)[0]
+    zero = one - one
+    for j in range(out.shape[0]):
+        upj = up[j]
+        sp = one if upj - th[j] > zero else zero
+        if nxt or reset == 2:
+            out[j] = upj
+        elif reset == 0:
+            out[j] = upj - th[j] * sp
+        else:
+            out[j] = (one - sp) * upj + sp * vrs[j]
+
+
+@_jit
+def _bwd_step(gsr, gtr, ur, vpr, ipr, cur_t, gxr, gv, gi, am, asn, k, vl, th, vrs,
+              g_am, g_as, g_k, g_vl, g_th, g_vr, reset, nxt, vfirst, sid, slope,
+              detach, pgrad):  # pragma: no cover - compiled
+    """Reverse one step for a chunk: ``gv``/``gi`` go from the grads of the state after
+    the step to those before it; writes ``gxr`` and accumulates the parameter grads.
+    ``vpr``/``ipr`` are the membrane and current before the step; the trace grad
+    ``gtr`` is a row of zeros when there is no trace, so the loop has only
+    loop-invariant branches and vectorises."""
     one = np.ones(1, ur.dtype)[0]
     zero = one - one
     for j in range(gv.shape[0]):
         theta = th[j]
         ut = ur[j]
         sg = _sg(ut - theta, sid, slope)
-        gvt = gv[j] + gtr[j] if has_tr else gv[j]
-        if first:
-            vp = v0[j]
-        elif nxt:
-            vp = up[j]
-        else:
-            upj = up[j]
-            sp = one if upj - theta > zero else zero
-            if reset == 0:
-                vp = upj - theta * sp
-            elif reset == 1:
-                vp = (one - sp) * upj + sp * vrs[j]
-            else:
-                vp = upj
+        gvt = gv[j] + gtr[j]
+        vp = vpr[j]
         if nxt:
             r = one if vp > theta else zero
             gu = gvt + gsr[j] * sg
@@ -220,14 +244,48 @@ def _bwd_step(gsr, gtr, ur, up, cur_t, cur_p, v0, i0, gxr, gv, gi, am, asn, k, v
         gxr[j] = gin
         gv[j] = gvp
         if pgrad:
-            ip = i0[j] if first else cur_p[j]
+            ip = ipr[j]
+            g_k[j] += gu * (ip if vfirst else cur_t[j])
             g_am[j] += gu * (w - vl[j])
             g_vl[j] += gu * (one - am[j])
-            g_k[j] += gu * (ip if vfirst else cur_t[j])
             g_as[j] += gin * ip
 
 
-@numba.njit(cache=True, parallel=True, nogil=True)
+@_jit
+def _bwd_fast(gsr, gtr, ur, vpr, gxr, gv, gi, am, asn, k, th, vrs, nxt, c_sub, c_zero,
+              c_du, vf, sid, slope):  # pragma: no cover - compiled
+    """Reverse one step without parameter gradients (the common training case).
+
+    The reset and order options enter as 0/1 coefficients instead of branches
+    (``dv/du = 1 - c_du S``, ``dv/dS = -c_sub theta + c_zero (v_reset - u)``; ``vf``
+    selects where the current enters), so the only loop-invariant branches left are the
+    surrogate and the reset timing and LLVM vectorises the loop. Multiplying by 1 and
+    adding 0 are exact, so the results equal those of :func:`_bwd_step` bit for bit.
+    """
+    one = np.ones(1, ur.dtype)[0]
+    zero = one - one
+    for j in range(gv.shape[0]):
+        theta = th[j]
+        ut = ur[j]
+        sg = _sg(ut - theta, sid, slope)
+        gvt = gv[j] + gtr[j]
+        if nxt:
+            r = one if vpr[j] > theta else zero
+            gu = gvt + gsr[j] * sg
+            gvp = am[j] * (one - c_du * r) * gu
+        else:
+            st = one if ut - theta > zero else zero
+            gst = gsr[j] + gvt * (c_zero * (vrs[j] - ut) - c_sub * theta)
+            gu = gvt * (one - c_du * st) + gst * sg
+            gvp = am[j] * gu
+        kgu = k[j] * gu
+        gin = gi[j] + (one - vf) * kgu
+        gi[j] = asn[j] * gin + vf * kgu
+        gxr[j] = gin
+        gv[j] = gvp
+
+
+@numba.njit(cache=True, parallel=True, nogil=True, error_model="numpy")
 def backward(gs, gvtr, gvT, giT, u, cur, v0, i0, am, asn, k, vl, th, vr,
              reset, nxt, vfirst, sid, slope, detach, pgrad,
              gx, gv0, gi0, g_am, g_as, g_k, g_vl, g_th, g_vr):  # pragma: no cover
@@ -238,7 +296,7 @@ def backward(gs, gvtr, gvT, giT, u, cur, v0, i0, am, asn, k, vl, th, vr,
     pre-reset membrane; ``cur`` the current after each step (for LIF: the input
     itself), read only when ``pgrad`` is 1 (parameter gradients wanted).
     Outputs: ``gx`` ``[T, M]``, ``gv0``, ``gi0``; per-neuron parameter grads ``[M]`` are
-    accumulated into the given arrays, which the caller zeroes.
+    accumulated into the given arrays (the caller zeroes them) when ``pgrad`` is 1.
     """
     T, M = u.shape
     nchunks = (M + CHUNK - 1) // CHUNK
@@ -246,19 +304,39 @@ def backward(gs, gvtr, gvT, giT, u, cur, v0, i0, am, asn, k, vl, th, vr,
     for c in numba.prange(nchunks):
         lo = c * CHUNK
         hi = min(M, lo + CHUNK)
+        n = hi - lo
         gv = gvT[lo:hi].copy()
         gi = giT[lo:hi].copy()
-        pg = (g_am[lo:hi], g_as[lo:hi], g_k[lo:hi], g_vl[lo:hi], g_th[lo:hi], g_vr[lo:hi])
-        empty = u[0, 0:0]
+        vp = np.empty(n, u.dtype)
+        zeros = np.zeros(n, u.dtype)
+        scratch = np.zeros((6, n), u.dtype)
+        if pgrad:
+            pg = (g_am[lo:hi], g_as[lo:hi], g_k[lo:hi], g_vl[lo:hi], g_th[lo:hi], g_vr[lo:hi])
+        else:
+            pg = (scratch[0], scratch[1], scratch[2], scratch[3], scratch[4], scratch[5])
+        am_, as_, k_ = am[lo:hi], asn[lo:hi], k[lo:hi]
+        vl_, th_, vr_ = vl[lo:hi], th[lo:hi], vr[lo:hi]
+        need_vp = pgrad or nxt  # the membrane before the step enters only these terms
+        one = np.ones(1, u.dtype)[0]
+        c_sub = one if (reset == 0 and not detach) else one - one
+        c_zero = one if (reset == 1 and not detach) else one - one
+        c_du = one if reset == 1 else one - one
+        vf = one if vfirst else one - one
         for t in range(T - 1, -1, -1):
-            first = t == 0
-            up = empty if first else u[t - 1, lo:hi]
-            cur_t = cur[t, lo:hi] if pgrad else empty
-            cur_p = cur[t - 1, lo:hi] if (pgrad and not first) else empty
-            gtr = gvtr[t, lo:hi] if has_tr else empty
-            _bwd_step(gs[t, lo:hi], gtr, u[t, lo:hi], up, cur_t, cur_p, v0[lo:hi], i0[lo:hi],
-                      gx[t, lo:hi], gv, gi, am[lo:hi], asn[lo:hi], k[lo:hi], vl[lo:hi],
-                      th[lo:hi], vr[lo:hi], pg[0], pg[1], pg[2], pg[3], pg[4], pg[5],
-                      first, has_tr, reset, nxt, vfirst, sid, slope, detach, pgrad)
+            if t == 0:
+                vp[:] = v0[lo:hi]
+                ip = i0[lo:hi] if pgrad else zeros
+            else:
+                if need_vp:
+                    _prev_membrane(u[t - 1, lo:hi], th_, vr_, reset, nxt, vp)
+                ip = cur[t - 1, lo:hi] if pgrad else zeros
+            gtr = gvtr[t, lo:hi] if has_tr else zeros
+            if pgrad:
+                _bwd_step(gs[t, lo:hi], gtr, u[t, lo:hi], vp, ip, cur[t, lo:hi], gx[t, lo:hi],
+                          gv, gi, am_, as_, k_, vl_, th_, vr_, pg[0], pg[1], pg[2], pg[3],
+                          pg[4], pg[5], reset, nxt, vfirst, sid, slope, detach, pgrad)
+            else:
+                _bwd_fast(gs[t, lo:hi], gtr, u[t, lo:hi], vp, gx[t, lo:hi], gv, gi, am_, as_,
+                          k_, th_, vr_, nxt, c_sub, c_zero, c_du, vf, sid, slope)
         gv0[lo:hi] = gv
         gi0[lo:hi] = gi
