@@ -149,7 +149,12 @@ def train(cfg: DigitsConfig = DigitsConfig(),
     with Monitor(model) as mon, torch.no_grad():
         model(_present(xte, cfg.steps))
     layers = mon.summary(cfg.dt)
-    rasters = {name: s[:, 0] for name, s in mon.spikes.items()}
+    # one test sample of each digit, presented back to back: [10 T, neurons] per layer
+    first = torch.stack([torch.nonzero(yte == d)[0, 0] for d in range(10)])
+    with Monitor(model) as mon, torch.no_grad():
+        model(_present(xte[first], cfg.steps))
+    rasters = {name: s.permute(1, 0, 2).reshape(-1, s.shape[-1])
+               for name, s in mon.spikes.items()}
     return DigitsResult(config=asdict(cfg), test_accuracy=test_acc, train_accuracy=train_acc,
                         history=history, layers=layers, rasters=rasters,
                         train_seconds=seconds)

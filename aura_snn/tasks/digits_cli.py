@@ -48,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
 
     out.mkdir(parents=True, exist_ok=True)
     save_rasters(out / "raster.png", result.rasters, cfg.dt,
-                 title=f"digits test sample, accuracy {result.test_accuracy:.1%}")
+                 title=f"one test image per digit, {cfg.steps} ms each "
+                       f"(test accuracy {result.test_accuracy:.1%})",
+                 segments=[str(d) for d in range(10)])
     atomic_write_json(out / "summary.json", result.to_json())
     print(f"wrote {out / 'summary.json'} and {out / 'raster.png'}")
     return 0
