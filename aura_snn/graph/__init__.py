@@ -1,0 +1,51 @@
+"""The hybrid graph: regions (nodes, spiking or dense) and projections (edges, dense or
+sparse), a stepper with two backends (torch autograd, compiled engine), monitors,
+connectivity builders, and the ``aura-snn simulate`` command.
+
+Names are imported lazily (PEP 562) so that ``aura_snn.graph.simulate_cli`` and the
+numpy-only helpers (``connectivity``, ``monitors``) load without torch.
+
+=================== ========================================================
+:class:`Graph`      regions + projections, ``run``, state, monitors
+:class:`SpikingRegion`, :class:`DenseRegion`, :class:`PoissonRegion`,
+:class:`InputRegion`, :class:`ModuleRegion`            the nodes
+:class:`Projection` an edge (weights, delays, sign, receptor, plasticity socket)
+:class:`Monitor`    recording to memory, NPZ or HDF5
+:mod:`.connectivity` fixed probability / in-degree / out-degree, one-to-one,
+                    all-to-all, distance on a 2-D sheet
+:mod:`.engine`      compiled event-driven simulator (numba)
+:mod:`.config`      network files (TOML/YAML) -> graph
+=================== ========================================================
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Graph": "graph", "GraphState": "graph", "RunResult": "graph",
+    "Region": "regions", "SpikingRegion": "regions", "DenseRegion": "regions",
+    "PoissonRegion": "regions", "InputRegion": "regions", "ModuleRegion": "regions",
+    "Projection": "projection", "PlasticityRule": "projection", "Traces": "projection",
+    "Monitor": "monitors", "Recording": "monitors", "load_recording": "monitors",
+    "Connectivity": "connectivity", "fixed_probability": "connectivity",
+    "fixed_indegree": "connectivity", "fixed_outdegree": "connectivity",
+    "one_to_one": "connectivity", "all_to_all": "connectivity", "distance": "connectivity",
+    "sheet_positions": "connectivity", "from_indices": "connectivity",
+    "load_config": "config", "build_graph": "config",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

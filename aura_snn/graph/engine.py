@@ -1,0 +1,502 @@
+r"""Compiled event-driven engine: runs a graph without a Python step loop.
+
+For no-gradient runs on the CPU, :meth:`aura_snn.graph.Graph.run` hands supported
+graphs to this engine. It compiles the graph into flat arrays once per run:
+
+* all spiking neurons in one state vector (``v``, receptor currents, refractory
+  counters), region by region, with per-region coefficients computed by
+  :mod:`aura_snn.functional` (``lif``, ``cuba``, ``cuba_refractory``);
+* every projection merged into one CSR table indexed by presynaptic output, whose
+  entries point straight at a postsynaptic receptor input, with per-synapse delays;
+* pending inputs in a ring buffer ``pend[L, inputs]`` (``L = 2 + max delay``): a
+  spike of step ``t`` through a synapse of delay ``d`` is added to row
+  ``(t + 1 + d) % L``, read and cleared in step ``t + 1 + d``.
+
+Each step, :func:`aura_snn.graph._kernels.run_steps` updates every population with a
+vectorised loop, gathers the spikes from a byte mask and propagates only those
+(event-driven: the cost of synaptic transmission grows with the number of spikes
+times the out-degree, not with the number of synapses). It runs chunks of steps
+between which monitors are fed (and streamed to disk) and the progress bar advances.
+
+What it supports (:func:`unsupported_reason` says why not otherwise): spiking
+regions of the models ``lif``, ``cuba``, ``cuba_refractory`` (functional or neuron
+modules) with scalar parameters and ``reset_at="spike"``; Poisson regions; input
+regions; any projection without plasticity rules or traces; monitors of spikes,
+outputs, state fields and weights. Float32 and float64. A batch runs as independent
+copies in lockstep.
+
+It computes exactly what the torch stepper computes, in the same order
+(``tests/graph/test_engine.py`` asserts identical spikes and states over thousands of
+steps in float64). The only place where results may differ in the last bit is the sum
+of several synaptic inputs arriving at one neuron in one step, which the engine adds
+one by one and torch as a matrix product; tests use dyadic weights, whose sums are
+exact in any order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import ParameterError
+from ..functional import cuba as F_cuba
+from ..functional import cuba_refractory as F_cr
+from ..functional import lif as F_lif
+from . import _kernels
+from ._rng import MASK64, region_key
+from .graph import Graph, GraphState
+from .projection import Projection
+from .regions import InputRegion, PoissonRegion, SpikingRegion
+
+SUPPORTED_MODELS = ("lif", "cuba", "cuba_refractory")
+_RESET_CODE = {"subtract": 0, "zero": 1, "none": 2}
+
+
+def _scalar(name: str, value: Any) -> float | None:
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            return None
+        return float(value.detach())
+    return float(value)
+
+
+def _region_coefficients(r: SpikingRegion, dt: float) -> dict[str, Any] | str:
+    """Engine coefficients of a spiking region, or the reason it is unsupported."""
+    if r.model not in SUPPORTED_MODELS:
+        return f"region {r.name!r} uses model {r.model!r} (engine: {SUPPORTED_MODELS})"
+    p = r.params()
+    if p.reset_at != "spike":
+        return f"region {r.name!r} uses reset_at={p.reset_at!r} (engine: 'spike')"
+    scal = {}
+    for key in ("threshold", "v_reset", "v_leak", "tau_mem"):
+        val = _scalar(key, getattr(p, key))
+        if val is None:
+            return f"region {r.name!r} has a per-neuron {key} (engine: scalars)"
+        scal[key] = val
+    if r.model == "lif":
+        a, g = F_lif.coefficients(p, dt)
+        rec = [(float(g), 0.0, 0.0)]
+        late, nref = 0, 0
+    elif r.model == "cuba":
+        if _scalar("tau_syn", p.tau_syn) is None:
+            return f"region {r.name!r} has a per-neuron tau_syn (engine: scalars)"
+        a, a_s, k = F_cuba.coefficients(p, dt)
+        if p.order == "current_first":
+            rec, late = [(float(k), float(a_s), 1.0)], 0
+        else:
+            rec, late = [(float(k), 1.0, float(a_s))], 1
+        nref = 0
+    else:
+        for tau in p.tau_syn:
+            if _scalar("tau_syn", tau) is None:
+                return f"region {r.name!r} has a per-neuron tau_syn (engine: scalars)"
+        a, a_syn, ks, nref = F_cr.coefficients(p, dt)
+        rec = [(float(k), 1.0, float(ar)) for k, ar in zip(ks, a_syn, strict=True)]
+        late = 0
+    return {"am": float(a), "vl": scal["v_leak"], "th": scal["threshold"],
+            "vr": scal["v_reset"], "reset": _RESET_CODE[p.reset], "nref": int(nref),
+            "late": late, "rec": rec}
+
+
+def unsupported_reason(graph: Graph) -> str | None:
+    """Why the engine cannot run ``graph`` (``None`` when it can)."""
+    if graph.dtype not in (torch.float32, torch.float64):
+        return f"dtype {graph.dtype} (engine: float32, float64)"
+    for r in graph.regions.values():
+        if isinstance(r, SpikingRegion):
+            c = _region_coefficients(r, graph.dt)
+            if isinstance(c, str):
+                return c
+        elif not isinstance(r, (PoissonRegion, InputRegion)):
+            return f"region {r.name!r} is a {r.kind} region (engine: spiking, poisson, input)"
+    for p in graph.projections.values():
+        if p.rules:
+            return f"projection {p.name!r} has plasticity rules"
+        if p.trace_taus is not None:
+            return f"projection {p.name!r} keeps traces"
+    for m in graph.monitors:
+        if m.variable in ("pre_trace", "post_trace"):
+            return f"monitor {m!r} records traces"
+    return None
+
+
+@dataclass
+class _Layout:
+    """Flat layout of a graph for the kernel (shared by all batch elements)."""
+
+    names: list[str]
+    out_off: dict[str, int]
+    n_out: int
+    sp: list[str]
+    sp_off: np.ndarray
+    sp_n: np.ndarray
+    sp_R: np.ndarray
+    sp_coff: np.ndarray
+    sp_kof: np.ndarray
+    sp_reset: np.ndarray
+    sp_nref: np.ndarray
+    sp_late: np.ndarray
+    sp_f: np.ndarray
+    rc: np.ndarray
+    sp_out: np.ndarray
+    n_v: int
+    n_in: int
+    po: list[str]
+    po_out: np.ndarray
+    po_n: np.ndarray
+    po_poff: np.ndarray
+    po_key: np.ndarray
+    po_p: np.ndarray
+    fd: list[str]
+    fd_out: np.ndarray
+    fd_n: np.ndarray
+    fd_voff: np.ndarray
+    n_fed: int
+    indptr: np.ndarray
+    tgt: np.ndarray
+    w: np.ndarray
+    dl: np.ndarray
+    has_dl: bool
+    L: int
+    dtype: np.dtype
+
+
+def _i64(x: list[int]) -> np.ndarray:
+    return np.asarray(x, dtype=np.int64)
+
+
+def build_layout(graph: Graph) -> _Layout:
+    """Flatten ``graph`` (regions, coefficients, merged CSR) for the kernel."""
+    reason = unsupported_reason(graph)
+    if reason is not None:
+        raise ParameterError(f"the engine cannot run this graph: {reason}")
+    dtype = np.float64 if graph.dtype == torch.float64 else np.float32
+    names = list(graph.regions)
+    out_off, o = {}, 0
+    for n in names:
+        out_off[n] = o
+        o += graph.regions[n].size
+    n_out = (o + 7) // 8 * 8  # padded: the kernel reads the mask 8 bytes at a time
+    sp, sp_off, sp_n, sp_R, sp_coff, sp_kof = [], [], [], [], [], []
+    sp_reset, sp_nref, sp_late, sp_f, rc, sp_out = [], [], [], [], [], []
+    po, po_out, po_n, po_poff, po_key, po_p = [], [], [], [], [], []
+    fd, fd_out, fd_n, fd_voff = [], [], [], []
+    nv = nin = npp = nfd = 0
+    cur_off: dict[str, int] = {}
+    for n in names:
+        r = graph.regions[n]
+        if isinstance(r, SpikingRegion):
+            c = _region_coefficients(r, graph.dt)
+            assert isinstance(c, dict)
+            R = len(c["rec"])
+            sp.append(n)
+            sp_off.append(nv)
+            sp_n.append(r.size)
+            sp_R.append(R)
+            sp_coff.append(nin)
+            cur_off[n] = nin
+            sp_kof.append(len(rc))
+            rc.extend(c["rec"])
+            sp_reset.append(c["reset"])
+            sp_nref.append(c["nref"])
+            sp_late.append(c["late"])
+            sp_f.append((c["am"], c["vl"], c["th"], c["vr"]))
+            sp_out.append(out_off[n])
+            nv += r.size
+            nin += R * r.size
+        elif isinstance(r, PoissonRegion):
+            po.append(n)
+            po_out.append(out_off[n])
+            po_n.append(r.size)
+            po_poff.append(npp)
+            po_key.append(region_key(r.seed if r.seed is not None else 0) & MASK64)
+            po_p.append(r.probability(graph.dt).numpy())
+            npp += r.size
+        else:
+            fd.append(n)
+            fd_out.append(out_off[n])
+            fd_n.append(r.size)
+            fd_voff.append(nfd)
+            nfd += r.size
+    rows, tgts, ws, dls = [], [], [], []
+    max_d = 0
+    for p in graph.projections.values():
+        assert isinstance(p, Projection)
+        post = graph.regions[p.post]
+        r_idx = post.receptors.index(p.receptor)
+        pre_i, post_i, w, d = p.to_coo()
+        rows.append(pre_i + out_off[p.pre])
+        tgts.append(post_i + cur_off[p.post] + r_idx * post.size)
+        ws.append(w)
+        dls.append(d)
+        max_d = max(max_d, p.max_delay)
+    if rows:
+        row = np.concatenate(rows)
+        order = np.argsort(row, kind="stable")
+        row = row[order]
+        tgt = np.concatenate(tgts)[order]
+        w = np.concatenate(ws)[order].astype(dtype)
+        dl = np.concatenate(dls)[order].astype(np.int32)
+    else:
+        row = np.zeros(0, np.int64)
+        tgt, w, dl = np.zeros(0, np.int64), np.zeros(0, dtype), np.zeros(0, np.int32)
+    indptr = np.searchsorted(row, np.arange(n_out + 1)).astype(np.int64)
+    tgt = tgt.astype(np.int32 if nin < 2**31 else np.int64)
+    has_dl = bool(dl.size and dl.max() > 0)
+    return _Layout(
+        names, out_off, n_out, sp, _i64(sp_off), _i64(sp_n), _i64(sp_R), _i64(sp_coff),
+        _i64(sp_kof), _i64(sp_reset), _i64(sp_nref), _i64(sp_late),
+        np.asarray(sp_f, dtype=dtype).reshape(-1, 4), np.asarray(rc, dtype=dtype).reshape(-1, 3),
+        _i64(sp_out), nv, nin, po, _i64(po_out), _i64(po_n), _i64(po_poff),
+        np.asarray(po_key, dtype=np.uint64),
+        np.concatenate(po_p) if po_p else np.zeros(0, np.float64),
+        fd, _i64(fd_out), _i64(fd_n), _i64(fd_voff), nfd,
+        indptr, tgt, w, dl if has_dl else np.zeros(0, np.int32), has_dl, max_d + 2, dtype)
+
+
+class _Element:
+    """Engine state arrays of one batch element."""
+
+    def __init__(self, lay: _Layout) -> None:
+        self.v = np.zeros(lay.n_v, lay.dtype)
+        self.cur = np.zeros(lay.n_in, lay.dtype)
+        self.ref = np.zeros(lay.n_v, np.int32)
+        self.pend = np.zeros((lay.L, lay.n_in), lay.dtype)
+        self.flag = np.zeros(lay.n_out, np.uint8)
+
+
+def _load_state(graph: Graph, lay: _Layout, st: GraphState) -> list[_Element]:
+    els = [_Element(lay) for _ in range(st.batch)]
+    t_next = st.t
+    for g, name in enumerate(lay.sp):
+        r = graph.regions[name]
+        s = st.regions[name]
+        o, n, co, R = int(lay.sp_off[g]), r.size, int(lay.sp_coff[g]), int(lay.sp_R[g])
+        v = s.v.detach().cpu().numpy()
+        cur = None
+        if r.model == "cuba_refractory":
+            cur = s.i.detach().cpu().numpy()                        # [R, B, n]
+            ref = s.ref.detach().cpu().numpy()
+        elif r.model == "cuba":
+            cur = s.i.detach().cpu().numpy()[None]                  # [1, B, n]
+        ring = st.pending.get(name, [])
+        for b, el in enumerate(els):
+            el.v[o:o + n] = v[b]
+            if cur is not None:
+                el.cur[co:co + R * n] = cur[:, b].reshape(-1)
+            if r.model == "cuba_refractory":
+                el.ref[o:o + n] = ref[b].astype(np.int32)
+            for k, slot in enumerate(ring):
+                row = (t_next + k) % lay.L
+                for ri, x in enumerate(slot):
+                    if x is not None:
+                        el.pend[row, co + ri * n:co + (ri + 1) * n] = \
+                            x.detach().cpu().numpy()[b]
+    return els
+
+
+def _store_state(graph: Graph, lay: _Layout, st: GraphState, els: list[_Element],
+                 t_end: int) -> GraphState:
+    dev, dt_ = graph.device, graph.dtype
+    regions = dict(st.regions)
+    pending = {}
+    for g, name in enumerate(lay.sp):
+        r = graph.regions[name]
+        o, n, co, R = int(lay.sp_off[g]), r.size, int(lay.sp_coff[g]), int(lay.sp_R[g])
+        old = st.regions[name]
+
+        def t(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(a)).to(device=dev, dtype=like.dtype)
+        v = t(np.stack([el.v[o:o + n] for el in els]), old.v)
+        if r.model == "lif":
+            regions[name] = type(old)(v)
+        elif r.model == "cuba":
+            regions[name] = type(old)(v, t(np.stack([el.cur[co:co + n] for el in els]), old.i))
+        else:
+            i = np.stack([el.cur[co:co + R * n].reshape(R, n) for el in els], axis=1)
+            ref = np.stack([el.ref[o:o + n] for el in els]).astype(np.float64)
+            regions[name] = type(old)(v, t(i, old.i), t(ref, old.ref))
+        ring = []
+        for k in range(len(st.pending.get(name, [[None] * R]))):
+            row = (t_end + k) % lay.L
+            slot = []
+            for ri in range(R):
+                arr = np.stack([el.pend[row, co + ri * n:co + (ri + 1) * n] for el in els])
+                slot.append(torch.from_numpy(arr).to(device=dev, dtype=dt_) if arr.any()
+                            else None)
+            ring.append(slot)
+        pending[name] = ring
+    return GraphState(t_end, st.batch, regions, pending, dict(st.traces))
+
+
+def _probe_table(graph: Graph, lay: _Layout) -> tuple[list[Any], np.ndarray, np.ndarray, int]:
+    """Columns of the kernel's probe array: one entry per (monitor, neuron)."""
+    src, idx, plan, evs = [], [], [], []
+    every = 0
+    for m in graph.monitors:
+        if m.is_spikes or m.target in graph.projections:
+            continue
+        r = graph.regions[m.target]
+        if m.variable == "output" and isinstance(r, InputRegion):
+            continue  # taken from the fed tensor directly
+        neurons = np.arange(r.size) if m.neurons is None else m.neurons
+        if neurons.size and neurons.max() >= r.size:
+            raise ParameterError(f"monitor {m!r}: neuron index {int(neurons.max())} out of "
+                                 f"range for region {r.name!r} of size {r.size}")
+        base, _, recname = m.variable.partition(":")
+        cols = []
+        if base == "output":
+            cols = [(3, lay.out_off[r.name] + j) for j in neurons]
+            shape = None
+        else:
+            g = lay.sp.index(r.name)
+            o, co, R = int(lay.sp_off[g]), int(lay.sp_coff[g]), int(lay.sp_R[g])
+            if base == "v":
+                cols = [(0, o + j) for j in neurons]
+                shape = None
+            elif base == "ref":
+                cols = [(2, o + j) for j in neurons]
+                shape = None
+            else:  # currents
+                recs = [r.receptors.index(recname)] if recname else list(range(R))
+                if r.model == "lif":
+                    raise ParameterError(f"region {r.name!r} (lif) has no current to monitor")
+                cols = [(1, co + ri * r.size + j) for ri in recs for j in neurons]
+                shape = None if recname or not r.multi_receptor else (R, neurons.size)
+        plan.append((m, len(src), len(cols), shape))
+        for s_, i_ in cols:
+            src.append(s_)
+            idx.append(i_)
+        evs.append(m.every)
+        every = m.every if every == 0 else int(np.gcd(every, m.every))
+    return plan, _i64(src), _i64(idx), max(every, 1)
+
+
+def run_graph(graph: Graph, st: GraphState, steps: int, inputs: Mapping[str, torch.Tensor],
+              record: list[str], progress: bool) -> tuple[dict[str, torch.Tensor], GraphState]:
+    """Run ``steps`` steps of ``graph`` from ``st`` with the compiled kernel."""
+    lay = build_layout(graph)
+    batch, t0 = st.batch, st.t
+    els = _load_state(graph, lay, st)
+    fed_np = {}
+    for name in lay.fd:
+        r = graph.regions[name]
+        assert isinstance(r, InputRegion)
+        x = inputs.get(name)
+        r.check_fed(x, steps, batch)
+        assert x is not None
+        fed_np[name] = x.detach().to(torch.float64 if lay.dtype == np.float64
+                                     else torch.float32).cpu().numpy()
+    spike_mons = [m for m in graph.monitors if m.is_spikes]
+    rec_mask = np.zeros(lay.n_out, np.uint8)
+    for m in spike_mons:
+        o = lay.out_off[m.target]
+        rec_mask[o:o + graph.regions[m.target].size] = 1
+    for name in record:
+        o = lay.out_off[name]
+        rec_mask[o:o + graph.regions[name].size] = 1
+    plan, pr_src, pr_idx, pr_every = _probe_table(graph, lay)
+    outputs = {n: torch.zeros(steps, batch, graph.regions[n].size, dtype=graph.dtype)
+               for n in record}
+    chunk = int(max(1, min(steps, 4_000_000 // max(1, lay.n_out + len(pr_src)), 20_000)))
+    ev_cap = max(1 << 20, 4 * lay.n_out)
+    ev_t = np.zeros(ev_cap, np.int64)
+    ev_i = np.zeros(ev_cap, np.int32)
+    bar = None
+    if progress:
+        from .progress import SimProgress
+
+        bar = SimProgress(steps, graph.dt)
+    done = 0
+    while done < steps:
+        n = min(chunk, steps - done)
+        fd_vals = np.zeros((n, lay.n_fed), lay.dtype)
+        t_start = t0 + done
+        progressed = n
+        ev_all: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        rows_all = []
+        for b, el in enumerate(els):
+            for g, name in enumerate(lay.fd):
+                vo = int(lay.fd_voff[g])
+                fd_vals[:, vo:vo + graph.regions[name].size] = fed_np[name][done:done + n, b]
+            k = 0
+            pr_out = np.zeros((n // pr_every + 2, len(pr_src)), np.float64)
+            npr_total = 0
+            while k < n:
+                sub = fd_vals[k:] if lay.n_fed else fd_vals
+                got, ne, npr = _kernels.run_steps(
+                    n - k, t_start + k, lay.L, batch, b,
+                    el.v, el.cur, el.ref, el.pend, el.flag,
+                    lay.sp_off, lay.sp_n, lay.sp_R, lay.sp_coff, lay.sp_kof, lay.sp_reset,
+                    lay.sp_nref, lay.sp_late, lay.sp_f, lay.rc, lay.sp_out,
+                    lay.po_out, lay.po_n, lay.po_poff, lay.po_key, lay.po_p,
+                    lay.fd_out, lay.fd_n, lay.fd_voff, sub,
+                    lay.indptr, lay.tgt, lay.w, lay.dl, lay.has_dl,
+                    rec_mask, ev_t, ev_i, ev_cap,
+                    pr_src, pr_idx, pr_every, pr_out[npr_total:])
+                ev_all.append((ev_t[:ne].copy(), np.full(ne, b, np.int32), ev_i[:ne].copy()))
+                npr_total += npr
+                k += got
+            rows_all.append(pr_out[:npr_total])
+        _feed(graph, lay, plan, spike_mons, ev_all, rows_all, t_start, n, pr_every, batch,
+              fed_np, done, outputs)
+        done += progressed
+        if bar is not None:
+            bar.advance(progressed)
+    if bar is not None:
+        bar.close()
+    for m in graph.monitors:
+        m.flush()
+    return outputs, _store_state(graph, lay, st, els, t0 + steps)
+
+
+def _feed(graph: Graph, lay: _Layout, plan: list[Any], spike_mons: list[Any],
+          ev_all: list[tuple[np.ndarray, np.ndarray, np.ndarray]], rows_all: list[np.ndarray],
+          t_start: int, n: int, every: int, batch: int, fed_np: Mapping[str, np.ndarray],
+          done: int, outputs: dict[str, torch.Tensor]) -> None:
+    if ev_all:
+        t = np.concatenate([e[0] for e in ev_all])
+        b = np.concatenate([e[1] for e in ev_all])
+        i = np.concatenate([e[2] for e in ev_all])
+        order = np.lexsort((i, b, t))
+        t, b, i = t[order], b[order], i[order]
+    else:
+        t = b = i = np.zeros(0, np.int64)
+    for m in spike_mons:
+        o, size = lay.out_off[m.target], graph.regions[m.target].size
+        sel = (i >= o) & (i < o + size)
+        m.add_events(t[sel], b[sel], i[sel] - o, n)
+    for name, out in outputs.items():
+        o, size = lay.out_off[name], graph.regions[name].size
+        if name in fed_np:
+            out[done:done + n] = torch.from_numpy(fed_np[name][done:done + n]).to(out.dtype)
+            continue
+        sel = (i >= o) & (i < o + size)
+        out[torch.from_numpy(t[sel] - t_start + done), torch.from_numpy(b[sel].astype(np.int64)),
+            torch.from_numpy((i[sel] - o).astype(np.int64))] = 1.0
+    steps_t = np.arange(t_start, t_start + n)
+    row_t = steps_t[steps_t % every == 0]
+    for m, c0, ncol, shape in plan:
+        vals = np.stack([r[:, c0:c0 + ncol] for r in rows_all], axis=1)  # [rows, B, ncol]
+        keep = row_t % m.every == 0
+        vals = vals[keep]
+        if shape is not None:
+            vals = vals.reshape(vals.shape[0], batch, *shape).transpose(0, 2, 1, 3)
+        m.add_rows(row_t[keep], vals.astype(np.float64), n)
+    for m in graph.monitors:
+        if m.is_spikes or m in [p[0] for p in plan]:
+            continue
+        keep_t = steps_t[steps_t % m.every == 0]
+        if m.target in graph.projections:
+            w = m.select(graph.projections[m.target].effective_weight().detach().cpu().numpy())
+            m.add_rows(keep_t, np.broadcast_to(w, (keep_t.size, *w.shape)).copy(), n)
+        else:  # output of an input region
+            x = fed_np[m.target][done:done + n][(steps_t % m.every) == 0]
+            m.add_rows(keep_t, m.select(x).astype(np.float64), n)
+
+
+__all__ = ["SUPPORTED_MODELS", "build_layout", "run_graph", "unsupported_reason"]
