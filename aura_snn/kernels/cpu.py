@@ -291,7 +291,8 @@ def backward(gs, gvtr, gvT, giT, u, cur, v0, i0, am, asn, k, vl, th, vr,
              gx, gv0, gi0, g_am, g_as, g_k, g_vl, g_th, g_vr):  # pragma: no cover
     """BPTT through :func:`forward`.
 
-    Inputs: ``gs`` grad of spikes ``[T, M]``; ``gvtr`` grad of the membrane trace
+    Inputs: ``gs`` grad of spikes ``[T, M]``, or ``[1, M]`` when it is the same at
+    every step; ``gvtr`` grad of the membrane trace
     (empty if none); ``gvT``/``giT`` grads of the final state; ``u`` the saved
     pre-reset membrane; ``cur`` the current after each step (for LIF: the input
     itself), read only when ``pgrad`` is 1 (parameter gradients wanted).
@@ -301,6 +302,7 @@ def backward(gs, gvtr, gvT, giT, u, cur, v0, i0, am, asn, k, vl, th, vr,
     T, M = u.shape
     nchunks = (M + CHUNK - 1) // CHUNK
     has_tr = gvtr.shape[0] > 0
+    gs_every_t = gs.shape[0] > 1
     for c in numba.prange(nchunks):
         lo = c * CHUNK
         hi = min(M, lo + CHUNK)
@@ -331,12 +333,13 @@ def backward(gs, gvtr, gvT, giT, u, cur, v0, i0, am, asn, k, vl, th, vr,
                     _prev_membrane(u[t - 1, lo:hi], th_, vr_, reset, nxt, vp)
                 ip = cur[t - 1, lo:hi] if pgrad else zeros
             gtr = gvtr[t, lo:hi] if has_tr else zeros
+            gsr = gs[t, lo:hi] if gs_every_t else gs[0, lo:hi]
             if pgrad:
-                _bwd_step(gs[t, lo:hi], gtr, u[t, lo:hi], vp, ip, cur[t, lo:hi], gx[t, lo:hi],
+                _bwd_step(gsr, gtr, u[t, lo:hi], vp, ip, cur[t, lo:hi], gx[t, lo:hi],
                           gv, gi, am_, as_, k_, vl_, th_, vr_, pg[0], pg[1], pg[2], pg[3],
                           pg[4], pg[5], reset, nxt, vfirst, sid, slope, detach, pgrad)
             else:
-                _bwd_fast(gs[t, lo:hi], gtr, u[t, lo:hi], vp, gx[t, lo:hi], gv, gi, am_, as_,
+                _bwd_fast(gsr, gtr, u[t, lo:hi], vp, gx[t, lo:hi], gv, gi, am_, as_,
                           k_, th_, vr_, nxt, c_sub, c_zero, c_du, vf, sid, slope)
         gv0[lo:hi] = gv
         gi0[lo:hi] = gi

@@ -111,7 +111,7 @@ class _FusedCuba(torch.autograd.Function):
                  gvT: torch.Tensor | None, giT: torch.Tensor | None) -> tuple[Any, ...]:
         reset, nxt, vfirst, sid, slope, detach, is_lif, record_v, kernel = ctx.cfg
         u, cur, v0, i0, am, asyn, k, vl, th, vr = ctx.saved_tensors
-        gs = _zeros_if_none(gs, u).contiguous()
+        gs = _time_rows(gs, u)
         gvtr = gvtr.contiguous() if (record_v and gvtr is not None) else _empty(u)
         gvT = _zeros_if_none(gvT, v0).contiguous()
         giT = _zeros_if_none(giT, i0).contiguous()
@@ -124,6 +124,18 @@ class _FusedCuba(torch.autograd.Function):
         need = ctx.needs_input_grad
         outs = (gx, gv0, gi0, *grads)
         return (*(g if need[n] else None for n, g in enumerate(outs)), None)
+
+
+def _time_rows(g: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    """The spike gradient as ``[T, M]``, or as one row ``[1, M]`` when it is the same at
+    every step (no gradient, or a loss on spike counts ``S.sum(0)``, whose gradient is
+    expanded along time): the kernels then read that row for every ``t`` instead of a
+    materialised ``[T, M]`` copy."""
+    if g is None:
+        return torch.zeros((1, like.shape[1]), dtype=like.dtype, device=like.device)
+    if g.shape[0] > 1 and g.stride(0) == 0:
+        return g[0].contiguous().view(1, -1)
+    return g.contiguous()
 
 
 def _zeros_if_none(g: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:

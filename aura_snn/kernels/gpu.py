@@ -126,7 +126,7 @@ def _forward_kernel(x_ptr, v0_ptr, i0_ptr, am_ptr, as_ptr, k_ptr, vl_ptr, th_ptr
 def _backward_kernel(gs_ptr, gtr_ptr, gvT_ptr, giT_ptr, u_ptr, cur_ptr, v0_ptr, i0_ptr,
                      am_ptr, as_ptr, k_ptr, vl_ptr, th_ptr, vr_ptr, slope,
                      gx_ptr, gv0_ptr, gi0_ptr, gam_ptr, gas_ptr, gk_ptr, gvl_ptr, gth_ptr,
-                     gvr_ptr, T, M,
+                     gvr_ptr, T, M, gs_rows,
                      RESET: tl.constexpr, NXT: tl.constexpr, VFIRST: tl.constexpr,
                      SID: tl.constexpr, DETACH: tl.constexpr, PGRAD: tl.constexpr,
                      HAS_TR: tl.constexpr, BLOCK: tl.constexpr):
@@ -157,7 +157,8 @@ def _backward_kernel(gs_ptr, gtr_ptr, gvT_ptr, giT_ptr, u_ptr, cur_ptr, v0_ptr, 
         pmask = mask & has_prev
         pidx = idx - M
         ut = tl.load(u_ptr + idx, mask=mask, other=0.0)
-        gst_ext = tl.load(gs_ptr + idx, mask=mask, other=0.0)
+        gs_idx = tl.minimum(row, gs_rows - 1) * M + offs  # one row: same grad every step
+        gst_ext = tl.load(gs_ptr + gs_idx, mask=mask, other=0.0)
         sg = _sg(ut - th, slope, SID)
         gvt = gv
         if HAS_TR:
@@ -268,6 +269,6 @@ def backward(gs: torch.Tensor, gvtr: torch.Tensor, gvT: torch.Tensor, giT: torch
     T, M = u.shape
     grid = (triton.cdiv(M, BLOCK),)
     _backward_kernel[grid](gs, _or(gvtr, gs), gvT, giT, u, _or(cur, u), v0, i0, am, asn, k,
-                           vl, th, vr, float(slope), gx, gv0, gi0, *pgrads, T, M,
+                           vl, th, vr, float(slope), gx, gv0, gi0, *pgrads, T, M, gs.shape[0],
                            RESET=reset, NXT=nxt, VFIRST=vfirst, SID=sid, DETACH=detach,
                            PGRAD=pgrad, HAS_TR=gvtr.numel() > 0, BLOCK=BLOCK)

@@ -137,3 +137,16 @@ def test_no_grad_run_saves_nothing_and_matches() -> None:
     b = loop.run(lif.step, x, None, p, 1e-3)
     assert torch.equal(a.spikes, b.spikes)
     assert a.spikes.grad_fn is None
+
+
+def test_gradient_of_spike_counts_is_read_as_one_row() -> None:
+    # a loss on S.sum(0) gives a spike gradient expanded along time (stride 0): the
+    # kernel reads one row instead of a materialised copy; results must not change
+    p = cuba.CubaLIFParameters(tau_mem=0.02, tau_syn=0.005)
+    x = (torch.randn(50, 4, 33, dtype=F64) * 40).requires_grad_()
+    w = torch.randn(4, 33, dtype=F64)
+    ref = loop.run(cuba.step, x, None, p, 1e-3)
+    fus = cuba_multistep(x, None, p, 1e-3)
+    g1, = torch.autograd.grad((ref.spikes.sum(0) * w).sum(), x)
+    g2, = torch.autograd.grad((fus.spikes.sum(0) * w).sum(), x)
+    torch.testing.assert_close(g2, g1, rtol=1e-12, atol=1e-12)
