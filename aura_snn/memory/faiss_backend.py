@@ -21,7 +21,7 @@ from .._checks import check_choice, check_int, check_positive, require
 from ..errors import InputValueError, ParameterError
 from ._idtable import IdTable
 from ._similarity import METRICS
-from .ivf import default_nlist, drift_reason
+from .ivf import check_new_ids, default_nlist, drift_reason
 
 
 def faiss_module() -> Any:
@@ -119,7 +119,7 @@ class FaissIVFIndex:
 
     def add(self, ids: torch.Tensor, keys: torch.Tensor) -> None:
         """Add ``keys`` under ``ids`` (strictly increasing, new)."""
-        ids_np = ids.detach().cpu().numpy().astype(np.int64)
+        ids_np = check_new_ids(ids, keys, self.dim, self._table)
         self._table.append(ids_np)
         self.index.add_with_ids(_f32(keys), ids_np)
 

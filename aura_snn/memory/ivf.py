@@ -13,7 +13,8 @@ tensors.
 Adds between rebuilds append into the list's spare rows (``cap - size``). A list that
 overflows moves to the free tail of the arena with capacity ``1.5 x`` its new size
 (its old rows become a hole); when the tail runs out, the arena is repacked in list
-order with 25 % slack per list and a free tail of 25 % of the rows. Each copy is
+order with 12.5 % slack per list and a free tail of 12.5 % of the rows (so a freshly
+packed arena holds about 1.27 x the keys' bytes). Each copy is
 paid for by geometric growth, so an add costs ``O(d)`` amortised plus the centroid
 scan. A delete compacts the rows of its list.
 
@@ -47,7 +48,7 @@ import numpy as np
 import torch
 
 from .._checks import check_choice, check_int, check_positive
-from ..errors import InputValueError, ParameterError
+from ..errors import InputValueError, ParameterError, ShapeError
 from . import _scan
 from ._idtable import IdTable, grow_capacity
 from ._similarity import METRICS, coarse_scores
@@ -73,6 +74,23 @@ def drift_reason(n: int, trained_size: int, growth: float, imbalance: float,
         return (f"list imbalance rose from {trained_imbalance:.3g} to {imbalance:.3g} "
                 f"(rebuild_imbalance={max_imbalance_ratio})")
     return None
+
+
+def check_new_ids(ids: torch.Tensor, keys: torch.Tensor, dim: int, table: IdTable) -> np.ndarray:
+    """Check ``keys [n, dim]`` and ``ids [n]`` (strictly increasing, above every id held)."""
+    if keys.dim() != 2 or keys.shape[1] != dim:
+        raise ShapeError(f"keys must have shape [n, {dim}], got {tuple(keys.shape)}")
+    if ids.dim() != 1 or ids.shape[0] != keys.shape[0]:
+        raise ShapeError(f"ids must have shape [{keys.shape[0]}] (one per key), "
+                         f"got {tuple(ids.shape)}")
+    ids_np = ids.detach().cpu().numpy().astype(np.int64)
+    last = int(table.ids[-1]) if table.n_rows else None
+    if ids_np.size and ((np.diff(ids_np) <= 0).any() or (last is not None and ids_np[0] <= last)):
+        more = " ..." if ids_np.size > 5 else ""
+        raise InputValueError(
+            f"ids must be strictly increasing and above every id added before "
+            f"(largest so far: {last}), got {ids_np[:5].tolist()}{more}")
+    return ids_np
 
 
 def default_nlist(n: int) -> int:
@@ -244,12 +262,12 @@ class IVFIndex:
     def add(self, ids: torch.Tensor, keys: torch.Tensor) -> None:
         """Add ``keys [n, dim]`` under ``ids [n]`` (int64, strictly increasing, new)."""
         self._need_trained()
+        ids_np = check_new_ids(ids, keys, self.dim, self._table)
         n = keys.shape[0]
         if n == 0:
             return
         keys = keys.to(self.device, self.dtype)
-        ids_np = ids.detach().cpu().numpy().astype(np.int64)
-        self._table.append(ids_np)  # validates the ids before anything else changes
+        self._table.append(ids_np)
         labels = self.assign(keys).cpu().numpy()
         counts = np.bincount(labels, minlength=self.nlist).astype(np.int64)
         self._reserve(counts)
@@ -352,10 +370,10 @@ class IVFIndex:
 
     def _repack(self, need: np.ndarray) -> None:
         """Copy every list into a fresh arena in list order, with slack and a free tail."""
-        cap = need + need // 4 + 4
+        cap = need + need // 8 + 4
         start = np.cumsum(cap) - cap
         used = int(cap.sum())
-        rows = used + used // 4
+        rows = used + used // 8
         src = torch.from_numpy(segment_rows(self._start, self._size)).to(self.device)
         dst = torch.from_numpy(segment_rows(start, self._size)).to(self.device)
         old = (self._keys, self._ids, self._sq)

@@ -21,6 +21,16 @@ Search backends
 :meth:`EpisodicMemory.rebuild`). ``backend="faiss"``: the same with FAISS
 ``IndexIVFFlat`` (extra ``peers``). ``backend="flat"``: always exact.
 
+Memory and threads
+------------------
+The store keeps every key once in id order (for exact search, :meth:`get`, rebuilds and
+saving) and the index keeps a second, list-ordered copy; both grow geometrically, so
+expect about 2.5-3 x the raw key bytes (1,000,000 x 256 float32 keys: about 2.5 GiB).
+Small writes and searches are a handful of small tensor ops; on a machine whose cores
+are shared with other jobs each multi-threaded op can wait milliseconds for a core, so
+``torch.set_num_threads(1)`` made batches of 100 writes ~50x faster there (measured on
+2 shared cores). The thread count is the caller's choice; this class never changes it.
+
 Clock, retention and forgetting
 -------------------------------
 The store keeps a clock ``t`` in steps (dimensionless; the caller gives them meaning).
@@ -393,6 +403,9 @@ class EpisodicMemory:
         rows = np.flatnonzero(self._table.alive)
         ids = torch.from_numpy(self._table.ids[rows].copy())
         keys = self._keys[torch.from_numpy(rows).to(self.device)]
+        # drop the old index first, so the peak holds one arena, not two; if training
+        # fails the store is left unindexed, which is slower but still exact
+        self.index = None
         index = self._new_index()
         index.rebuild(ids, keys)
         self.index = index

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from aura_snn.errors import InputValueError, ParameterError
+from aura_snn.errors import InputValueError, ParameterError, ShapeError
 from aura_snn.memory import IVFIndex
 from aura_snn.memory._similarity import exact_search, prepare_keys
 
@@ -134,3 +134,21 @@ def test_untrained_index_and_bad_parameters_raise() -> None:
         IVFIndex(4, kernel="cuda")
     with pytest.raises(ParameterError, match="rebuild_growth"):
         IVFIndex(4, rebuild_growth=1.0)
+
+
+def test_add_checks_ids_and_shapes_before_changing_anything(clustered) -> None:
+    x, _ = clustered(200, 8, 4, seed=6)
+    index = IVFIndex(8, nlist=4)
+    index.train(x)
+    index.add(torch.arange(100), x[:100])
+    with pytest.raises(InputValueError, match="strictly increasing"):
+        index.add(torch.tensor([150, 99]), x[100:102])
+    with pytest.raises(InputValueError, match="largest so far: 99"):
+        index.add(torch.tensor([50]), x[100:101])
+    with pytest.raises(ShapeError, match="one per key"):
+        index.add(torch.arange(100, 103), x[100:102])
+    with pytest.raises(ShapeError, match=r"keys must have shape \[n, 8\]"):
+        index.add(torch.arange(100, 102), x[100:102, :4])
+    assert index.ntotal == 100
+    scores, ids = index.search(x[:0], 3)  # an empty batch of queries is fine
+    assert scores.shape == ids.shape == (0, 3)
