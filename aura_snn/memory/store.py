@@ -466,7 +466,7 @@ class EpisodicMemory:
         save_memory(self, path)
 
     def load(self, path: str | Path) -> None:
-        """Replace this store's contents with the file at ``path``, all or nothing.
+        """Replace this store's contents and settings with the file at ``path``, all or nothing.
 
         A corrupt, truncated or foreign file raises :class:`~aura_snn.errors.CorruptFileError`
         and leaves this store unchanged. Tensors go to this store's device.

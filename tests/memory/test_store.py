@@ -46,9 +46,10 @@ def test_single_vector_query_and_padding_when_store_is_small() -> None:
     assert torch.isneginf(res.scores[0, 3:]).all() and res.values is None
 
 
-def test_ivf_store_trains_automatically_and_matches_exact(clustered, recall) -> None:
+@pytest.mark.parametrize("kernel", ["numba", "torch"])
+def test_ivf_store_trains_automatically_and_matches_exact(kernel, clustered, recall) -> None:
     x, q = clustered(6000, 32, 30, n_queries=100, seed=1)
-    mem = EpisodicMemory(32, train_min=2000, nprobe=8)
+    mem = EpisodicMemory(32, train_min=2000, nprobe=8, kernel=kernel)
     mem.write(x[:1500])
     assert mem.index is None  # below train_min: exact search
     mem.write(x[1500:])
@@ -58,6 +59,8 @@ def test_ivf_store_trains_automatically_and_matches_exact(clustered, recall) -> 
     exact = mem.search(q, 5, exact=True, touch=False)
     assert recall(approx.ids, exact.ids) >= 0.97
     assert torch.equal(mem.search(q, 5, nprobe=stats["nlist"], touch=False).ids, exact.ids)
+    single = mem.search(q[3], 5, touch=False)  # a [dim] query is a batch of one
+    assert torch.equal(single.ids, approx.ids[3:4])
 
 
 def test_delete_removes_from_search_get_and_index(clustered) -> None:
@@ -178,3 +181,18 @@ def test_device_is_kept_and_inputs_are_moved() -> None:
     res = mem.search(torch.randn(2, 4), 2)
     assert res.ids.device == mem.device and res.scores.dtype == torch.float32
     assert mem.to("cpu") is mem
+
+
+def test_store_retrains_when_size_doubles_and_drops_index_when_small(clustered) -> None:
+    x, _ = clustered(5000, 16, 10, seed=7)
+    mem = EpisodicMemory(16, train_min=1000, rebuild_growth=2.0)
+    mem.write(x[:1000])
+    assert mem.index_stats()["trained_size"] == 1000 and mem.index.nlist == 32
+    mem.write(x[1000:2000])  # exactly 2x: no drift yet
+    assert mem.index_stats()["trained_size"] == 1000
+    mem.write(x[2000:2001])  # beyond 2x: retrained on all 2001, nlist follows sqrt(N)
+    assert mem.index_stats()["trained_size"] == 2001 and mem.index.nlist == 45
+    mem.delete(torch.arange(1500))  # 501 left: below the drift band and below train_min
+    assert mem.index is None and len(mem) == 501
+    res = mem.search(x[1600:1601], 1)
+    assert int(res.ids[0, 0]) == 1600  # exact search again
