@@ -68,40 +68,12 @@ def _sg(x, sid, slope):  # noqa: ANN001, ANN202 - compiled
 
 
 @_jit
-def _fwd_spike(chk, xr, sr, ur, vo, io, v, cur, am, asn, k, vl, th, vrs, reset,
-               vfirst):  # pragma: no cover - compiled
-    """One step for a chunk, reset in the spiking step. ``chk[j]`` accumulates
-    ``x - x`` (0, or NaN once a non-finite input arrived): elementwise, so the loop
-    still vectorises, unlike a counter."""
-    one = np.ones(1, xr.dtype)[0]
-    zero = one - one
-    for j in range(v.shape[0]):
-        xt = xr[j]
-        chk[j] += xt - xt
-        ip = cur[j]
-        inew = asn[j] * ip + xt
-        drive = k[j] * (ip if vfirst else inew)
-        theta = th[j]
-        u = vl[j] + am[j] * (v[j] - vl[j]) + drive
-        s = one if u - theta > zero else zero
-        if reset == 0:
-            vn = u - theta * s
-        elif reset == 1:
-            vn = (one - s) * u + s * vrs[j]
-        else:
-            vn = u
-        v[j] = vn
-        cur[j] = inew
-        sr[j] = s
-        ur[j] = u
-        vo[j] = vn
-        io[j] = inew
-
-
-@_jit
-def _fwd_next(chk, xr, sr, ur, vo, io, v, cur, am, asn, k, vl, th, vrs, reset,
+def _fwd_step(chk, xr, sr, ur, vo, io, v, cur, am, asn, k, vl, th, vrs, reset, nxt,
               vfirst):  # pragma: no cover - compiled
-    """One step for a chunk, reset applied at the next step (state keeps ``u``)."""
+    """One step for a chunk of neurons. The mode flags are loop-invariant, so LLVM
+    unswitches them and vectorises each variant. ``chk[j]`` accumulates ``x - x`` (0,
+    or NaN once a non-finite input arrived): elementwise, so the loop still
+    vectorises, unlike a counter."""
     one = np.ones(1, xr.dtype)[0]
     zero = one - one
     for j in range(v.shape[0]):
@@ -112,19 +84,30 @@ def _fwd_next(chk, xr, sr, ur, vo, io, v, cur, am, asn, k, vl, th, vrs, reset,
         drive = k[j] * (ip if vfirst else inew)
         theta = th[j]
         vp = v[j]
-        r = one if vp > theta else zero
-        if reset == 0:
-            u = (vl[j] + am[j] * (vp - vl[j]) + drive) - theta * r
-        elif reset == 1:
-            u = vl[j] + am[j] * (((one - r) * vp + r * vrs[j]) - vl[j]) + drive
+        if nxt:  # reset_at="next_step": the state keeps u; last step's spike resets now
+            r = one if vp > theta else zero
+            if reset == 0:
+                u = (vl[j] + am[j] * (vp - vl[j]) + drive) - theta * r
+            elif reset == 1:
+                u = vl[j] + am[j] * (((one - r) * vp + r * vrs[j]) - vl[j]) + drive
+            else:
+                u = vl[j] + am[j] * (vp - vl[j]) + drive
+            s = one if u - theta > zero else zero
+            vn = u
         else:
             u = vl[j] + am[j] * (vp - vl[j]) + drive
-        s = one if u - theta > zero else zero
-        v[j] = u
+            s = one if u - theta > zero else zero
+            if reset == 0:
+                vn = u - theta * s
+            elif reset == 1:
+                vn = (one - s) * u + s * vrs[j]
+            else:
+                vn = u
+        v[j] = vn
         cur[j] = inew
         sr[j] = s
         ur[j] = u
-        vo[j] = u
+        vo[j] = vn
         io[j] = inew
 
 
@@ -154,12 +137,8 @@ def forward(x, v0, i0, am, asn, k, vl, th, vr, reset, nxt, vfirst,
             ur = u_out[t, lo:hi] if save_u else scratch[0]
             vo = v_out[t, lo:hi] if save_v else scratch[1]
             io = i_out[t, lo:hi] if save_i else scratch[2]
-            if nxt:
-                _fwd_next(chk, x[t, lo:hi], s_out[t, lo:hi], ur, vo, io, v, cur, am_, as_,
-                          k_, vl_, th_, vr_, reset, vfirst)
-            else:
-                _fwd_spike(chk, x[t, lo:hi], s_out[t, lo:hi], ur, vo, io, v, cur, am_, as_,
-                           k_, vl_, th_, vr_, reset, vfirst)
+            _fwd_step(chk, x[t, lo:hi], s_out[t, lo:hi], ur, vo, io, v, cur, am_, as_, k_,
+                      vl_, th_, vr_, reset, nxt, vfirst)
         vT[lo:hi] = v
         iT[lo:hi] = cur
         bad[c] = np.sum(chk != 0)

@@ -68,6 +68,19 @@ def _reset(u, s, theta, vr, RESET: tl.constexpr):
 
 
 @triton.jit
+def _load_params(offs, mask, am_ptr, as_ptr, k_ptr, vl_ptr, th_ptr, vr_ptr):
+    """Per-neuron coefficients of a block: decay, current decay, coupling, v_leak,
+    threshold (1 in masked lanes, never 0) and v_reset."""
+    am = tl.load(am_ptr + offs, mask=mask, other=0.0)
+    asn = tl.load(as_ptr + offs, mask=mask, other=0.0)
+    k = tl.load(k_ptr + offs, mask=mask, other=0.0)
+    vl = tl.load(vl_ptr + offs, mask=mask, other=0.0)
+    th = tl.load(th_ptr + offs, mask=mask, other=1.0)
+    vr = tl.load(vr_ptr + offs, mask=mask, other=0.0)
+    return am, asn, k, vl, th, vr
+
+
+@triton.jit
 def _forward_kernel(x_ptr, v0_ptr, i0_ptr, am_ptr, as_ptr, k_ptr, vl_ptr, th_ptr, vr_ptr,
                     s_ptr, u_ptr, vo_ptr, io_ptr, vT_ptr, iT_ptr, chk_ptr, T, M,
                     RESET: tl.constexpr, NXT: tl.constexpr, VFIRST: tl.constexpr,
@@ -77,12 +90,8 @@ def _forward_kernel(x_ptr, v0_ptr, i0_ptr, am_ptr, as_ptr, k_ptr, vl_ptr, th_ptr
     mask = offs < M
     v = tl.load(v0_ptr + offs, mask=mask, other=0.0)
     cur = tl.load(i0_ptr + offs, mask=mask, other=0.0)
-    am = tl.load(am_ptr + offs, mask=mask, other=0.0)
-    asn = tl.load(as_ptr + offs, mask=mask, other=0.0)
-    k = tl.load(k_ptr + offs, mask=mask, other=0.0)
-    vl = tl.load(vl_ptr + offs, mask=mask, other=0.0)
-    th = tl.load(th_ptr + offs, mask=mask, other=1.0)
-    vr = tl.load(vr_ptr + offs, mask=mask, other=0.0)
+    am, asn, k, vl, th, vr = _load_params(offs, mask, am_ptr, as_ptr, k_ptr, vl_ptr, th_ptr,
+                                          vr_ptr)
     chk = v * 0.0
     zero64 = tl.zeros([BLOCK], dtype=tl.int64)
     for t in range(0, T):
@@ -136,12 +145,8 @@ def _backward_kernel(gs_ptr, gtr_ptr, gvT_ptr, giT_ptr, u_ptr, cur_ptr, v0_ptr, 
     gi = tl.load(giT_ptr + offs, mask=mask, other=0.0)
     v0 = tl.load(v0_ptr + offs, mask=mask, other=0.0)
     i0 = tl.load(i0_ptr + offs, mask=mask, other=0.0)
-    am = tl.load(am_ptr + offs, mask=mask, other=0.0)
-    asn = tl.load(as_ptr + offs, mask=mask, other=0.0)
-    k = tl.load(k_ptr + offs, mask=mask, other=0.0)
-    vl = tl.load(vl_ptr + offs, mask=mask, other=0.0)
-    th = tl.load(th_ptr + offs, mask=mask, other=1.0)
-    vr = tl.load(vr_ptr + offs, mask=mask, other=0.0)
+    am, asn, k, vl, th, vr = _load_params(offs, mask, am_ptr, as_ptr, k_ptr, vl_ptr, th_ptr,
+                                          vr_ptr)
     g_am = gv * 0.0
     g_as = gv * 0.0
     g_k = gv * 0.0
