@@ -12,11 +12,12 @@ OUT    ?= out/demo
 
 setup: $(STAMP)
 
+# lava-nc 0.10.0 declares Python<3.11: its real dependencies come from the [lava]
+# extra, then lava itself without them; hardware/lava_compat.py patches the one
+# Python 3.11 incompatibility at import time.
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) -q -e ".[peers,lava,dev]"
-	# lava-nc 0.10.0 declares Python<3.11; its real dependencies come from the
-	# [lava] extra above and hardware/lava_compat.py patches the one 3.11 issue at import.
 	$(PIP) -q --no-deps --ignore-requires-python lava-nc==0.10.0
 	touch $(STAMP)
 
