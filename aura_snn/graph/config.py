@@ -1,0 +1,652 @@
+r"""Network files: a graph, its inputs, monitors and run settings in TOML or YAML.
+
+A file has these tables (TOML shown; YAML uses the same keys, ``region:`` etc. as
+lists of mappings). Quantities are SI numbers or strings with a unit: ``"0.1 ms"``,
+``"-49 mV"``, ``"20 Hz"`` (units: s, ms, us, ns, V, mV, uV, Hz, kHz, m, mm, um).
+
+.. code-block:: toml
+
+    [simulation]
+    dt = "0.1 ms"            # step
+    duration = "1 s"         # simulated time
+    seed = 42                # connectivity, random initial values, Poisson streams
+    backend = "auto"         # auto | engine | torch
+    dtype = "float64"        # float64 | float32
+
+    [[region]]
+    name = "E"
+    size = 3200
+    model = "cuba_refractory"   # lif | cuba | alif | cuba_refractory | poisson | input
+    params = { tau_mem = "20 ms", tau_syn = ["5 ms", "10 ms"], threshold = "-50 mV" }
+    init = { v = { uniform = ["-60 mV", "-50 mV"] } }
+    positions = { layout = "grid", width = 1.0 }   # for distance connectivity
+
+    [[projection]]
+    name = "EE"
+    pre = "E"
+    post = "E"
+    receptor = "exc"
+    weight = "1.62 mV"       # or { dist = "normal", mean = "1 mV", std = "0.1 mV" }
+    sign = "exc"             # exc | inh (optional)
+    delay = "0 ms"           # a multiple of dt
+    connectivity = { rule = "fixed_probability", p = 0.02 }
+    # rules: fixed_probability (p, autapses), fixed_indegree (k), fixed_outdegree (k),
+    #        one_to_one, all_to_all (autapses), distance (p_max, sigma, profile, periodic)
+
+    [[monitor]]
+    target = "E"
+    variable = "v"           # spikes | output | v | i | i:exc | ref | weights
+    neurons = [0, 1, 2]
+    every = 10
+
+    [output]
+    format = "npz"           # npz | h5
+    plots = true
+
+Region ``params`` are the fields of the model's parameter dataclass in
+:mod:`aura_snn.functional` (``poisson`` regions take ``rate``; ``input`` regions take
+``file``, an ``.npy`` array ``[T, size]`` or ``[T, B, size]`` relative to the config
+file). Every error is a :class:`~aura_snn.errors.ConfigError` naming the file, the
+line of the offending key and the field, e.g. ``cuba.toml:12: region[0].params.tau_mem:
+expected a time ...``.
+
+This module imports numpy (not torch) at import time; :func:`build_graph` imports torch.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import AuraError, ConfigError
+
+UNITS: dict[str, tuple[float, str]] = {
+    "s": (1.0, "time"), "ms": (1e-3, "time"), "us": (1e-6, "time"), "µs": (1e-6, "time"),
+    "ns": (1e-9, "time"), "V": (1.0, "voltage"), "mV": (1e-3, "voltage"),
+    "uV": (1e-6, "voltage"), "µV": (1e-6, "voltage"), "Hz": (1.0, "rate"),
+    "kHz": (1e3, "rate"), "m": (1.0, "length"), "mm": (1e-3, "length"),
+    "um": (1e-6, "length"),
+}
+_QUANTITY = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-zµ]*)\s*$")
+_UNIT_HINT = {"time": "a time (s, ms, us)", "voltage": "a potential (V, mV, uV)",
+              "rate": "a rate (Hz, kHz)", "length": "a length (m, mm, um)"}
+
+TOP_KEYS = ("simulation", "region", "projection", "monitor", "output")
+SIM_KEYS = ("dt", "duration", "seed", "backend", "dtype")
+REGION_KEYS = ("name", "size", "model", "params", "init", "positions", "rate", "file", "seed")
+PROJ_KEYS = ("name", "pre", "post", "receptor", "weight", "sign", "delay", "connectivity",
+             "seed")
+MON_KEYS = ("target", "variable", "neurons", "every")
+OUT_KEYS = ("format", "plots", "raster_neurons")
+NEURON_MODELS = ("lif", "cuba", "alif", "cuba_refractory")
+REGION_MODELS = (*NEURON_MODELS, "poisson", "input")
+RULES = {
+    "fixed_probability": ("p", "autapses", "seed"),
+    "fixed_indegree": ("k", "autapses", "seed"),
+    "fixed_outdegree": ("k", "autapses", "seed"),
+    "one_to_one": (),
+    "all_to_all": ("autapses",),
+    "distance": ("p_max", "sigma", "profile", "periodic", "autapses", "seed"),
+}
+# dimension of each model parameter (others are dimensionless or names)
+PARAM_DIMS = {
+    "tau_mem": "time", "tau_syn": "time", "tau_adapt": "time", "refractory": "time",
+    "threshold": "voltage", "v_leak": "voltage", "v_reset": "voltage", "beta": "voltage",
+}
+
+Path_ = tuple[str | int, ...]
+
+
+# -- line numbers ---------------------------------------------------------------------
+class LineMap:
+    """Line (1-based) of each key path of a parsed file; unknown paths fall back to the
+    nearest enclosing key that has a line."""
+
+    def __init__(self, lines: dict[Path_, int]) -> None:
+        self.lines = lines
+
+    def line(self, path: Path_) -> int | None:
+        p = tuple(path)
+        while p:
+            if p in self.lines:
+                return self.lines[p]
+            p = p[:-1]
+        return None
+
+
+def _split_dotted(key: str) -> list[str]:
+    parts, cur, quote = [], "", None
+    for ch in key:
+        if quote:
+            if ch == quote:
+                quote = None
+            else:
+                cur += ch
+        elif ch in "\"'":
+            quote = ch
+        elif ch == ".":
+            parts.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur.strip())
+    return parts
+
+
+_INLINE_KEY = re.compile(r"([A-Za-z0-9_\-]+|\"[^\"]*\"|'[^']*')\s*=")
+
+
+def toml_lines(text: str) -> LineMap:
+    """Map key paths of a TOML document to lines by scanning it (``tomllib`` keeps no
+    positions). Handles tables, arrays of tables, dotted keys and one level of inline
+    tables on the key's line."""
+    lines: dict[Path_, int] = {}
+    counts: dict[Path_, int] = {}
+    base: Path_ = ()
+    for no, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip() if '"' not in raw and "'" not in raw else raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[["):
+            name = tuple(_split_dotted(line.strip("[] \t")))
+            idx = counts.get(name, 0)
+            counts[name] = idx + 1
+            base = (*name, idx)
+            lines.setdefault(name, no)
+            lines[base] = no
+            continue
+        if line.startswith("["):
+            name = tuple(_split_dotted(line.strip("[] \t")))
+            # a sub-table of the latest array-of-tables element: [region.params]
+            for k in range(len(name), 0, -1):
+                if name[:k] in counts:
+                    name = (*name[:k], counts[name[:k]] - 1, *name[k:])
+                    break
+            base = name
+            lines[base] = no
+            continue
+        if "=" in line:
+            key = line.split("=", 1)[0]
+            path = (*base, *_split_dotted(key))
+            lines[path] = no
+            rest = line.split("=", 1)[1]
+            if "{" in rest:
+                for m in _INLINE_KEY.finditer(rest):
+                    lines.setdefault((*path, m.group(1).strip("\"'")), no)
+    return LineMap(lines)
+
+
+def yaml_load_with_lines(text: str) -> tuple[Any, LineMap]:
+    """Parse YAML (safe) and map every key path to its line."""
+    import yaml
+
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    lines: dict[Path_, int] = {}
+
+    def walk(n: Any, path: Path_) -> None:
+        if isinstance(n, yaml.MappingNode):
+            for k, v in n.value:
+                key = (*path, str(k.value))
+                lines[key] = k.start_mark.line + 1
+                walk(v, key)
+        elif isinstance(n, yaml.SequenceNode):
+            for i, v in enumerate(n.value):
+                lines[(*path, i)] = v.start_mark.line + 1
+                walk(v, (*path, i))
+    if node is not None:
+        walk(node, ())
+    return yaml.safe_load(text), LineMap(lines)
+
+
+# -- parsed file ----------------------------------------------------------------------
+@dataclass
+class NetworkConfig:
+    """A parsed, validated network file (no graph built yet)."""
+
+    path: Path
+    data: dict[str, Any]
+    lines: LineMap
+    dt: float = 1e-4
+    duration: float = 1.0
+    seed: int = 0
+    backend: str = "auto"
+    dtype: str = "float64"
+    output: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def steps(self) -> int:
+        return max(1, int(round(self.duration / self.dt)))
+
+    def error(self, path: Path_, message: str) -> ConfigError:
+        line = self.lines.line(path)
+        where = f"{self.path.name}:{line}" if line else self.path.name
+        return ConfigError(f"{where}: {_fmt_path(path)}: {message}")
+
+
+def _fmt_path(path: Path_) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
+    return out or "(top level)"
+
+
+def parse_quantity(value: Any, dim: str | None, cfg: NetworkConfig, path: Path_) -> float:
+    """A number (SI) or ``"<number> <unit>"``; ``dim`` the expected dimension or None."""
+    if isinstance(value, bool):
+        raise cfg.error(path, f"expected a number, got {value!r}")
+    if isinstance(value, (int, float)):
+        if not math.isfinite(float(value)):
+            raise cfg.error(path, f"must be finite, got {value!r}")
+        return float(value)
+    if isinstance(value, str):
+        m = _QUANTITY.match(value)
+        if m:
+            num, unit = float(m.group(1)), m.group(2)
+            if not unit:
+                return num
+            if unit in UNITS:
+                scale, kind = UNITS[unit]
+                if dim is not None and kind != dim:
+                    raise cfg.error(path, f"expected {_UNIT_HINT[dim]}, got {value!r} ({kind})")
+                return num * scale
+            raise cfg.error(path, f"unknown unit {unit!r} in {value!r}; known units: "
+                                  f"{', '.join(UNITS)}")
+    hint = _UNIT_HINT.get(dim or "", "a number")
+    raise cfg.error(path, f"expected {hint}, got {value!r}")
+
+
+def _check_keys(cfg: NetworkConfig, table: Any, allowed: tuple[str, ...], path: Path_) -> dict:
+    if not isinstance(table, dict):
+        raise cfg.error(path, f"must be a table/mapping, got {type(table).__name__}")
+    for k in table:
+        if k not in allowed:
+            raise cfg.error((*path, k), f"unknown key {k!r}; allowed: {', '.join(allowed)}")
+    return table
+
+
+def _int(cfg: NetworkConfig, value: Any, path: Path_, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise cfg.error(path, f"must be an integer, got {value!r}")
+    if value < minimum:
+        raise cfg.error(path, f"must be >= {minimum}, got {value}")
+    return value
+
+
+def _choice(cfg: NetworkConfig, value: Any, allowed: tuple[str, ...], path: Path_) -> str:
+    if value not in allowed:
+        raise cfg.error(path, f"must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+    return value
+
+
+def load_config(path: str | Path) -> NetworkConfig:
+    """Read and check a ``.toml``/``.yaml``/``.yml`` network file (no graph is built)."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"{p}: no such file")
+    text = p.read_text(encoding="utf-8")
+    suffix = p.suffix.lower()
+    if suffix == ".toml":
+        import tomllib
+
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            m = re.search(r"line (\d+)", str(exc))
+            raise ConfigError(f"{p.name}:{m.group(1) if m else '?'}: invalid TOML: {exc}") \
+                from None
+        lines = toml_lines(text)
+    elif suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            data, lines = yaml_load_with_lines(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = mark.line + 1 if mark is not None else "?"
+            raise ConfigError(f"{p.name}:{line}: invalid YAML: {exc}") from None
+    else:
+        raise ConfigError(f"{p}: network files must end in .toml, .yaml or .yml")
+    cfg = NetworkConfig(p, data if data is not None else {}, lines)
+    _check_keys(cfg, cfg.data, TOP_KEYS, ())
+    sim = _check_keys(cfg, cfg.data.get("simulation", {}), SIM_KEYS, ("simulation",))
+    cfg.dt = parse_quantity(sim.get("dt", 1e-4), "time", cfg, ("simulation", "dt"))
+    cfg.duration = parse_quantity(sim.get("duration", 1.0), "time", cfg,
+                                  ("simulation", "duration"))
+    if cfg.dt <= 0:
+        raise cfg.error(("simulation", "dt"), f"must be > 0, got {cfg.dt}")
+    if cfg.duration < cfg.dt:
+        raise cfg.error(("simulation", "duration"), f"must be at least one step (dt = "
+                                                   f"{cfg.dt} s), got {cfg.duration} s")
+    cfg.seed = _int(cfg, sim.get("seed", 0), ("simulation", "seed"))
+    cfg.backend = _choice(cfg, sim.get("backend", "auto"), ("auto", "engine", "torch"),
+                          ("simulation", "backend"))
+    cfg.dtype = _choice(cfg, sim.get("dtype", "float64"), ("float64", "float32"),
+                        ("simulation", "dtype"))
+    cfg.output = dict(_check_keys(cfg, cfg.data.get("output", {}), OUT_KEYS, ("output",)))
+    _choice(cfg, cfg.output.setdefault("format", "npz"), ("npz", "h5"), ("output", "format"))
+    if not isinstance(cfg.output.setdefault("plots", True), bool):
+        raise cfg.error(("output", "plots"), "must be true or false")
+    _int(cfg, cfg.output.setdefault("raster_neurons", 500), ("output", "raster_neurons"), 1)
+    for key in ("region", "projection", "monitor"):
+        v = cfg.data.setdefault(key, [])
+        if not isinstance(v, list):
+            raise cfg.error((key,), f"must be an array of tables ([[{key}]]), got "
+                                    f"{type(v).__name__}")
+    if not cfg.data["region"]:
+        raise cfg.error(("region",), "the network has no [[region]]")
+    names: dict[str, int] = {}
+    for i, r in enumerate(cfg.data["region"]):
+        _check_keys(cfg, r, REGION_KEYS, ("region", i))
+        _check_name(cfg, r, ("region", i), names)
+    for i, pr in enumerate(cfg.data["projection"]):
+        _check_keys(cfg, pr, PROJ_KEYS, ("projection", i))
+        for end in ("pre", "post"):
+            if end not in pr:
+                raise cfg.error(("projection", i), f"missing key {end!r}")
+            if pr[end] not in names:
+                raise cfg.error(("projection", i, end), f"unknown region {pr[end]!r}; regions "
+                                                        f"are {list(names)}")
+        pr.setdefault("name", f"{pr['pre']}-{pr['post']}")
+        _check_name(cfg, pr, ("projection", i), names)
+    for i, m in enumerate(cfg.data["monitor"]):
+        _check_keys(cfg, m, MON_KEYS, ("monitor", i))
+        if "target" not in m:
+            raise cfg.error(("monitor", i), "missing key 'target'")
+        if m["target"] not in names:
+            raise cfg.error(("monitor", i, "target"), f"unknown region or projection "
+                                                      f"{m['target']!r}; known: {list(names)}")
+    return cfg
+
+
+def _check_name(cfg: NetworkConfig, table: dict, path: Path_, names: dict[str, int]) -> None:
+    name = table.get("name")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_\-:]+", name or ""):
+        raise cfg.error((*path, "name"), f"must be a name of letters, digits, '_', '-', ':'; "
+                                         f"got {name!r}")
+    if name in names:
+        raise cfg.error((*path, "name"), f"duplicate name {name!r}")
+    names[name] = 1
+
+
+# -- building the graph ---------------------------------------------------------------
+@dataclass
+class Built:
+    """A graph built from a config, with what a run needs besides it."""
+
+    graph: Any
+    inputs: dict[str, Any]
+    steps: int
+    config: NetworkConfig
+
+
+def _model_params(cfg: NetworkConfig, model: str, raw: Any, path: Path_) -> Any:
+    from ..graph.regions import _PARAMS
+
+    cls = _PARAMS[model]
+    if raw is None:
+        return cls()
+    _check_keys(cfg, raw, tuple(f.name for f in fields(cls)), path)
+    kw: dict[str, Any] = {}
+    for k, v in raw.items():
+        dim = PARAM_DIMS.get(k)
+        if isinstance(v, list):
+            kw[k] = tuple(parse_quantity(x, dim, cfg, (*path, k)) if not isinstance(x, str)
+                          or _QUANTITY.match(x) else x for x in v)
+        elif isinstance(v, (int, float, str)) and not isinstance(v, bool) and (
+                dim is not None or not isinstance(v, str)):
+            kw[k] = parse_quantity(v, dim, cfg, (*path, k))
+        else:
+            kw[k] = v
+    try:
+        return cls(**kw)
+    except (AuraError, TypeError, ValueError) as exc:
+        raise cfg.error(path, f"invalid {model} parameters: {exc}") from None
+
+
+def _init(cfg: NetworkConfig, raw: Any, path: Path_) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise cfg.error(path, "must be a table of state fields")
+    out: dict[str, Any] = {}
+    for k, v in raw.items():
+        dim = "voltage" if k == "v" or k == "i" else None
+        if isinstance(v, dict):
+            _check_keys(cfg, v, ("uniform",), (*path, k))
+            lo_hi = v["uniform"]
+            if not isinstance(lo_hi, list) or len(lo_hi) != 2:
+                raise cfg.error((*path, k, "uniform"), "must be [low, high]")
+            lo, hi = (parse_quantity(x, dim, cfg, (*path, k, "uniform")) for x in lo_hi)
+            if not hi > lo:
+                raise cfg.error((*path, k, "uniform"), f"needs low < high, got [{lo}, {hi}]")
+            out[k] = {"uniform": [lo, hi]}
+        else:
+            out[k] = parse_quantity(v, dim, cfg, (*path, k))
+    return out
+
+
+def _positions(cfg: NetworkConfig, raw: Any, n: int, seed: int, path: Path_) -> np.ndarray:
+    from .connectivity import sheet_positions
+
+    _check_keys(cfg, raw, ("layout", "width"), path)
+    layout = _choice(cfg, raw.get("layout", "grid"), ("grid", "random"), (*path, "layout"))
+    width = parse_quantity(raw.get("width", 1.0), "length", cfg, (*path, "width"))
+    if width <= 0:
+        raise cfg.error((*path, "width"), f"must be > 0, got {width}")
+    return sheet_positions(n, width=width, layout=layout, seed=seed)
+
+
+def _connectivity(cfg: NetworkConfig, raw: Any, n_pre: int, n_post: int, same: bool,
+                  pos: tuple[np.ndarray | None, np.ndarray | None], seed: int,
+                  path: Path_) -> Any:
+    from . import connectivity as C
+
+    if not isinstance(raw, dict) or "rule" not in raw:
+        raise cfg.error(path, f"must be a table with a 'rule' ({', '.join(RULES)})")
+    rule = _choice(cfg, raw["rule"], tuple(RULES), (*path, "rule"))
+    _check_keys(cfg, raw, ("rule", *RULES[rule]), path)
+    seed = _int(cfg, raw.get("seed", seed), (*path, "seed"))
+    autapses = raw.get("autapses", True)
+    if not isinstance(autapses, bool):
+        raise cfg.error((*path, "autapses"), "must be true or false")
+    if not autapses and not same:
+        raise cfg.error((*path, "autapses"), "autapses = false needs pre == post")
+
+    def prob(key: str) -> float:
+        if key not in raw:
+            raise cfg.error(path, f"rule {rule!r} needs {key!r}")
+        v = raw[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+            raise cfg.error((*path, key), f"must be a probability in [0, 1], got {v!r}")
+        return float(v)
+
+    def degree(limit: int) -> int:
+        if "k" not in raw:
+            raise cfg.error(path, f"rule {rule!r} needs 'k'")
+        k = _int(cfg, raw["k"], (*path, "k"))
+        if k > limit - (0 if autapses else 1):
+            raise cfg.error((*path, "k"), f"must be at most {limit - (0 if autapses else 1)} "
+                                          f"(the available partners), got {k}")
+        return k
+
+    if rule == "fixed_probability":
+        return C.fixed_probability(n_pre, n_post, prob("p"), seed=seed, autapses=autapses)
+    if rule == "fixed_indegree":
+        return C.fixed_indegree(n_pre, n_post, degree(n_pre), seed=seed, autapses=autapses)
+    if rule == "fixed_outdegree":
+        return C.fixed_outdegree(n_pre, n_post, degree(n_post), seed=seed, autapses=autapses)
+    if rule == "one_to_one":
+        if n_pre != n_post:
+            raise cfg.error((*path, "rule"), f"one_to_one needs equal sizes, got {n_pre} and "
+                                             f"{n_post}")
+        return C.one_to_one(n_pre)
+    if rule == "all_to_all":
+        return C.all_to_all(n_pre, n_post, autapses=autapses)
+    if pos[0] is None or pos[1] is None:
+        raise cfg.error((*path, "rule"), "distance connectivity needs 'positions' on both "
+                                         "regions")
+    if "sigma" not in raw:
+        raise cfg.error(path, "rule 'distance' needs 'sigma'")
+    sigma = parse_quantity(raw["sigma"], "length", cfg, (*path, "sigma"))
+    if sigma <= 0:
+        raise cfg.error((*path, "sigma"), f"must be > 0, got {sigma}")
+    profile = _choice(cfg, raw.get("profile", "gaussian"), ("gaussian", "exponential"),
+                      (*path, "profile"))
+    periodic = raw.get("periodic")
+    if periodic is not None:
+        periodic = parse_quantity(periodic, "length", cfg, (*path, "periodic"))
+    return C.distance(pos[0], pos[1], p_max=prob("p_max"), sigma=sigma, profile=profile,
+                      periodic=periodic, seed=seed, autapses=autapses)
+
+
+def build_graph(cfg: NetworkConfig) -> Built:
+    """Build the :class:`~aura_snn.graph.Graph` a config describes (imports torch)."""
+    import torch
+
+    from .graph import Graph
+    from .projection import Projection
+    from .regions import InputRegion, PoissonRegion, SpikingRegion, default_seed
+
+    g = Graph(dt=cfg.dt, seed=cfg.seed)
+    g.to(torch.float64 if cfg.dtype == "float64" else torch.float32)
+    inputs: dict[str, Any] = {}
+    positions: dict[str, np.ndarray | None] = {}
+    sizes: dict[str, int] = {}
+    for i, r in enumerate(cfg.data["region"]):
+        path: Path_ = ("region", i)
+        name = r["name"]
+        if "size" not in r:
+            raise cfg.error(path, "missing key 'size'")
+        size = _int(cfg, r["size"], (*path, "size"), 1)
+        model = _choice(cfg, r.get("model", "cuba_refractory"), REGION_MODELS, (*path, "model"))
+        seed = _int(cfg, r.get("seed", default_seed(cfg.seed, name)), (*path, "seed"))
+        allowed = {"poisson": ("rate",), "input": ("file",)}.get(model, ("params", "init"))
+        for k in ("params", "init", "rate", "file"):
+            if k in r and k not in allowed:
+                raise cfg.error((*path, k), f"model {model!r} takes no {k!r} (it takes "
+                                            f"{', '.join(allowed)})")
+        try:
+            if model == "poisson":
+                if "rate" not in r:
+                    raise cfg.error(path, "a poisson region needs 'rate'")
+                rate = r["rate"]
+                rates = [parse_quantity(x, "rate", cfg, (*path, "rate")) for x in rate] \
+                    if isinstance(rate, list) else parse_quantity(rate, "rate", cfg,
+                                                                  (*path, "rate"))
+                if np.any(np.asarray(rates) < 0):
+                    raise cfg.error((*path, "rate"), "must be >= 0 Hz")
+                region = PoissonRegion(name, size, torch.as_tensor(rates, dtype=torch.float64),
+                                       seed=seed)
+            elif model == "input":
+                if "file" not in r:
+                    raise cfg.error(path, "an input region needs 'file' (.npy)")
+                fpath = (cfg.path.parent / str(r["file"])).resolve()
+                try:
+                    arr = np.load(fpath, allow_pickle=False)
+                except (OSError, ValueError) as exc:
+                    raise cfg.error((*path, "file"), f"cannot read {fpath}: {exc}") from None
+                if arr.ndim == 2:
+                    arr = arr[:, None, :]
+                if arr.ndim != 3 or arr.shape[2] != size or arr.shape[1] != 1:
+                    raise cfg.error((*path, "file"), f"must hold [T, {size}] or [T, 1, {size}] "
+                                                     f"values, got shape {arr.shape}")
+                if arr.shape[0] < cfg.steps:
+                    raise cfg.error((*path, "file"), f"has {arr.shape[0]} steps, the run needs "
+                                                     f"{cfg.steps}")
+                inputs[name] = torch.as_tensor(np.ascontiguousarray(arr, dtype=np.float64))
+                region = InputRegion(name, size)
+            else:
+                params = _model_params(cfg, model, r.get("params"), (*path, "params"))
+                init = _init(cfg, r.get("init"), (*path, "init"))
+                try:
+                    params.validate(cfg.dt)
+                except (AuraError, ValueError) as exc:
+                    raise cfg.error((*path, "params"), str(exc)) from None
+                region = SpikingRegion(name, size, model, params, init=init, seed=seed)
+        except ConfigError:
+            raise
+        except (AuraError, ValueError, TypeError) as exc:
+            raise cfg.error(path, str(exc)) from None
+        positions[name] = _positions(cfg, r["positions"], size, seed, (*path, "positions")) \
+            if "positions" in r else None
+        region.positions = positions[name]
+        sizes[name] = size
+        g.add_region(region)
+    for i, pr in enumerate(cfg.data["projection"]):
+        path = ("projection", i)
+        pre, post = pr["pre"], pr["post"]
+        if pre not in sizes or post not in sizes:
+            raise cfg.error((*path, "pre" if pre not in sizes else "post"),
+                            "projections connect regions (not projections)")
+        seed = _int(cfg, pr.get("seed", default_seed(cfg.seed, pr["name"])), (*path, "seed"))
+        if "connectivity" not in pr:
+            raise cfg.error(path, "missing key 'connectivity'")
+        conn = _connectivity(cfg, pr["connectivity"], sizes[pre], sizes[post], pre == post,
+                             (positions[pre], positions[post]), seed, (*path, "connectivity"))
+        if "weight" not in pr:
+            raise cfg.error(path, "missing key 'weight'")
+        weight = pr["weight"]
+        if isinstance(weight, dict):
+            _check_keys(cfg, weight, ("dist", "mean", "std", "low", "high", "mu", "sigma"),
+                        (*path, "weight"))
+            weight = {k: (v if k in ("dist", "mu", "sigma") else
+                          parse_quantity(v, "voltage", cfg, (*path, "weight", k)))
+                      for k, v in weight.items()}
+        else:
+            weight = parse_quantity(weight, "voltage", cfg, (*path, "weight"))
+        delay_s = parse_quantity(pr.get("delay", 0.0), "time", cfg, (*path, "delay"))
+        steps_d = delay_s / cfg.dt
+        if delay_s < 0 or abs(steps_d - round(steps_d)) > 1e-6 * max(1.0, steps_d):
+            raise cfg.error((*path, "delay"), f"must be a non-negative multiple of dt "
+                                              f"({cfg.dt} s), got {delay_s} s")
+        sign = pr.get("sign")
+        if sign is not None:
+            _choice(cfg, sign, ("exc", "inh"), (*path, "sign"))
+        try:
+            p = Projection(pr["name"], pre, post, weight, connectivity=conn,
+                           delay=int(round(steps_d)), sign=sign, receptor=pr.get("receptor"),
+                           seed=seed)
+            g.add_projection(p)
+        except (AuraError, ValueError, TypeError) as exc:
+            key = "receptor" if "receptor" in str(exc) else ("sign" if "sign" in str(exc)
+                                                              else "weight")
+            raise cfg.error((*path, key), str(exc)) from None
+    return Built(g, inputs, cfg.steps, cfg)
+
+
+def monitor_specs(cfg: NetworkConfig) -> list[dict[str, Any]]:
+    """The ``[[monitor]]`` tables, checked and normalised."""
+    out = []
+    for i, m in enumerate(cfg.data["monitor"]):
+        path: Path_ = ("monitor", i)
+        spec = {"target": m["target"], "variable": m.get("variable", "spikes"),
+                "every": _int(cfg, m.get("every", 1), (*path, "every"), 1), "neurons": None}
+        if "neurons" in m:
+            nr = m["neurons"]
+            if not isinstance(nr, list) or not all(isinstance(x, int) and not
+                                                   isinstance(x, bool) and x >= 0 for x in nr):
+                raise cfg.error((*path, "neurons"), "must be a list of neuron indices >= 0")
+            spec["neurons"] = nr
+        out.append((spec, path))
+    return out  # type: ignore[return-value]
+
+
+def params_dict(p: Any) -> dict[str, Any]:
+    """A parameter dataclass as plain values (for summaries)."""
+    if not is_dataclass(p):
+        return {}
+    out = {}
+    for f in fields(p):
+        v = getattr(p, f.name)
+        out[f.name] = list(v) if isinstance(v, tuple) else (float(v) if hasattr(v, "item")
+                                                            else v)
+    return out
+
+
+__all__ = ["Built", "ConfigError", "LineMap", "NetworkConfig", "build_graph", "load_config",
+           "monitor_specs", "parse_quantity", "toml_lines", "yaml_load_with_lines"]

@@ -1,0 +1,254 @@
+"""Network files (TOML/YAML): errors name file, line and field; ``aura-snn simulate``
+writes everything or nothing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aura_snn.errors import ConfigError
+from aura_snn.graph.config import build_graph, load_config, parse_quantity
+from aura_snn.graph.simulate_cli import add_arguments, run
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SMALL = """\
+[simulation]
+dt = "0.1 ms"
+duration = "50 ms"
+seed = 3
+
+[[region]]
+name = "noise"
+size = 20
+model = "poisson"
+rate = "100 Hz"
+
+[[region]]
+name = "E"
+size = 30
+model = "cuba_refractory"
+params = { tau_mem = "20 ms", threshold = "-50 mV", v_reset = "-60 mV" }
+init = { v = { uniform = ["-60 mV", "-50 mV"] } }
+
+[[projection]]
+name = "in"
+pre = "noise"
+post = "E"
+receptor = "exc"
+weight = "3 mV"
+connectivity = { rule = "fixed_probability", p = 0.2 }
+
+[[projection]]
+pre = "E"
+post = "E"
+weight = { dist = "uniform", low = "0.5 mV", high = "1 mV" }
+delay = "1 ms"
+connectivity = { rule = "fixed_indegree", k = 3 }
+
+[[monitor]]
+target = "E"
+variable = "v"
+neurons = [0, 1]
+every = 5
+"""
+
+
+def _write(tmp: Path, text: str, name: str = "net.toml") -> Path:
+    p = tmp / name
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def _line_of(text: str, needle: str, nth: int = 0) -> int:
+    hits = [k for k, line in enumerate(text.splitlines(), 1) if needle in line]
+    return hits[nth]
+
+
+def _err(tmp: Path, text: str, name: str = "net.toml") -> str:
+    with pytest.raises(ConfigError) as info:
+        build_graph(load_config(_write(tmp, text, name)))
+    return str(info.value)
+
+
+@pytest.mark.parametrize("old,new,needle,msg", [
+    ('duration = "50 ms"', 'duration = "50 mV"', "duration", "expected a time"),
+    ('rate = "100 Hz"', 'rate = "100 Hz"\ncolour = 3', "colour", "unknown key 'colour'"),
+    ("p = 0.2 }", "p = 1.2 }", "p = 1.2", "probability in [0, 1]"),
+    ('post = "E"\nreceptor', 'post = "F"\nreceptor', 'post = "F"', "unknown region 'F'"),
+    ('tau_mem = "20 ms"', 'tau_men = "20 ms"', "tau_men", "unknown key 'tau_men'"),
+    ("size = 30", "size = -3", "size = -3", "must be >= 1"),
+    ('model = "poisson"', 'model = "izhikevich"', "izhikevich", "must be one of"),
+    ('weight = "3 mV"', 'weight = "3 ms"', 'weight = "3 ms"', "expected a potential"),
+    ('delay = "1 ms"', 'delay = "0.05 ms"', "delay", "multiple of dt"),
+    ('variable = "v"', 'variable = "w"', 'variable = "w"', "no variable 'w'"),
+    ('rule = "fixed_indegree", k = 3', 'rule = "fixed_indegree", k = 300', "k = 300",
+     "at most 30"),
+    ('name = "E"', 'name = "noise"  # again', "# again", "duplicate name"),
+    ('target = "E"', 'target = "X"', 'target = "X"', "unknown region or projection"),
+    ('tau_mem = "20 ms"', 'tau_mem = "0.01 ms"', "tau_mem", "dt must be smaller"),
+])
+def test_toml_errors_name_the_line_and_field(tmp_path: Path, old: str, new: str, needle: str,
+                                             msg: str) -> None:
+    assert old in SMALL
+    text = SMALL.replace(old, new, 1)
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        cfg = load_config(path)
+        built = build_graph(cfg)
+        from aura_snn.graph.config import monitor_specs
+        for spec, p in monitor_specs(cfg):
+            try:
+                built.graph.monitor(spec["target"], spec["variable"])
+            except ValueError as exc:
+                raise cfg.error((*p, "variable"), str(exc)) from None
+    text_msg = str(info.value)
+    line = _line_of(text, needle)
+    assert text_msg.startswith(f"net.toml:{line}: "), text_msg
+    assert msg in text_msg, text_msg
+
+
+def test_invalid_toml_syntax_reports_its_line(tmp_path: Path) -> None:
+    text = SMALL.replace("seed = 3", "seed = = 3")
+    msg = _err(tmp_path, text)
+    assert msg.startswith(f"net.toml:{_line_of(text, 'seed = = 3')}: invalid TOML"), msg
+
+
+def test_yaml_errors_name_the_line(tmp_path: Path) -> None:
+    text = """\
+    simulation:
+      dt: 0.1 ms
+      duration: 20 ms
+    region:
+      - name: E
+        size: 10
+        model: lif
+        params:
+          tau_mem: 10 ms
+          threshold: 1.0
+      - name: I
+        size: 5
+        model: lif
+    projection:
+      - pre: E
+        post: I
+        weight: 0.5
+        connectivity:
+          rule: fixed_probability
+          p: -0.5
+    """
+    msg = _err(tmp_path, text, "net.yaml")
+    assert msg.startswith("net.yaml:20: projection[0].connectivity.p:"), msg
+    assert "probability" in msg
+    good = text.replace("p: -0.5", "p: 0.5")
+    built = build_graph(load_config(_write(tmp_path, good, "ok.yml")))
+    assert built.steps == 200 and built.graph.projections["E-I"].nnz > 0
+
+
+def test_quantities() -> None:
+    cfg = load_config(ROOT / "examples" / "cuba.toml")
+    assert parse_quantity("-49 mV", "voltage", cfg, ("x",)) == pytest.approx(-0.049)
+    assert parse_quantity("0.1 ms", "time", cfg, ("x",)) == pytest.approx(1e-4)
+    assert parse_quantity(2, "rate", cfg, ("x",)) == 2.0
+    with pytest.raises(ConfigError, match="unknown unit 'mA'"):
+        parse_quantity("3 mA", None, cfg, ("x",))
+
+
+def test_cuba_example_builds_the_vogels_abbott_network() -> None:
+    cfg = load_config(ROOT / "examples" / "cuba.toml")
+    g = build_graph(cfg).graph
+    assert [r.size for r in g.regions.values()] == [3200, 800]
+    n_syn = sum(p.nnz for p in g.projections.values())
+    assert abs(n_syn - 0.02 * 4000 ** 2) < 5 * np.sqrt(0.02 * 4000 ** 2)
+    we = g.projections["EE"].weight
+    assert float(we[0]) == pytest.approx(60 * 0.27 / 10 * 1e-3, rel=1e-15)  # float64 kept
+    assert float(g.projections["IE"].weight[0]) == pytest.approx(-20 * 4.5 / 10 * 1e-3,
+                                                                 rel=1e-15)
+    assert cfg.steps == 10_000
+
+
+# -- command line ---------------------------------------------------------------------
+def _cli(*argv: str) -> int:
+    p = argparse.ArgumentParser(prog="aura-snn simulate")
+    add_arguments(p)
+    return run(p.parse_args(list(argv)))
+
+
+def test_simulate_writes_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    net = _write(tmp_path, SMALL)
+    out = tmp_path / "out"
+    assert _cli(str(net), "--out", str(out), "--quiet") == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(["isi_histogram.png", "monitor_E_v.npz", "network.toml",
+                            "population_rate.png", "raster.png", "spikes_E.npz",
+                            "summary.json", "weight_histogram.png"])
+    summary = json.loads((out / "summary.json").read_text())
+    e = summary["regions"]["E"]
+    assert e["neurons"] == 30 and e["spikes"] > 0 and e["rate_hz"] > 0
+    assert set(e) >= {"cv_isi_mean", "synchrony_chi", "rate_hz_std"}
+    assert summary["backend"] == "engine" and summary["steps"] == 500
+    assert summary["projections"]["E-E"]["delay_steps_max"] == 10
+    for png in ("raster.png", "weight_histogram.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from aura_snn.graph import load_recording
+    v = load_recording(out / "monitor_E_v.npz")
+    assert v["values"].shape == (100, 1, 2)
+    assert "simulated 0.05 s" in capsys.readouterr().out
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]   # no staging left
+
+
+def test_simulate_hdf5_and_torch_backend(tmp_path: Path) -> None:
+    pytest.importorskip("h5py", reason="h5py is needed for --format h5")
+    net = _write(tmp_path, SMALL)
+    out = tmp_path / "o"
+    assert _cli(str(net), "--out", str(out), "--quiet", "--format", "h5", "--no-plots",
+                "--backend", "torch", "--duration", "0.01") == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["backend"] == "torch" and summary["steps"] == 100
+    assert (out / "spikes_E.h5").exists() and not (out / "raster.png").exists()
+
+
+def test_simulate_errors_exit_2_and_write_nothing(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("old")
+    bad = _write(tmp_path, SMALL.replace('variable = "v"', 'variable = "w"'))
+    # fails after the graph is built and monitors were opened: still nothing written
+    assert _cli(str(bad), "--out", str(out), "--quiet") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "net.toml:" in err and "Traceback" not in err
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert _cli(str(tmp_path / "missing.toml"), "--out", str(out)) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_command_line_entry_point(tmp_path: Path) -> None:
+    pytest.importorskip("aura_snn.tasks.digits_cli",
+                        reason="aura-snn's cli.py also imports the demo command (aura_snn.tasks)")
+    net = _write(tmp_path, SMALL)
+    r = subprocess.run([sys.executable, "-m", "aura_snn.cli", "simulate", str(net), "--out",
+                        str(tmp_path / "o"), "--quiet", "--no-plots"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([sys.executable, "-m", "aura_snn.cli", "simulate", "--help"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0 and "--out" in r.stdout
+
+
+def test_simulate_cli_module_imports_only_argparse() -> None:
+    code = ("import sys, importlib.util, importlib.machinery\n"
+            "spec = importlib.util.spec_from_file_location('m', "
+            f"{str(ROOT / 'aura_snn/graph/simulate_cli.py')!r})\n"
+            "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+            "print('torch' in sys.modules, 'numpy' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.stdout.split() == ["False", "False"], r.stderr
