@@ -160,108 +160,80 @@ def _prev_membrane(up, th, vrs, reset, nxt, out):  # pragma: no cover - compiled
             out[j] = (one - sp) * upj + sp * vrs[j]
 
 
-@_jit
-def _bwd_step(gsr, gtr, ur, vpr, ipr, cur_t, gxr, gv, gi, am, asn, k, vl, th, vrs,
-              g_am, g_as, g_k, g_vl, g_th, g_vr, reset, nxt, vfirst, sid, slope,
-              detach, pgrad):  # pragma: no cover - compiled
-    """Reverse one step for a chunk: ``gv``/``gi`` go from the grads of the state after
-    the step to those before it; writes ``gxr`` and accumulates the parameter grads.
-    ``vpr``/``ipr`` are the membrane and current before the step; the trace grad
-    ``gtr`` is a row of zeros when there is no trace, so the loop has only
-    loop-invariant branches and vectorises."""
-    one = np.ones(1, ur.dtype)[0]
-    zero = one - one
-    for j in range(gv.shape[0]):
-        theta = th[j]
-        ut = ur[j]
-        sg = _sg(ut - theta, sid, slope)
-        gvt = gv[j] + gtr[j]
-        vp = vpr[j]
-        if nxt:
-            r = one if vp > theta else zero
-            gu = gvt + gsr[j] * sg
-            if reset == 1:
-                w = (one - r) * vp + r * vrs[j]
-                gvp = am[j] * (one - r) * gu
-            else:
-                w = vp
-                gvp = am[j] * gu
-            if pgrad:
-                g_th[j] -= gsr[j] * sg
-                if reset == 0:
-                    g_th[j] -= gu * r
-                elif reset == 1:
-                    g_vr[j] += gu * am[j] * r
-        else:
-            st = one if ut - theta > zero else zero
-            if reset == 0:
-                dvdu = one
-                dvds = zero if detach else -theta
-            elif reset == 1:
-                dvdu = one - st
-                dvds = zero if detach else vrs[j] - ut
-            else:
-                dvdu = one
-                dvds = zero
-            gst = gsr[j] + gvt * dvds
-            gu = gvt * dvdu + gst * sg
-            w = vp
-            gvp = am[j] * gu
-            if pgrad:
-                g_th[j] -= gst * sg
-                if reset == 0:
-                    g_th[j] -= gvt * st
-                elif reset == 1:
-                    g_vr[j] += gvt * st
-        # u = vl + am (w - vl) + k * (i_prev if vfirst else i_new); i_new = as * i_prev + x
-        if vfirst:
-            gin = gi[j]
-            gi[j] = asn[j] * gin + k[j] * gu
-        else:
-            gin = gi[j] + k[j] * gu
-            gi[j] = asn[j] * gin
-        gxr[j] = gin
-        gv[j] = gvp
-        if pgrad:
-            ip = ipr[j]
-            g_k[j] += gu * (ip if vfirst else cur_t[j])
-            g_am[j] += gu * (w - vl[j])
-            g_vl[j] += gu * (one - am[j])
-            g_as[j] += gin * ip
+@_inl
+def _bwd_core(gs, gvt, gi, ut, vp, am, asn, k, theta, vr, nxt, c_sub, c_subd, c_zero, c_du,
+              vf, sid, slope, one, zero):  # noqa: ANN001, ANN202 - compiled
+    """Reverse one step of one neuron. Returns ``(gin, gv_prev, gi_prev, gu, w, d_theta,
+    d_vreset)``: the grad of the input, of the state before the step, the grad of the
+    membrane ``u``, the membrane entering the decay (for the decay's grad) and the
+    threshold and reset-potential grads of this step.
 
-
-@_jit
-def _bwd_fast(gsr, gtr, ur, vpr, gxr, gv, gi, am, asn, k, th, vrs, nxt, c_sub, c_zero,
-              c_du, vf, sid, slope):  # pragma: no cover - compiled
-    """Reverse one step without parameter gradients (the common training case).
-
-    The reset and order options enter as 0/1 coefficients instead of branches
-    (``dv/du = 1 - c_du S``, ``dv/dS = -c_sub theta + c_zero (v_reset - u)``; ``vf``
-    selects where the current enters), so the only loop-invariant branches left are the
-    surrogate and the reset timing and LLVM vectorises the loop. Multiplying by 1 and
-    adding 0 are exact, so the results equal those of :func:`_bwd_step` bit for bit.
+    The reset and order options enter as 0/1 coefficients instead of branches --
+    ``dv/du = 1 - c_du S`` and ``dv/dS = -c_sub theta + c_zero (v_reset - u)`` (both
+    zero when the reset is detached), ``c_subd`` = subtract reset, ``vf`` = voltage
+    first. Multiplying by 1 and adding 0 are exact, so this equals the branchy form
+    bit for bit, and loops calling it keep only loop-invariant branches.
     """
+    sg = _sg(ut - theta, sid, slope)
+    if nxt:
+        r = one if vp > theta else zero
+        gu = gvt + gs * sg
+        gvp = am * (one - c_du * r) * gu
+        w = (one - c_du * r) * vp + (c_du * r) * vr
+        d_th = gs * sg + c_subd * gu * r
+        d_vr = c_du * gu * am * r
+    else:
+        st = one if ut - theta > zero else zero
+        gst = gs + gvt * (c_zero * (vr - ut) - c_sub * theta)
+        gu = gvt * (one - c_du * st) + gst * sg
+        gvp = am * gu
+        w = vp
+        d_th = gst * sg + c_subd * gvt * st
+        d_vr = c_du * gvt * st
+    kgu = k * gu
+    gin = gi + (one - vf) * kgu
+    return gin, gvp, asn * gin + vf * kgu, gu, w, d_th, d_vr
+
+
+@_jit
+def _bwd_step(gsr, gtr, ur, vpr, gxr, gv, gi, am, asn, k, th, vrs, nxt, c_sub, c_subd,
+              c_zero, c_du, vf, sid, slope):  # pragma: no cover - compiled
+    """Reverse one step for a chunk without parameter grads (the common case): the
+    unused outputs of :func:`_bwd_core` are dead code and the loop vectorises."""
     one = np.ones(1, ur.dtype)[0]
     zero = one - one
     for j in range(gv.shape[0]):
-        theta = th[j]
-        ut = ur[j]
-        sg = _sg(ut - theta, sid, slope)
-        gvt = gv[j] + gtr[j]
-        if nxt:
-            r = one if vpr[j] > theta else zero
-            gu = gvt + gsr[j] * sg
-            gvp = am[j] * (one - c_du * r) * gu
-        else:
-            st = one if ut - theta > zero else zero
-            gst = gsr[j] + gvt * (c_zero * (vrs[j] - ut) - c_sub * theta)
-            gu = gvt * (one - c_du * st) + gst * sg
-            gvp = am[j] * gu
-        kgu = k[j] * gu
-        gin = gi[j] + (one - vf) * kgu
-        gi[j] = asn[j] * gin + vf * kgu
+        gin, gvp, gip, _, _, _, _ = _bwd_core(
+            gsr[j], gv[j] + gtr[j], gi[j], ur[j], vpr[j], am[j], asn[j], k[j], th[j], vrs[j],
+            nxt, c_sub, c_subd, c_zero, c_du, vf, sid, slope, one, zero)
         gxr[j] = gin
         gv[j] = gvp
+        gi[j] = gip
+
+
+@_jit
+def _bwd_step_params(gsr, gtr, ur, vpr, ipr, cur_t, gxr, gv, gi, am, asn, k, vl, th, vrs,
+                     g_am, g_as, g_k, g_vl, g_th, g_vr, nxt, c_sub, c_subd, c_zero, c_du, vf,
+                     sid, slope):  # pragma: no cover - compiled
+    """:func:`_bwd_step` that also accumulates the parameter grads (learnable time
+    constants, threshold, potentials); ``vpr``/``ipr`` are the membrane and current
+    before the step, ``cur_t`` the current after it."""
+    one = np.ones(1, ur.dtype)[0]
+    zero = one - one
+    for j in range(gv.shape[0]):
+        gin, gvp, gip, gu, w, d_th, d_vr = _bwd_core(
+            gsr[j], gv[j] + gtr[j], gi[j], ur[j], vpr[j], am[j], asn[j], k[j], th[j], vrs[j],
+            nxt, c_sub, c_subd, c_zero, c_du, vf, sid, slope, one, zero)
+        gxr[j] = gin
+        gv[j] = gvp
+        gi[j] = gip
+        ip = ipr[j]
+        g_th[j] -= d_th
+        g_vr[j] += d_vr
+        g_k[j] += gu * (vf * ip + (one - vf) * cur_t[j])
+        g_am[j] += gu * (w - vl[j])
+        g_vl[j] += gu * (one - am[j])
+        g_as[j] += gin * ip
 
 
 @numba.njit(cache=True, parallel=True, nogil=True, error_model="numpy")
@@ -300,6 +272,7 @@ def backward(gs, gvtr, gvT, giT, u, cur, v0, i0, am, asn, k, vl, th, vr,
         need_vp = pgrad or nxt  # the membrane before the step enters only these terms
         one = np.ones(1, u.dtype)[0]
         c_sub = one if (reset == 0 and not detach) else one - one
+        c_subd = one if reset == 0 else one - one
         c_zero = one if (reset == 1 and not detach) else one - one
         c_du = one if reset == 1 else one - one
         vf = one if vfirst else one - one
@@ -314,11 +287,12 @@ def backward(gs, gvtr, gvT, giT, u, cur, v0, i0, am, asn, k, vl, th, vr,
             gtr = gvtr[t, lo:hi] if has_tr else zeros
             gsr = gs[t, lo:hi] if gs_every_t else gs[0, lo:hi]
             if pgrad:
-                _bwd_step(gsr, gtr, u[t, lo:hi], vp, ip, cur[t, lo:hi], gx[t, lo:hi],
-                          gv, gi, am_, as_, k_, vl_, th_, vr_, pg[0], pg[1], pg[2], pg[3],
-                          pg[4], pg[5], reset, nxt, vfirst, sid, slope, detach, pgrad)
+                _bwd_step_params(gsr, gtr, u[t, lo:hi], vp, ip, cur[t, lo:hi], gx[t, lo:hi],
+                                 gv, gi, am_, as_, k_, vl_, th_, vr_, pg[0], pg[1], pg[2],
+                                 pg[3], pg[4], pg[5], nxt, c_sub, c_subd, c_zero, c_du, vf,
+                                 sid, slope)
             else:
-                _bwd_fast(gsr, gtr, u[t, lo:hi], vp, gx[t, lo:hi], gv, gi, am_, as_,
-                          k_, th_, vr_, nxt, c_sub, c_zero, c_du, vf, sid, slope)
+                _bwd_step(gsr, gtr, u[t, lo:hi], vp, gx[t, lo:hi], gv, gi, am_, as_, k_, th_,
+                          vr_, nxt, c_sub, c_subd, c_zero, c_du, vf, sid, slope)
         gv0[lo:hi] = gv
         gi0[lo:hi] = gi
