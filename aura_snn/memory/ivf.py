@@ -14,17 +14,19 @@ Adds between rebuilds append into the list's spare rows (``cap - size``). A list
 overflows moves to the free tail of the arena with capacity ``1.5 x`` its new size
 (its old rows become a hole); when the tail runs out, the arena is repacked in list
 order with 12.5 % slack per list and a free tail of 12.5 % of the rows (so a freshly
-packed arena holds about 1.27 x the keys' bytes). Each copy is
-paid for by geometric growth, so an add costs ``O(d)`` amortised plus the centroid
-scan. A delete compacts the rows of its list.
+packed arena holds about 1.27 x the keys' bytes). Each copy is paid for by geometric
+growth, so an add costs ``O(d)`` amortised plus the centroid scan. A delete compacts
+the rows of its list.
 
 Search
 ------
-For queries ``Q [q, d]``: score the centroids, keep the ``nprobe`` best lists of each
-query, group the (query, list) pairs by list, and for each probed list ``j`` compute
-``S = Q_j X_jᵀ`` (one matmul for all queries probing ``j``), keeping each query's
-top-``k`` of the list. A final top-``k`` over the ``nprobe · k`` candidates of each query
-gives the result. Exact search equals IVF search with ``nprobe = nlist``.
+For queries ``Q [q, d]``: score the centroids (one matmul), keep the ``nprobe`` best
+lists of each query, group the (query, list) pairs by list, and for each probed list
+``j`` score every query probing it against the list's keys, ``S = Q_j X_jᵀ``, keeping
+each query's top-``k`` of the list. On the CPU this is the compiled scan of
+:mod:`._scan` (each key row read once per list for all its queries); on other devices,
+one matmul and top-k per list. A final top-``k`` over the ``nprobe · k`` candidates of
+each query gives the result. Exact search equals IVF search with ``nprobe = nlist``.
 
 Rebuilds
 --------
