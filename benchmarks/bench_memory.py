@@ -13,7 +13,8 @@ Measured:
   matrix, batched over key chunks (``aura_snn.memory._similarity.exact_search``);
 * write throughput: the store filled in batches of 10,000 with its automatic index
   (re)training included, then the last 10,000 keys added in batches of 100 into the
-  trained index (the incremental path);
+  trained index (the incremental path; overall rate, median and worst batch latency —
+  an occasional batch pays for an O(N) arena repack);
 * recall@5 against exact search and query time for each ``nprobe``, for our index and
   for FAISS ``IndexIVFFlat`` (same ``nlist``, FAISS's own k-means) when installed;
 * memory footprint: bytes of the store's keys plus the index (spare list rows included).
@@ -86,12 +87,15 @@ def build_store(x: torch.Tensor, nlist: int) -> tuple[EpisodicMemory, dict[str, 
         mem.write(x[s:min(s + 10_000, n - tail)])
     bulk_s = time.perf_counter() - t0
     assert mem.index is not None, "the store should have trained its index"
-    t0 = time.perf_counter()
+    lat = []
     for s in range(n - tail, n, 100):
+        t0 = time.perf_counter()
         mem.write(x[s:s + 100])
-    inc_s = time.perf_counter() - t0
+        lat.append(time.perf_counter() - t0)
     return mem, {"bulk_entries_per_s": (n - tail) / bulk_s, "bulk_s": bulk_s,
-                 "incremental_entries_per_s": tail / inc_s, "incremental_batch": 100}
+                 "incremental_entries_per_s": tail / sum(lat), "incremental_batch": 100,
+                 "incremental_median_ms": 1e3 * statistics.median(lat),
+                 "incremental_max_ms": 1e3 * max(lat)}
 
 
 def interleaved_times(runs: dict[str, Any], repeats: int) -> dict[str, list[float]]:
@@ -175,8 +179,10 @@ def main() -> None:
     x, q = clustered_keys(n, nq, args.dim)
     mem, writes = build_store(x, nlist)
     print(f"write: {writes['bulk_entries_per_s']:.0f} entries/s in batches of 10,000 "
-          f"(index training included), {writes['incremental_entries_per_s']:.0f} entries/s "
-          f"in batches of 100 into the trained index")
+          f"(index training included); into the trained index in batches of 100: "
+          f"{writes['incremental_entries_per_s']:.0f} entries/s overall, median "
+          f"{writes['incremental_median_ms']:.1f} ms and worst {writes['incremental_max_ms']:.0f} "
+          f"ms per batch (the worst includes any arena repack)")
     ids_all = mem.ids
     assert torch.equal(ids_all, torch.arange(n))  # ids are row numbers of x
     brute = {}

@@ -68,6 +68,7 @@ def _config(mem: EpisodicMemory) -> dict[str, Any]:
         "min_retention": mem.min_retention, "clock_per_write": mem.clock_per_write,
         "nlist": mem.nlist, "nprobe": mem.nprobe, "train_min": mem.train_min,
         "kmeans_iters": mem.kmeans_iters, "seed": mem.seed, "kernel": mem.kernel,
+        "auto_rebuild": mem.auto_rebuild,
         "dtype": _dtype_name(mem.dtype), "value_dtype": _dtype_name(mem.value_dtype),
         **mem._index_args,
     }

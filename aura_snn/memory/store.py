@@ -104,6 +104,8 @@ class EpisodicMemory:
     nprobe: lists scanned per query by default (>= 1).
     train_min: size at which the index is first trained (see module docstring).
     rebuild_growth, rebuild_imbalance: drift thresholds, see :mod:`aura_snn.memory.ivf`.
+    auto_rebuild: retrain the index when its lists drift (a write that triggers it takes
+        as long as :meth:`rebuild`); ``False`` trains once and then only on :meth:`rebuild`.
     kmeans_iters, seed: k-means rounds and seed.
     kernel: IVF list scan on CPU, ``"auto"``, ``"numba"`` or ``"torch"``.
     dtype: key dtype (float32 or float64); value_dtype: value dtype (default ``dtype``).
@@ -115,6 +117,7 @@ class EpisodicMemory:
                  min_retention: float = 0.0, clock_per_write: float = 1.0,
                  nlist: int | None = None, nprobe: int = 8, train_min: int = 4096,
                  rebuild_growth: float = 2.0, rebuild_imbalance: float = 2.0,
+                 auto_rebuild: bool = True,
                  kmeans_iters: int = 10, seed: int = 0, kernel: str = "auto",
                  dtype: torch.dtype = torch.float32, value_dtype: torch.dtype | None = None,
                  device: torch.device | str | None = None) -> None:
@@ -142,6 +145,9 @@ class EpisodicMemory:
         self._index_args = {"rebuild_growth": rebuild_growth,
                             "rebuild_imbalance": rebuild_imbalance}
         IVFIndex(dim, **self._index_args)  # validates the thresholds now, not at first training
+        if not isinstance(auto_rebuild, bool):
+            raise ParameterTypeError(f"auto_rebuild must be True or False, got {auto_rebuild!r}")
+        self.auto_rebuild = auto_rebuild
         if backend == "faiss":
             from .faiss_backend import faiss_module
             faiss_module()  # fail at construction, naming the extra, if faiss is missing
@@ -426,7 +432,7 @@ class EpisodicMemory:
         if self.index is None:
             if len(self) >= self.train_size():
                 self.rebuild()
-        elif self.index.needs_rebuild() is not None:
+        elif self.auto_rebuild and self.index.needs_rebuild() is not None:
             if len(self) >= self.train_size():
                 self.rebuild()
             else:

@@ -196,3 +196,17 @@ def test_store_retrains_when_size_doubles_and_drops_index_when_small(clustered) 
     assert mem.index is None and len(mem) == 501
     res = mem.search(x[1600:1601], 1)
     assert int(res.ids[0, 0]) == 1600  # exact search again
+
+
+def test_auto_rebuild_off_trains_once_and_rebuilds_only_on_request(clustered) -> None:
+    x, _ = clustered(4000, 16, 10, seed=8)
+    mem = EpisodicMemory(16, train_min=1000, auto_rebuild=False)
+    mem.write(x[:1000])
+    assert mem.index_stats()["trained_size"] == 1000  # the first training still happens
+    mem.write(x[1000:4000])
+    assert mem.index.needs_rebuild() is not None  # drifted, but left alone
+    assert mem.index_stats()["trained_size"] == 1000 and mem.index.ntotal == 4000
+    mem.rebuild()
+    assert mem.index_stats()["trained_size"] == 4000 and mem.index.nlist == 63
+    with pytest.raises(ParameterTypeError, match="auto_rebuild"):
+        EpisodicMemory(16, auto_rebuild="no")
