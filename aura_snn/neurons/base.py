@@ -98,11 +98,15 @@ class SpikingNeuron(nn.Module):
         self.neuron_parameters()  # validate the combination once, at construction
 
     def _store(self, name: str, value: float | torch.Tensor, learnable: bool) -> None:
-        t = torch.as_tensor(value, dtype=torch.get_default_dtype()).clone()
+        """Learnable values become ``nn.Parameter`` in the default dtype (they train with
+        the model); fixed ones become float64 buffers, so a model built in float32 and
+        run in float64 (``.double()``) still uses the exact time constants it was given.
+        Kernels cast coefficients to the input's dtype."""
         if learnable:
+            t = torch.as_tensor(value, dtype=torch.get_default_dtype()).clone()
             setattr(self, name, nn.Parameter(t))
         else:
-            self.register_buffer(name, t)
+            self.register_buffer(name, torch.as_tensor(value, dtype=torch.float64).clone())
 
     # -- parameters -----------------------------------------------------------------
     def neuron_parameters(self) -> Any:

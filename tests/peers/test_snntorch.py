@@ -252,14 +252,11 @@ def test_bptt_matches_leaky(ours_name, peer_fn, peer_cls, slope, reset, backend,
     torch.testing.assert_close(gth_o, gth_p, rtol=th_rtol, atol=0.0)
 
 
-# -- known core issue --------------------------------------------------------------------
+# -- regression: fixed constants are kept in float64 ----------------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core issue: SpikingNeuron._store keeps float time constants as "
-    "torch.as_tensor(value, dtype=torch.get_default_dtype()), i.e. float32 under the "
-    "default dtype; .double() afterwards cannot restore the rounded digits, so a "
-    "float64 run differs from snnTorch by ~2e-7 V"))
 def test_double_after_float32_construction_keeps_tau():
+    # a module built under the float32 default and moved to float64 once rounded tau to
+    # float32 and differed from snnTorch by ~2e-7 V; fixed constants are float64 buffers
     x = _input(0.4)
     leaky = snn.Leaky(beta=BETA64.clone(), threshold=THRESHOLD).double()
     ours = LIF(tau_from_beta(BETA, DT), **LEAKY_MAP).double()  # built under float32 default
