@@ -23,27 +23,34 @@ Goals: recall@5 >= 0.99 at a query time >= 10x below brute force (the smallest s
 ``nprobe`` is reported). Full run: N = 1,000,000, d = 256, 1,000 queries (about 3 GB of
 RAM for the store, index and FAISS copy). ``--quick``: N = 100,000, 200 queries.
 Every method runs with the same thread count (``--threads``; torch, our numba scan and
-FAISS's OpenMP all follow ``torch.get_num_threads()``). Timings are wall-clock medians on
-whatever else the machine is running (the load average at start and end is recorded): on
-cores shared with other jobs, two-thread parallel regions can be slower than one-thread
-ones, so compare numbers from the same run only.
+FAISS's OpenMP all follow ``torch.get_num_threads()``) and the same OpenMP wait policy.
+The process holds three OpenMP runtimes (torch's, numba's and FAISS's libgomp); with the
+default policy each one's idle threads spin after a parallel region and, on two cores,
+delay the next region of another runtime by tens of milliseconds. The script therefore
+sets ``OMP_WAIT_POLICY=PASSIVE`` unless the environment already sets it (the policy used
+is recorded). Timings are wall-clock medians on whatever else the machine is running
+(the load average at start and end is recorded); compare numbers from one run only.
 """
 
 from __future__ import annotations
 
-import gc
-import math
 import os
-import statistics
-import time
-from pathlib import Path
-from typing import Any
 
-import torch
-from _common import Goal, median_time, parser, print_goals, print_table, write_report
+# before torch, numba or faiss load their OpenMP runtimes (see the module docstring)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from aura_snn.memory import EpisodicMemory
-from aura_snn.memory._similarity import exact_search
+import gc  # noqa: E402
+import math  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import torch  # noqa: E402
+from _common import Goal, median_time, parser, print_goals, print_table, write_report  # noqa: E402
+
+from aura_snn.memory import EpisodicMemory  # noqa: E402
+from aura_snn.memory._similarity import exact_search  # noqa: E402
 
 SPREAD = 1.5
 LISTS_PER_CLUSTER = 4
@@ -185,13 +192,13 @@ def main() -> None:
           f"ms per batch (the worst includes any arena repack)")
     ids_all = mem.ids
     assert torch.equal(ids_all, torch.arange(n))  # ids are row numbers of x
+    fx = faiss_index(x, nlist)  # built before the brute-force run, not between timings
     brute = {}
     brute_s = median_time(lambda: brute.setdefault("r", exact_search(q, x, 5, "cosine")),
                           repeats=1 if not args.quick else 3, warmup=0)
     truth = brute["r"][1]
     print(f"brute force: {brute_s:.3f} s for {nq} queries")
 
-    fx = faiss_index(x, nlist)
     qn = q.numpy()
     rows: list[dict[str, Any]] = []
     for npb in nprobes:
@@ -241,6 +248,7 @@ def main() -> None:
     meta = {"n": n, "dim": args.dim, "queries": nq, "nlist": nlist,
             "clusters": n_clusters_for(n), "spread": SPREAD, "brute_force_s": brute_s,
             "load_average_start": load_start, "load_average_end": os.getloadavg(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
             "rebuild_s": rebuild_s, "faiss_build_s": None if fx is None else fx[1],
             **writes, **footprint, "best_nprobe": best["nprobe"]}
     write_report(args.json, rows, goals, meta)

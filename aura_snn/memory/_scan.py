@@ -9,6 +9,9 @@ scan in one parallel region: lists are split across threads; within a list each 
 is loaded once and scored against every query that probes the list (the queries stay in
 L1), and each (query, list) pair keeps its own running top-k by insertion.
 
+numba's OpenMP pool is a different runtime from torch's; see the "Memory and threads"
+notes of :mod:`aura_snn.memory.store` on ``OMP_WAIT_POLICY``.
+
 Score of key row ``r`` for query ``i``: ``s = q_i · x_r`` (cosine, ip) or
 ``s = 2 q_i · x_r - ||x_r||²`` (l2; the caller subtracts ``||q_i||²`` afterwards).
 Accumulation is in the key dtype (float32 or float64).

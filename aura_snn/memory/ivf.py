@@ -407,19 +407,15 @@ class IVFIndex:
         nprobe = self.nprobe if nprobe is None else nprobe
         nprobe = min(nprobe, self.nlist)
         q = queries.to(self.device, self.dtype).contiguous()
-        nq = q.shape[0]
         coarse = coarse_scores(q, self.centroids, self.metric, self._c_sq)
+        if self._compiled_scan():
+            return self._search_cpu(q, coarse, k, nprobe)
+        nq = q.shape[0]
         probe = coarse.topk(nprobe, dim=1).indices
         flat = probe.reshape(-1)
         order = torch.argsort(flat, stable=True)  # (query, list) pairs grouped by list
         counts = torch.bincount(flat, minlength=self.nlist)
-        if self._compiled_scan():
-            cand_s, cand_r = self._scan_numba(q, order // nprobe, counts, k)
-            inv = torch.empty_like(order)
-            inv[order] = torch.arange(order.numel())
-            cand_s, cand_r = cand_s[inv], cand_r[inv]
-        else:
-            cand_s, cand_r = self._scan_torch(q, order, order // nprobe, counts.tolist(), k)
+        cand_s, cand_r = self._scan_torch(q, order, order // nprobe, counts.tolist(), k)
         if self.metric == "l2":
             q_sq = (q * q).sum(dim=1)
             cand_s = cand_s - q_sq.repeat_interleave(nprobe).unsqueeze(1)
@@ -437,21 +433,41 @@ class IVFIndex:
             return True
         return _scan.available()
 
-    def _scan_numba(self, q: torch.Tensor, q_of: torch.Tensor, counts: torch.Tensor,
-                    k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Top-k of every (query, list) pair, pairs in list-grouped order, via numba."""
-        c = counts.numpy()
-        group_list = np.flatnonzero(c)
-        group_ptr = np.concatenate([[0], np.cumsum(c[group_list])]).astype(np.int64)
-        sq = self._sq.numpy() if self.metric == "l2" else np.empty(0, dtype=q.numpy().dtype)
+    def _search_cpu(self, q: torch.Tensor, coarse: torch.Tensor, k: int,
+                    nprobe: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`search` on the CPU: numba scan, bookkeeping in numpy.
+
+        Everything after the coarse matmul runs in numpy (single-threaded) or in the one
+        parallel region of the scan: small multi-threaded torch ops each wake the
+        intra-op thread pool, which on shared cores can cost milliseconds per op.
+        """
+        nq = q.shape[0]
+        probe = _topk_rows(coarse.numpy(), nprobe)[1]
+        flat = probe.reshape(-1)
+        order = np.argsort(flat, kind="stable")  # (query, list) pairs grouped by list
+        counts = np.bincount(flat, minlength=self.nlist)
+        group_list = np.flatnonzero(counts)
+        group_ptr = np.concatenate([[0], np.cumsum(counts[group_list])]).astype(np.int64)
+        qn = q.numpy()
+        sq = self._sq.numpy() if self.metric == "l2" else np.empty(0, dtype=qn.dtype)
         out_s, out_r = _scan.scan_lists(
-            q.numpy(), self._keys.numpy(), sq, self.metric == "l2", group_list, group_ptr,
-            q_of.numpy(), self._start, self._size, k, threads=torch.get_num_threads())
-        return torch.from_numpy(out_s), torch.from_numpy(out_r)
+            qn, self._keys.numpy(), sq, self.metric == "l2", group_list, group_ptr,
+            order // nprobe, self._start, self._size, k, threads=torch.get_num_threads())
+        cand_s = np.empty_like(out_s)
+        cand_r = np.empty_like(out_r)
+        cand_s[order], cand_r[order] = out_s, out_r  # back to (query, probe) order
+        cand_s = cand_s.reshape(nq, nprobe * k)
+        if self.metric == "l2":
+            cand_s -= np.einsum("ij,ij->i", qn, qn)[:, None]
+        best, j = _topk_rows(cand_s, k)
+        rows = np.take_along_axis(cand_r.reshape(nq, nprobe * k), j, axis=1)
+        ids = np.where((rows >= 0) & np.isfinite(best),
+                       self._ids.numpy()[np.maximum(rows, 0)], -1)
+        return torch.from_numpy(best), torch.from_numpy(ids)
 
     def _scan_torch(self, q: torch.Tensor, order: torch.Tensor, q_of: torch.Tensor,
                     counts: list[int], k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Same as :meth:`_scan_numba` with one matmul per probed list (any device).
+        """Top-k of every (query, list) pair with one matmul per probed list (any device).
 
         Results are returned in (query, probe) order.
         """
@@ -489,6 +505,18 @@ class IVFIndex:
                 "seed": self.seed, "train_points_per_list": self.train_points_per_list,
                 "rebuild_growth": self.rebuild_growth, "rebuild_imbalance": self.rebuild_imbalance,
                 "trained_size": self.trained_size, "trained_imbalance": self.trained_imbalance}
+
+
+def _topk_rows(a: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` largest entries of each row of ``a [m, n]`` (``k <= n``), best first."""
+    n = a.shape[1]
+    if k < n:
+        part = np.argpartition(-a, k - 1, axis=1)[:, :k]
+    else:
+        part = np.broadcast_to(np.arange(n), a.shape).copy()
+    vals = np.take_along_axis(a, part, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    return np.take_along_axis(vals, order, axis=1), np.take_along_axis(part, order, axis=1)
 
 
 def _fit(a: np.ndarray, n: int) -> np.ndarray:
