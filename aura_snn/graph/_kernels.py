@@ -34,6 +34,7 @@ import numba
 import numpy as np
 
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+_inline = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -50,6 +51,22 @@ def uniform(ctr):  # noqa: ANN001, ANN201 - compiled
     return np.float64(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
+@_inline
+def _fire(u, vo, refj, th, vr, rz, rs, nref, zero):  # pragma: no cover - compiled
+    """Refractory clamp, threshold and reset of one neuron: ``(v, ref, spike)``.
+
+    ``c = max(ref - 1, 0)``; refractory (``c > 0``): the membrane keeps ``vo``; a spike
+    needs ``c == 0`` and ``u - th > 0``; reset to ``vr`` (``rz``), by ``th`` (``rs``) or
+    none."""
+    c = refj - 1
+    c = c if c > 0 else 0
+    free = c == 0
+    u = u if free else vo
+    s = free & (u - th > zero)
+    vres = vr if rz else (u - th if rs else u)
+    return (vres if s else u), (nref if s else c), s
+
+
 @_jit
 def _neurons_r1(n, xr0, v, c0, ref, flag, am, vl, th, vr, reset, nref, late,
                 k0, b0, cc0, zero, one):  # pragma: no cover - compiled
@@ -60,26 +77,15 @@ def _neurons_r1(n, xr0, v, c0, ref, flag, am, vl, th, vr, reset, nref, late,
     0 subtract, 1 to ``vr``, 2 none)."""
     xa = zero if late else one
     xb = one - xa
-    rz = reset == 1
-    rs = reset == 0
+    rz, rs = reset == 1, reset == 0
     for j in range(n):
         x = xr0[j]
         xr0[j] = zero
         ie = b0 * c0[j] + xa * x
-        inew = cc0 * ie + xb * x
-        drive = k0 * ie
+        c0[j] = cc0 * ie + xb * x
         vo = v[j]
-        u = vl + am * (vo - vl) + drive
-        c = ref[j] - 1
-        c = c if c > 0 else 0
-        free = c == 0
-        u = u if free else vo
-        s = free & (u - th > zero)
-        vres = vr if rz else (u - th if rs else u)
-        v[j] = vres if s else u
-        c0[j] = inew
-        ref[j] = nref if s else c
-        flag[j] = s
+        u = vl + am * (vo - vl) + k0 * ie
+        v[j], ref[j], flag[j] = _fire(u, vo, ref[j], th, vr, rz, rs, nref, zero)
 
 
 @_jit
@@ -89,8 +95,7 @@ def _neurons_r2(n, xr0, xr1, v, c0, c1, ref, flag, am, vl, th, vr, reset, nref, 
     ``k0 ie0 + k1 ie1`` in that order."""
     xa = zero if late else one
     xb = one - xa
-    rz = reset == 1
-    rs = reset == 0
+    rz, rs = reset == 1, reset == 0
     for j in range(n):
         x0 = xr0[j]
         x1 = xr1[j]
@@ -98,22 +103,11 @@ def _neurons_r2(n, xr0, xr1, v, c0, c1, ref, flag, am, vl, th, vr, reset, nref, 
         xr1[j] = zero
         ie0 = b0 * c0[j] + xa * x0
         ie1 = b1 * c1[j] + xa * x1
-        in0 = cc0 * ie0 + xb * x0
-        in1 = cc1 * ie1 + xb * x1
-        drive = k0 * ie0 + k1 * ie1
+        c0[j] = cc0 * ie0 + xb * x0
+        c1[j] = cc1 * ie1 + xb * x1
         vo = v[j]
-        u = vl + am * (vo - vl) + drive
-        c = ref[j] - 1
-        c = c if c > 0 else 0
-        free = c == 0
-        u = u if free else vo
-        s = free & (u - th > zero)
-        vres = vr if rz else (u - th if rs else u)
-        v[j] = vres if s else u
-        c0[j] = in0
-        c1[j] = in1
-        ref[j] = nref if s else c
-        flag[j] = s
+        u = vl + am * (vo - vl) + (k0 * ie0 + k1 * ie1)
+        v[j], ref[j], flag[j] = _fire(u, vo, ref[j], th, vr, rz, rs, nref, zero)
 
 
 @_jit
@@ -122,8 +116,7 @@ def _neurons_rn(n, nrec, xr, v, cur, ref, flag, am, vl, th, vr, reset, nref, lat
     """Any number of receptors (rows of ``xr``/``cur``); drive summed in receptor order."""
     xa = zero if late else one
     xb = one - xa
-    rz = reset == 1
-    rs = reset == 0
+    rz, rs = reset == 1, reset == 0
     for j in range(n):
         drive = zero
         for r in range(nrec):
@@ -134,15 +127,7 @@ def _neurons_rn(n, nrec, xr, v, cur, ref, flag, am, vl, th, vr, reset, nref, lat
             drive = kk[r] * e if r == 0 else drive + kk[r] * e
         vo = v[j]
         u = vl + am * (vo - vl) + drive
-        c = ref[j] - 1
-        c = c if c > 0 else 0
-        free = c == 0
-        u = u if free else vo
-        s = free & (u - th > zero)
-        vres = vr if rz else (u - th if rs else u)
-        v[j] = vres if s else u
-        ref[j] = nref if s else c
-        flag[j] = s
+        v[j], ref[j], flag[j] = _fire(u, vo, ref[j], th, vr, rz, rs, nref, zero)
 
 
 @_jit
@@ -150,6 +135,19 @@ def _poisson(n, flag, p, ctr0):  # pragma: no cover - compiled
     """``flag[j] = U(ctr0 + j) < p[j]``."""
     for j in range(n):
         flag[j] = 1 if uniform(ctr0 + np.uint64(j)) < p[j] else 0
+
+
+@_jit
+def _deliver(j, val, t, L, pend, indptr, tgt, w, dl, has_dl):  # pragma: no cover - compiled
+    """Add the synapses of output ``j`` (value ``val``) to the pending rows
+    ``(t + 1 + d) % L``."""
+    if has_dl:
+        for q in range(indptr[j], indptr[j + 1]):
+            pend[(t + 1 + dl[q]) % L, tgt[q]] += w[q] * val
+    else:
+        row = pend[(t + 1) % L]
+        for q in range(indptr[j], indptr[j + 1]):
+            row[tgt[q]] += w[q] * val
 
 
 @_jit
@@ -187,22 +185,22 @@ def run_steps(n_steps, t0, L, batch, bidx,
             fo = sp_out[g]
             am, vl, th, vr = sp_f[g, 0], sp_f[g, 1], sp_f[g, 2], sp_f[g, 3]
             R = sp_R[g]
+            reset, nref, late = sp_reset[g], sp_nref[g], sp_late[g]
             if R == 1:
                 _neurons_r1(n, xs[co:co + n], v[o:o + n], cur[co:co + n], ref[o:o + n],
-                            flag[fo:fo + n], am, vl, th, vr, sp_reset[g], sp_nref[g],
-                            sp_late[g], rc[ko, 0], rc[ko, 1], rc[ko, 2], zero, one)
+                            flag[fo:fo + n], am, vl, th, vr, reset, nref, late,
+                            rc[ko, 0], rc[ko, 1], rc[ko, 2], zero, one)
             elif R == 2:
                 _neurons_r2(n, xs[co:co + n], xs[co + n:co + 2 * n], v[o:o + n],
                             cur[co:co + n], cur[co + n:co + 2 * n], ref[o:o + n],
-                            flag[fo:fo + n], am, vl, th, vr, sp_reset[g], sp_nref[g],
-                            sp_late[g], rc[ko, 0], rc[ko, 1], rc[ko, 2],
+                            flag[fo:fo + n], am, vl, th, vr, reset, nref, late,
+                            rc[ko, 0], rc[ko, 1], rc[ko, 2],
                             rc[ko + 1, 0], rc[ko + 1, 1], rc[ko + 1, 2], zero, one)
             else:
                 _neurons_rn(n, R, xs[co:co + R * n].reshape(R, n), v[o:o + n],
                             cur[co:co + R * n].reshape(R, n), ref[o:o + n],
-                            flag[fo:fo + n], am, vl, th, vr, sp_reset[g], sp_nref[g],
-                            sp_late[g], rc[ko:ko + R, 0], rc[ko:ko + R, 1],
-                            rc[ko:ko + R, 2], zero, one)
+                            flag[fo:fo + n], am, vl, th, vr, reset, nref, late,
+                            rc[ko:ko + R, 0], rc[ko:ko + R, 1], rc[ko:ko + R, 2], zero, one)
         # 2. Poisson regions
         for g in range(po_n.shape[0]):
             n = po_n[g]
@@ -227,7 +225,7 @@ def run_steps(n_steps, t0, L, batch, bidx,
                 else:
                     pr_out[npr, q] = flag[k]
             npr += 1
-        # 5. collect spikes and propagate them
+        # 5. collect spikes (8 mask bytes at a time) and propagate them
         for wi in range(nwords + 1):
             if wi < nwords:
                 if words[wi] == 0:
@@ -246,13 +244,6 @@ def run_steps(n_steps, t0, L, batch, bidx,
                 for g in range(fd_n.shape[0]):
                     if fd_out[g] <= j < fd_out[g] + fd_n[g]:
                         val = fd_vals[s, fd_voff[g] + j - fd_out[g]]
-                a, b = indptr[j], indptr[j + 1]
-                if has_dl:
-                    for q in range(a, b):
-                        pend[(t + 1 + dl[q]) % L, tgt[q]] += w[q] * val
-                else:
-                    row = pend[(t + 1) % L]
-                    for q in range(a, b):
-                        row[tgt[q]] += w[q] * val
+                _deliver(j, val, t, L, pend, indptr, tgt, w, dl, has_dl)
         done += 1
     return done, ne, npr

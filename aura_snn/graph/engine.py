@@ -35,6 +35,7 @@ exact in any order.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -377,11 +378,18 @@ def _probe_table(graph: Graph, lay: _Layout) -> tuple[list[Any], np.ndarray, np.
 
 
 def run_graph(graph: Graph, st: GraphState, steps: int, inputs: Mapping[str, torch.Tensor],
-              record: list[str], progress: bool) -> tuple[dict[str, torch.Tensor], GraphState]:
-    """Run ``steps`` steps of ``graph`` from ``st`` with the compiled kernel."""
+              record: list[str], progress: bool
+              ) -> tuple[dict[str, torch.Tensor], GraphState, dict[str, float]]:
+    """Run ``steps`` steps of ``graph`` from ``st`` with the compiled kernel; returns the
+    recorded outputs, the new state and where the time went (s)."""
+    clock = time.perf_counter
+    tic = clock()
     lay = build_layout(graph)
+    prof = {"layout": clock() - tic, "steps": 0.0, "monitors": 0.0, "state": 0.0}
+    tic = clock()
     batch, t0 = st.batch, st.t
     els = _load_state(graph, lay, st)
+    prof["state"] += clock() - tic
     fed_np = {}
     for name in lay.fd:
         r = graph.regions[name]
@@ -402,7 +410,10 @@ def run_graph(graph: Graph, st: GraphState, steps: int, inputs: Mapping[str, tor
     plan, pr_src, pr_idx, pr_every = _probe_table(graph, lay)
     outputs = {n: torch.zeros(steps, batch, graph.regions[n].size, dtype=graph.dtype)
                for n in record}
-    chunk = int(max(1, min(steps, 4_000_000 // max(1, lay.n_out + len(pr_src)), 20_000)))
+    # steps per kernel call: bounded by the probe/fed buffers (<= 4M values), and small
+    # enough for the progress bar to move (~20 updates) without Python overhead mattering
+    chunk = min(steps, 10_000, max(50, 4_000_000 // max(1, len(pr_src) + lay.n_fed)),
+                max(500, steps // 20))
     ev_cap = max(1 << 20, 4 * lay.n_out)
     ev_t = np.zeros(ev_cap, np.int64)
     ev_i = np.zeros(ev_cap, np.int32)
@@ -428,6 +439,7 @@ def run_graph(graph: Graph, st: GraphState, steps: int, inputs: Mapping[str, tor
             npr_total = 0
             while k < n:
                 sub = fd_vals[k:] if lay.n_fed else fd_vals
+                tic = clock()
                 got, ne, npr = _kernels.run_steps(
                     n - k, t_start + k, lay.L, batch, b,
                     el.v, el.cur, el.ref, el.pend, el.flag,
@@ -438,20 +450,28 @@ def run_graph(graph: Graph, st: GraphState, steps: int, inputs: Mapping[str, tor
                     lay.indptr, lay.tgt, lay.w, lay.dl, lay.has_dl,
                     rec_mask, ev_t, ev_i, ev_cap,
                     pr_src, pr_idx, pr_every, pr_out[npr_total:])
+                prof["steps"] += clock() - tic
                 ev_all.append((ev_t[:ne].copy(), np.full(ne, b, np.int32), ev_i[:ne].copy()))
                 npr_total += npr
                 k += got
             rows_all.append(pr_out[:npr_total])
+        tic = clock()
         _feed(graph, lay, plan, spike_mons, ev_all, rows_all, t_start, n, pr_every, batch,
               fed_np, done, outputs)
+        prof["monitors"] += clock() - tic
         done += progressed
         if bar is not None:
             bar.advance(progressed)
     if bar is not None:
         bar.close()
+    tic = clock()
     for m in graph.monitors:
         m.flush()
-    return outputs, _store_state(graph, lay, st, els, t0 + steps)
+    prof["monitors"] += clock() - tic
+    tic = clock()
+    new_state = _store_state(graph, lay, st, els, t0 + steps)
+    prof["state"] += clock() - tic
+    return outputs, new_state, prof
 
 
 def _feed(graph: Graph, lay: _Layout, plan: list[Any], spike_mons: list[Any],

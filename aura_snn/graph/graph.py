@@ -116,12 +116,16 @@ class RunResult(NamedTuple):
         state: the state after the last step (also kept by the graph).
         backend: ``"torch"`` or ``"engine"``.
         wall_time: seconds spent in the run.
+        profile: where the time went (engine: ``layout`` to flatten the graph, ``steps``
+            in the compiled time loop, ``monitors`` feeding monitors, ``state`` loading
+            and storing the state), or ``None``.
     """
 
     outputs: dict[str, torch.Tensor]
     state: GraphState
     backend: str
     wall_time: float
+    profile: dict[str, float] | None = None
 
 
 class Graph(nn.Module):
@@ -598,13 +602,15 @@ class Graph(nn.Module):
         else:
             use_engine = False
         t0 = time.perf_counter()
+        profile = None
         if use_engine:
-            outputs, st = _engine.run_graph(self, st, steps, inputs, record, progress)
+            outputs, st, profile = _engine.run_graph(self, st, steps, inputs, record,
+                                                     progress)
         else:
             outputs, st = self._run_torch(st, steps, inputs, record, progress)
         self._state = st
         return RunResult(outputs, st, "engine" if use_engine else "torch",
-                         time.perf_counter() - t0)
+                         time.perf_counter() - t0, profile)
 
     def _run_torch(self, st: GraphState, steps: int, inputs: Mapping[str, torch.Tensor],
                    record: list[str], progress: bool) -> tuple[dict[str, torch.Tensor],

@@ -62,6 +62,14 @@ class Recording(dict):
         return self.get("_meta", {})
 
 
+def _temp_beside(path: Path) -> Path:
+    """A new empty temporary file in ``path``'s folder (renamed over ``path`` on close)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
 class _MemoryWriter:
     def __init__(self) -> None:
         self.parts: dict[str, list[np.ndarray]] = {}
@@ -86,11 +94,7 @@ class _NPZWriter:
     """A zip of ``.npy`` members ``key/000000.npy`` appended chunk by chunk."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
+        self.path, self.tmp = path, _temp_beside(path)
         self.zf = zipfile.ZipFile(self.tmp, "w", zipfile.ZIP_STORED, allowZip64=True)
         self.counts: dict[str, int] = {}
 
@@ -122,11 +126,7 @@ class _HDF5Writer:
         from .._checks import require
 
         self.h5py = require("h5py", "peers")
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
+        self.path, self.tmp = path, _temp_beside(path)
         self.f = self.h5py.File(self.tmp, "w")
 
     def append(self, arrays: dict[str, np.ndarray]) -> None:

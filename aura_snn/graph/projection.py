@@ -171,10 +171,11 @@ class Projection(nn.Module):
             raise ParameterTypeError(
                 f"weight of projection {name!r} must be a dense or sparse torch tensor, or "
                 f"values together with connectivity=; got {type(weight).__name__}")
-        if not bool(torch.isfinite(self.weight).all()):
+        w_np = self.weight.detach().cpu().numpy()
+        if not bool(np.isfinite(w_np).all()):
             raise ParameterError(f"weight of projection {name!r} contains NaN or infinite "
                                  f"values")
-        self._check_sign(self.weight.detach())
+        self._check_sign(w_np)
         self._set_delay(delay)
 
     # -- construction -------------------------------------------------------------
@@ -186,13 +187,18 @@ class Projection(nn.Module):
 
     def _set_sparse(self, pre: torch.Tensor, post: torch.Tensor, values: torch.Tensor) -> None:
         pre, post = pre.to(torch.int64), post.to(torch.int64)
-        order = np.lexsort((post.numpy(), pre.numpy()))
-        order_t = torch.from_numpy(order)
+        pre_np, post_np = pre.numpy(), post.numpy()
+        key = pre_np * self.n_post + post_np
         self.sparse = True
-        self.register_buffer("pre_idx", pre[order_t].contiguous())
-        self.register_buffer("post_idx", post[order_t].contiguous())
-        self._store_weight(values[order_t].contiguous())
-        self._order = order_t  # to reorder per-synapse delays given in input order
+        if key.size < 2 or bool(np.all(key[1:] > key[:-1])):  # already in (pre, post) order
+            self._order = None
+        else:
+            order_t = torch.from_numpy(np.lexsort((post_np, pre_np)))
+            pre, post, values = pre[order_t], post[order_t], values[order_t]
+            self._order = order_t  # to reorder per-synapse delays given in input order
+        self.register_buffer("pre_idx", pre.contiguous())
+        self.register_buffer("post_idx", post.contiguous())
+        self._store_weight(values.contiguous())
 
     def _set_delay(self, delay: int | torch.Tensor | np.ndarray) -> None:
         d = torch.as_tensor(delay)
@@ -209,7 +215,7 @@ class Projection(nn.Module):
             if tuple(d.shape) != expect:
                 raise ShapeError(f"delay of projection {self.name!r} must be one int or have "
                                  f"shape {list(expect)}, got {tuple(d.shape)}")
-            if self.sparse:
+            if self.sparse and self._order is not None:
                 d = d[self._order]
             if bool((d == d.flatten()[0]).all()):
                 d = d.flatten()[0].clone()
@@ -231,11 +237,11 @@ class Projection(nn.Module):
             return [(self._group_delays[0], None)]
         return [(d, getattr(self, f"_delay_sel_{k}")) for k, d in enumerate(self._group_delays)]
 
-    def _check_sign(self, w: torch.Tensor) -> None:
+    def _check_sign(self, w: np.ndarray) -> None:
         if self.sign is None:
             return
         bad = (w < 0) if self.sign == "exc" else (w > 0)
-        nbad = int(bad.sum())
+        nbad = int(np.count_nonzero(bad))
         if nbad:
             worst = float(w.min() if self.sign == "exc" else w.max())
             need = ">= 0" if self.sign == "exc" else "<= 0"

@@ -66,6 +66,13 @@ def _check_size(size: int) -> int:
     return int(size)
 
 
+def _check_module(region: str, module: nn.Module) -> nn.Module:
+    if not isinstance(module, nn.Module):
+        raise ParameterTypeError(f"module of region {region!r} must be an nn.Module, got "
+                                 f"{type(module).__name__}")
+    return module
+
+
 def default_seed(graph_seed: int, name: str) -> int:
     """Seed of a region that was given none: the graph seed mixed with the name."""
     return (int(graph_seed) * 1_000_003 + zlib.crc32(name.encode())) & ((1 << 63) - 1)
@@ -301,10 +308,7 @@ class DenseRegion(Region):
 
     def __init__(self, name: str, module: nn.Module, size: int, in_size: int) -> None:
         super().__init__(name, size)
-        if not isinstance(module, nn.Module):
-            raise ParameterTypeError(f"module of region {name!r} must be an nn.Module, got "
-                                     f"{type(module).__name__}")
-        self.module = module
+        self.module = _check_module(name, module)
         self.in_size = _check_size(in_size)
 
     @property
@@ -420,10 +424,7 @@ class ModuleRegion(Region):
     def __init__(self, name: str, module: nn.Module, size: int, *, poisson: bool = True,
                  seed: int | None = None) -> None:
         super().__init__(name, size)
-        if not isinstance(module, nn.Module):
-            raise ParameterTypeError(f"module of region {name!r} must be an nn.Module, got "
-                                     f"{type(module).__name__}")
-        self.module = module
+        self.module = _check_module(name, module)
         self.poisson = bool(poisson)
         self.spiking = self.poisson
         self.seed = seed
