@@ -1,0 +1,386 @@
+"""Spiking-region simulation speed: aura-snn's compiled engine against Brian2.
+
+The network is Vogels & Abbott's CUBA (Brian2's examples/CUBA.py): 80 % excitatory /
+20 % inhibitory current-based LIF neurons, taue 5 ms, taui 10 ms, refractory 5 ms,
+1 s of biological time at dt = 0.1 ms, float64, exact integration.
+
+* CUBA at N = 4,000 with 2 % connectivity (``connect(p=0.02)``).
+* A sweep N = 1,000 ... 100,000 with a fixed in-degree of 80 (64 excitatory, 16
+  inhibitory: CUBA's 2 % of 4,000), so every neuron sees the same input statistics.
+* An in-degree sweep at fixed N to separate the cost of synapses from that of neurons.
+
+Brian2 runs in subprocesses (``benchmarks/brian2_cuba.py``) with each target available
+here: ``numpy`` and ``cython`` runtime targets and ``cpp_standalone`` (code generation
++ compilation reported apart from the run). Both simulators get the same connectivity
+and initial potentials. Times are per simulated second:
+
+* ``sim``: the time-step loop (Brian2: its own timer, ``device._last_run_time``;
+  aura-snn: time in the compiled loop, ``RunResult.profile["steps"]``);
+* ``run``: aura-snn's whole ``Graph.run`` call (flattening the graph, state
+  conversion and monitors included);
+* ``process``: a whole command from start to written results (``aura-snn simulate
+  examples/cuba.toml`` with its summary and plots; Brian2's CUBA script saving its
+  spikes).
+
+    python benchmarks/bench_region.py [--quick] [--json out/bench_region.json]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import Goal, parser, print_goals, print_table, write_report
+
+ROOT = Path(__file__).resolve().parents[1]
+B2_SCRIPT = ROOT / "benchmarks" / "brian2_cuba.py"
+CUBA_TOML = ROOT / "examples" / "cuba.toml"
+DT = 1e-4
+STEPS = 10_000                       # 1 s
+WE = 60 * 0.27 / 10 * 1e-3           # V, Brian2's (60*0.27/10)*mV
+WI = -20 * 4.5 / 10 * 1e-3
+REFERENCE = {                        # measured by the project on this machine (brief)
+    "brian2 numpy sim (s)": 1.3, "brian2 numpy process (s)": "2.9-3.1",
+    "brian2 cython sim, warm (s)": 0.4, "brian2 cython process, warm (s)": "2.1-2.3",
+    "brian2 cython cold compile (s)": 37, "brian2 cpp_standalone build (s)": "6.1-6.3",
+    "brian2 cpp_standalone run (s)": "0.08-0.1",
+}
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _load() -> float:
+    return os.getloadavg()[0]
+
+
+# -- aura-snn ----------------------------------------------------------------------------
+def build_cuba(n: int, *, indegree: int | None = None, p: float | None = None,
+               seed: int = 1, w_scale: float = 1.0) -> tuple[Any, dict[str, Any]]:
+    """CUBA graph with ``n`` neurons (fixed in-degree split 80/20, or probability ``p``)
+    and the same network as arrays for Brian2 (global indices)."""
+    import numpy as np
+    import torch
+
+    from aura_snn.functional.cuba_refractory import CubaRefractoryParameters
+    from aura_snn.graph import Graph, SpikingRegion
+    from aura_snn.graph import connectivity as C
+
+    n_e = int(round(0.8 * n))
+    n_i = n - n_e
+    rng = np.random.default_rng(seed)
+    v0 = -60e-3 + rng.random(n) * 10e-3
+    params = CubaRefractoryParameters()
+    g = Graph(dt=DT, seed=seed).double()
+    g.add(SpikingRegion("E", n_e, "cuba_refractory", params, init={"v": torch.tensor(v0[:n_e])}))
+    g.add(SpikingRegion("I", n_i, "cuba_refractory", params, init={"v": torch.tensor(v0[n_e:])}))
+    size, off = {"E": n_e, "I": n_i}, {"E": 0, "I": n_e}
+    arrays: dict[str, list] = {"ie": [], "je": [], "ii": [], "ji": []}
+    for k, (pre, post) in enumerate([("E", "E"), ("E", "I"), ("I", "E"), ("I", "I")]):
+        exc = pre == "E"
+        if indegree is not None:
+            kk = int(round(indegree * (0.8 if exc else 0.2)))
+            conn = C.fixed_indegree(size[pre], size[post], kk, seed=seed * 10 + k)
+        else:
+            conn = C.fixed_probability(size[pre], size[post], p, seed=seed * 10 + k)
+        g.connect(pre, post, (WE if exc else WI) * w_scale, connectivity=conn,
+                  receptor="exc" if exc else "inh", sign="exc" if exc else "inh")
+        arrays["ie" if exc else "ii"].append(conn.pre + off[pre])
+        arrays["je" if exc else "ji"].append(conn.post + off[post])
+    net = {k: np.concatenate(v).astype(np.int32) for k, v in arrays.items()}
+    net.update(n=n, v0=v0)
+    return g, net
+
+
+def time_aura(g: Any, repeats: int) -> dict[str, float]:
+    """Median times of 1 s runs from the initial state (kernel already compiled)."""
+    import torch
+
+    spikes = g.monitor("E", "spikes")
+    with torch.no_grad():
+        g.run(20, reset=True)                       # loads the compiled kernel
+        sims, runs = [], []
+        for _ in range(repeats):
+            spikes.data()                           # (memory monitor: keeps growing)
+            r = g.run(STEPS, reset=True)
+            assert r.backend == "engine"
+            sims.append(r.profile["steps"])
+            runs.append(r.wall_time)
+    n_sp = len(spikes.data()["t"]) / (repeats + 20 / STEPS)
+    syn = sum(p.nnz for p in g.projections.values())
+    return {"sim": statistics.median(sims), "run": statistics.median(runs),
+            "sim_min": min(sims), "synapses": syn, "spikes_E": n_sp,
+            "rate_E_hz": n_sp / g.regions["E"].size}
+
+
+def aura_process(out: Path, extra: list[str]) -> float:
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "aura_snn.cli", "simulate", str(CUBA_TOML),
+                        "--out", str(out), "--quiet", *extra], env=_env(), cwd=ROOT,
+                       capture_output=True, text=True, timeout=600)
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise RuntimeError(f"aura-snn simulate failed: {r.stderr[-2000:]}")
+    return wall
+
+
+# -- Brian2 ------------------------------------------------------------------------------
+def brian2(target: str, net_file: Path | None, timeout: float = 900,
+           spikes: Path | None = None) -> dict[str, Any] | None:
+    cmd = [sys.executable, str(B2_SCRIPT), "--target", target]
+    if net_file is not None:
+        cmd += ["--net", str(net_file)]
+    if spikes is not None:
+        cmd += ["--spikes", str(spikes)]
+    t0 = time.perf_counter()
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                           cwd=tempfile.gettempdir())
+    except subprocess.TimeoutExpired:
+        return {"error": f"timeout after {timeout} s"}
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        return {"error": r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "failed"}
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    out["process_wall"] = wall
+    if target == "cpp_standalone":
+        out["build_total"] = out["run"] + out["build"]   # code generation + compilation
+    return out
+
+
+def cython_cache_warm() -> bool:
+    d = Path.home() / ".cython" / "brian_extensions"
+    return d.is_dir() and any(d.iterdir())
+
+
+def slope(xs: list[float], ys: list[float]) -> float:
+    lx = [math.log(x) for x in xs]
+    ly = [math.log(y) for y in ys]
+    mx, my = statistics.fmean(lx), statistics.fmean(ly)
+    return sum((a - mx) * (b - my) for a, b in zip(lx, ly, strict=True)) / \
+        sum((a - mx) ** 2 for a in lx)
+
+
+def main() -> None:
+    ap = parser(__doc__.split("\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="*", help="override the N sweep")
+    ap.add_argument("--no-brian2", action="store_true", help="aura-snn only")
+    args = ap.parse_args()
+    quick = args.quick
+    sizes = args.sizes or ([1000, 4000, 20000] if quick else
+                           [1000, 2000, 5000, 10000, 20000, 50000, 100000])
+    have_b2 = not args.no_brian2
+    if have_b2:
+        try:
+            import brian2  # noqa: F401
+        except ImportError:
+            have_b2 = False
+    targets = []
+    if have_b2:
+        targets = ["numpy"]
+        if not quick or cython_cache_warm():
+            targets.append("cython")
+        if not quick:
+            targets.append("cpp_standalone")
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_region_"))
+    meta: dict[str, Any] = {"load_before": _load(), "quick": quick, "dt": DT,
+                            "steps": STEPS, "brian2_targets": targets, "reference": REFERENCE}
+    results: list[dict[str, Any]] = []
+    t_bench = time.perf_counter()
+    try:
+        # -- CUBA, N = 4,000, p = 2 % -------------------------------------------------
+        g, net = build_cuba(4000, p=0.02)
+        np.savez(tmp / "cuba4000.npz", **net)
+        a = time_aura(g, 3 if quick else 5)
+        row = {"case": "CUBA 4000 p=2%", "simulator": "aura-snn engine", "sim_s": a["sim"],
+               "run_s": a["run"], "synapses": a["synapses"], "rate_hz": a["rate_E_hz"]}
+        results.append(row)
+        cuba_b2: dict[str, dict[str, Any]] = {}
+        for target in targets:
+            reps = 1 if target == "cpp_standalone" else (2 if quick else 3)
+            if target == "cython" and not cython_cache_warm():
+                cold = brian2(target, tmp / "cuba4000.npz")   # compiles (~40 s)
+                meta["brian2 cython cold process (s)"] = cold.get("process_wall") if cold \
+                    else None
+            runs = [brian2(target, tmp / "cuba4000.npz") for _ in range(reps)]
+            runs = [r for r in runs if r and "error" not in r]
+            if not runs:
+                results.append({"case": "CUBA 4000 p=2%", "simulator": f"brian2 {target}",
+                                "note": "failed"})
+                continue
+            best = {k: statistics.median(r[k] for r in runs) for k in runs[0]
+                    if isinstance(runs[0][k], (int, float))}
+            cuba_b2[target] = best
+            results.append({"case": "CUBA 4000 p=2%", "simulator": f"brian2 {target}",
+                            "sim_s": best["sim"], "run_s": best["run"],
+                            "build_s": best.get("build_total"),
+                            "binary_s": best.get("binary"), "process_s": best["process_wall"],
+                            "synapses": best["synapses"], "rate_hz": best["rate_hz"]})
+        # -- whole processes ---------------------------------------------------------
+        procs = {}
+        reps = 3 if quick else 5
+        aura_process(tmp / "warm", [])                     # numba cache, file cache
+        procs["aura"] = statistics.median(aura_process(tmp / f"p{k}", []) for k in range(reps))
+        procs["aura_noplots"] = statistics.median(
+            aura_process(tmp / f"q{k}", ["--no-plots"]) for k in range(reps))
+        for target in targets:
+            if target == "cpp_standalone":
+                r = brian2(target, None)
+                if r and "error" not in r:
+                    procs["cpp"] = r["process_wall"]
+                    procs["cpp_build"] = r["build_total"]
+                    procs["cpp_binary"] = r["binary"]
+                continue
+            walls = [brian2(target, None, spikes=tmp / "b2spikes.npz") for _ in range(reps)]
+            walls = [w["process_wall"] for w in walls if w and "error" not in w]
+            if walls:
+                procs[target] = statistics.median(walls)
+        t_torch = subprocess.run([sys.executable, "-c", "import time; t=time.perf_counter(); "
+                                  "import torch; print(time.perf_counter()-t)"],
+                                 capture_output=True, text=True, env=_env())
+        procs["import_torch"] = float(t_torch.stdout.strip() or "nan")
+        for k, v in procs.items():
+            results.append({"case": "CUBA 4000 process", "simulator": k, "process_s": v})
+
+        # -- N sweep, fixed in-degree 80 ---------------------------------------------
+        sweep: dict[str, list[tuple[int, float, int]]] = {"aura": []}
+        events: list[float] = []
+        for n in sizes:
+            g, net = build_cuba(n, indegree=80)
+            f = tmp / f"in80_{n}.npz"
+            np.savez(f, **net)
+            a = time_aura(g, 1 if n >= 50000 else (2 if quick else 3))
+            sweep["aura"].append((n, a["sim"], a["synapses"]))
+            events.append(a["rate_E_hz"] * n * 80)       # synaptic events per simulated s
+            results.append({"case": f"in-degree 80, N={n}", "simulator": "aura-snn engine",
+                            "sim_s": a["sim"], "run_s": a["run"], "synapses": a["synapses"],
+                            "rate_hz": a["rate_E_hz"],
+                            "us_per_step": a["sim"] / STEPS * 1e6})
+            del g
+            for target in targets:
+                if target == "numpy" and n > 20000:
+                    continue        # minutes per run; the numpy target is not the anchor
+                r = brian2(target, f)
+                if not r or "error" in r:
+                    results.append({"case": f"in-degree 80, N={n}",
+                                    "simulator": f"brian2 {target}",
+                                    "note": (r or {}).get("error", "failed")})
+                    continue
+                sweep.setdefault(target, []).append((n, r["sim"], r["synapses"]))
+                results.append({"case": f"in-degree 80, N={n}", "simulator": f"brian2 {target}",
+                                "sim_s": r["sim"], "run_s": r["run"],
+                                "build_s": r.get("build_total"), "synapses": r["synapses"],
+                                "rate_hz": r["rate_hz"], "us_per_step": r["sim"] / STEPS * 1e6})
+        # -- in-degree sweep at fixed N (weights scaled to keep the mean input) -------
+        n_k = 10000 if quick else 20000
+        ks = [20, 80, 320] if quick else [20, 40, 80, 160, 320]
+        ksweep = []
+        for k in ks:
+            g, _ = build_cuba(n_k, indegree=k, w_scale=80 / k)
+            a = time_aura(g, 2)
+            spikes_all = a["rate_E_hz"] * n_k                # per simulated second (approx)
+            ksweep.append((k, a["sim"], a["synapses"], spikes_all * k))
+            results.append({"case": f"N={n_k}, in-degree {k}", "simulator": "aura-snn engine",
+                            "sim_s": a["sim"], "synapses": a["synapses"],
+                            "rate_hz": a["rate_E_hz"]})
+            del g
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    # -- fits ---------------------------------------------------------------------------
+    fits: dict[str, Any] = {}
+    for name, pts in sweep.items():
+        if len(pts) >= 2:
+            fits[f"{name}: slope of sim time vs N"] = slope([p[0] for p in pts],
+                                                            [p[1] for p in pts])
+            fits[f"{name}: slope vs synapses"] = slope([p[2] for p in pts],
+                                                       [p[1] for p in pts])
+    big = [p for p in sweep["aura"] if p[0] >= 10000]
+    if len(big) >= 2:
+        fits["aura: slope vs synapses, N >= 10k"] = slope([p[2] for p in big],
+                                                          [p[1] for p in big])
+    fits["aura: slope vs synapses at fixed N (in-degree sweep)"] = slope(
+        [p[2] for p in ksweep], [p[1] for p in ksweep])
+    # linear model: sim = c0 + c1 * neuron updates + c2 * synaptic events
+    A = np.array([[1.0, n * STEPS, ev] for (n, _, _), ev in zip(sweep["aura"], events,
+                                                                 strict=True)])
+    y = np.array([p[1] for p in sweep["aura"]])
+    if len(y) >= 3:
+        coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+        fits["aura: ns per neuron update (fit)"] = coef[1] * 1e9
+        fits["aura: ns per synaptic event (fit)"] = coef[2] * 1e9
+    meta["fits"] = fits
+    meta["load_after"] = _load()
+    meta["bench_wall_s"] = time.perf_counter() - t_bench
+
+    # -- goals --------------------------------------------------------------------------
+    goals: list[Goal] = []
+    aura4 = results[0]["sim_s"]
+    cy = cuba_b2.get("cython")
+    goals.append(Goal("simulation >= 2x faster than Brian2 cython (warm), CUBA N=4000",
+                      ">= 2.0x", round(cy["sim"] / aura4, 2) if cy else "cython not run",
+                      bool(cy and cy["sim"] / aura4 >= 2.0)))
+    if "cython" in procs:
+        goals.append(Goal("aura-snn simulate process < Brian2 cython process (warm), CUBA",
+                          f"< {procs['cython']:.2f} s", round(procs["aura"], 2),
+                          procs["aura"] < procs["cython"]))
+    else:
+        goals.append(Goal("aura-snn simulate process < Brian2 cython process (warm), CUBA",
+                          "cython process", "cython not run", False))
+    if "cpp" in procs:
+        goals.append(Goal("aura-snn simulate process < Brian2 cpp_standalone build + run",
+                          f"< {procs['cpp']:.2f} s", round(procs["aura"], 2),
+                          procs["aura"] < procs["cpp"]))
+    cpp_pts = dict((n, t) for n, t, _ in sweep.get("cpp_standalone", []))
+    aura_pts = dict((n, t) for n, t, _ in sweep["aura"])
+    cpp4 = cuba_b2.get("cpp_standalone")
+    goals.append(Goal("simulation within 2x of cpp_standalone run, CUBA N=4000",
+                      "<= 2.0x", round(aura4 / cpp4["sim"], 2) if cpp4 else "cpp not run",
+                      bool(cpp4 and aura4 <= 2 * cpp4["sim"])))
+    if 100000 in cpp_pts and 100000 in aura_pts:
+        ratio = aura_pts[100000] / cpp_pts[100000]
+        goals.append(Goal("simulation within 2x of cpp_standalone run, N=100,000 (in-degree 80)",
+                          "<= 2.0x", round(ratio, 2), ratio <= 2.0))
+    else:
+        goals.append(Goal("simulation within 2x of cpp_standalone run, N=100,000 (in-degree 80)",
+                          "<= 2.0x", "not measured (--quick or cpp not run)", False))
+    s_syn = fits.get("aura: slope vs synapses, N >= 10k",
+                     fits.get("aura: slope vs synapses"))
+    s_k = fits["aura: slope vs synapses at fixed N (in-degree sweep)"]
+    goals.append(Goal("cost grows no worse than linearly in synapses (log-log slope)",
+                      "<= 1.1 (N sweep and in-degree sweep)",
+                      f"{s_syn:.3f} (N sweep), {s_k:.3f} (in-degree sweep)",
+                      bool(s_syn <= 1.1 and s_k <= 1.1)))
+    goals.append(Goal("GPU: 1M neurons, 100M synapses in real time", "<= 1 s per simulated s",
+                      "not measured: no CUDA device on this machine (the compiled engine is "
+                      "CPU-only; on a GPU the torch stepper runs the graph)", False))
+
+    cols = ["case", "simulator", "sim_s", "run_s", "build_s", "process_s", "synapses",
+            "rate_hz", "us_per_step", "note"]
+    print_table(results, cols, title="Spiking-region simulation, 1 s at dt = 0.1 ms (float64)")
+    print_table([{"fit": k, "value": v} for k, v in fits.items()], ["fit", "value"],
+                title="Growth")
+    print(f"\nload average before/after: {meta['load_before']:.2f} / {meta['load_after']:.2f}"
+          f"  (2 shared cores: compare rows of the same run only)")
+    print_goals(goals)
+    write_report(args.json, results, goals, meta)
+
+
+if __name__ == "__main__":
+    main()
