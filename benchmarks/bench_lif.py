@@ -298,7 +298,7 @@ def bench_lif(size: tuple[int, int, int], repeats: int, quick: bool) -> list[dic
             rate = float(run(x).mean())
         for mode, t, n in time_modes(run, x, gout, [x], repeats):
             rows.append({**row, "mode": mode, "median_ms": t * 1e3, "runs": n,
-                         "rate": rate, "note": note})
+                         "rate": rate, "load": round(os.getloadavg()[0], 2), "note": note})
         print(f"  lif {size} {lib}: fwd+bwd {rows[-1]['median_ms']:.1f} ms", flush=True)
     return rows
 
@@ -324,7 +324,7 @@ def bench_linear_lif(size: tuple[int, int, int], repeats: int,
             rate = float(run(x).mean()) if lib != "Linear alone" else None
         for mode, t, n in time_modes(run, x, gout, params, repeats):
             rows.append({**row, "mode": mode, "median_ms": t * 1e3, "runs": n,
-                         "rate": rate, "note": note})
+                         "rate": rate, "load": round(os.getloadavg()[0], 2), "note": note})
         print(f"  linear_lif {size} {lib}: fwd+bwd {rows[-1]['median_ms']:.1f} ms", flush=True)
     return rows
 
@@ -468,8 +468,9 @@ def bandwidth_fraction(ms: float, size: tuple[int, int, int], mode: str,
 def main_cpu(args: Any) -> None:
     import numba
 
-    repeats = {SIZES[0]: 3 if args.quick else 7, LARGE: 2 if args.quick else 3}
-    print(f"load average {os.getloadavg()[0]:.2f}; torch threads {torch.get_num_threads()}, "
+    repeats = {SIZES[0]: 3 if args.quick else 7, LARGE: 1 if args.quick else 3}
+    load_start = os.getloadavg()
+    print(f"load average {load_start[0]:.2f}; torch threads {torch.get_num_threads()}, "
           f"numba threads {numba.get_num_threads()}", flush=True)
     bw = copy_bandwidth()
     print(f"copy bandwidth: {bw['preallocated_GBps']:.1f} GB/s preallocated, "
@@ -503,7 +504,7 @@ def main_cpu(args: Any) -> None:
                     print(f"  memory lif {size} {lib}: {memory[-1]}", flush=True)
 
     cols = ["workload", "T", "B", "N", "library", "mode", "median_ms", "runs", "x_ours",
-            "bw_frac", "rate", "note"]
+            "bw_frac", "rate", "load", "note"]
     for workload in ("lif", "linear_lif"):
         print_table([r for r in rows if r["workload"] == workload], cols,
                     title=f"{workload}: float32, CPU; x_ours = time / ours (aura CubaLIF "
@@ -530,7 +531,8 @@ def main_cpu(args: Any) -> None:
               "so their goals there are absent)")
     write_report(args.json, rows, goals,
                  meta={"quick": args.quick, "copy_bandwidth": bw,
-                       "load_average_start": os.getloadavg(), "numba_threads":
+                       "load_average_start": load_start, "load_average_end": os.getloadavg(),
+                       "numba_threads":
                        numba.get_num_threads(), "spikingjelly_cpu_path": sj_path,
                        "memory": memory, "bytes_per_element": BYTES_PER_ELEMENT,
                        "sizes": SIZES})
