@@ -164,27 +164,27 @@ def _simulate(cfg, staging, fmt: str, plots: bool, *, quiet: bool,  # noqa: ANN0
 
         t0 = time.perf_counter()
         steps, dt = built.steps, cfg.dt
-        spikes = {}
-        regions = {}
+        spikes, regions, weights, projections = {}, {}, {}, {}
         for n in spiking:
             rec = load_recording(staging / files[f"spikes_{n}"])
-            size = g.regions[n].size
-            spikes[n] = (rec["t"], rec["i"], size)
-            regions[n] = {**region_summary(rec["t"], rec["i"], size, steps, dt),
+            spikes[n] = (rec["t"], rec["i"], g.regions[n].size)
+        coo = {name: p.to_coo() for name, p in g.projections.items()}
+        for name, (_, _, w, _) in coo.items():
+            weights[name] = w
+        if plotter is not None:  # the child draws while this process summarises
+            plotter.submit(staging, spikes, weights, dt, steps,
+                           int(cfg.output["raster_neurons"]))
+        for n, (t, i, size) in spikes.items():
+            regions[n] = {**region_summary(t, i, size, steps, dt),
                           "model": g.regions[n].model,
                           "params": params_dict(g.regions[n].params())}
-        weights, projections = {}, {}
         for name, p in g.projections.items():
-            _, _, w, d = p.to_coo()
-            weights[name] = w
+            _, _, w, d = coo[name]
             projections[name] = {
                 "pre": p.pre, "post": p.post, "receptor": p.receptor, "synapses": int(w.size),
                 "weight_mean": float(w.mean()) if w.size else None,
                 "weight_std": float(w.std()) if w.size else None,
                 "delay_steps_max": int(d.max()) if d.size else 0}
-        if plotter is not None:
-            plotter.submit(staging, spikes, weights, dt, steps,
-                           int(cfg.output["raster_neurons"]))
         shutil.copyfile(cfg.path, staging / f"network{cfg.path.suffix.lower()}")
         if plotter is not None:
             plotter.wait()
