@@ -23,7 +23,8 @@ regions of the models ``lif``, ``cuba``, ``cuba_refractory`` (functional or neur
 modules) with scalar parameters and ``reset_at="spike"``; Poisson regions; input
 regions; any projection without plasticity rules or traces; monitors of spikes,
 outputs, state fields and weights. Float32 and float64. A batch runs as independent
-copies in lockstep.
+copies in lockstep, each in its own thread (the kernel releases the GIL), so a batch
+uses the available cores.
 
 It computes exactly what the torch stepper computes, in the same order
 (``tests/graph/test_engine.py`` asserts identical spikes and states over thousands of
@@ -35,6 +36,7 @@ exact in any order.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -268,6 +270,7 @@ class _Element:
         self.ref = np.zeros(lay.n_v, np.int32)
         self.pend = np.zeros((lay.L, lay.n_in), lay.dtype)
         self.flag = np.zeros(lay.n_out, np.uint8)
+        self.ev_t = self.ev_i = np.zeros(0, np.int64)   # event buffers (set per run)
 
 
 def _load_state(graph: Graph, lay: _Layout, st: GraphState) -> list[_Element]:
@@ -415,46 +418,64 @@ def run_graph(graph: Graph, st: GraphState, steps: int, inputs: Mapping[str, tor
     chunk = min(steps, 10_000, max(50, 4_000_000 // max(1, len(pr_src) + lay.n_fed)),
                 max(500, steps // 20))
     ev_cap = max(1 << 20, 4 * lay.n_out)
-    ev_t = np.zeros(ev_cap, np.int64)
-    ev_i = np.zeros(ev_cap, np.int32)
+    for el in els:
+        el.ev_t = np.zeros(ev_cap, np.int64)
+        el.ev_i = np.zeros(ev_cap, np.int32)
     bar = None
     if progress:
         from .progress import SimProgress
 
         bar = SimProgress(steps, graph.dt)
+    pool = None
+    if batch > 1 and (os.cpu_count() or 1) > 1:
+        # batch elements are independent and the kernel releases the GIL: one thread each
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=min(batch, os.cpu_count() or 1))
+
+    def advance(b: int, n: int, t_start: int, done: int
+                ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+        """Run ``n`` steps of batch element ``b``; its events and probe rows."""
+        el = els[b]
+        fd_vals = np.zeros((n, lay.n_fed), lay.dtype)
+        for g, name in enumerate(lay.fd):
+            vo = int(lay.fd_voff[g])
+            fd_vals[:, vo:vo + graph.regions[name].size] = fed_np[name][done:done + n, b]
+        pr_out = np.zeros((n // pr_every + 2, len(pr_src)), np.float64)
+        k = npr_total = 0
+        evs = []
+        while k < n:
+            got, ne, npr = _kernels.run_steps(
+                n - k, t_start + k, lay.L, batch, b,
+                el.v, el.cur, el.ref, el.pend, el.flag,
+                lay.sp_off, lay.sp_n, lay.sp_R, lay.sp_coff, lay.sp_kof, lay.sp_reset,
+                lay.sp_nref, lay.sp_late, lay.sp_f, lay.rc, lay.sp_out,
+                lay.po_out, lay.po_n, lay.po_poff, lay.po_key, lay.po_p,
+                lay.fd_out, lay.fd_n, lay.fd_voff, fd_vals[k:],
+                lay.indptr, lay.tgt, lay.w, lay.dl, lay.has_dl,
+                rec_mask, el.ev_t, el.ev_i, ev_cap,
+                pr_src, pr_idx, pr_every, pr_out[npr_total:])
+            evs.append((el.ev_t[:ne].copy(), el.ev_i[:ne].copy()))
+            npr_total += npr
+            k += got
+        t_ev = np.concatenate([e[0] for e in evs])
+        i_ev = np.concatenate([e[1] for e in evs])
+        return (t_ev, np.full(t_ev.size, b, np.int32), i_ev), pr_out[:npr_total]
+
     done = 0
     while done < steps:
         n = min(chunk, steps - done)
-        fd_vals = np.zeros((n, lay.n_fed), lay.dtype)
         t_start = t0 + done
+        tic = clock()
+        if pool is not None:
+            parts = list(pool.map(advance, range(batch), [n] * batch, [t_start] * batch,
+                                  [done] * batch))
+        else:
+            parts = [advance(b, n, t_start, done) for b in range(batch)]
+        prof["steps"] += clock() - tic
+        ev_all = [p[0] for p in parts]
+        rows_all = [p[1] for p in parts]
         progressed = n
-        ev_all: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        rows_all = []
-        for b, el in enumerate(els):
-            for g, name in enumerate(lay.fd):
-                vo = int(lay.fd_voff[g])
-                fd_vals[:, vo:vo + graph.regions[name].size] = fed_np[name][done:done + n, b]
-            k = 0
-            pr_out = np.zeros((n // pr_every + 2, len(pr_src)), np.float64)
-            npr_total = 0
-            while k < n:
-                sub = fd_vals[k:] if lay.n_fed else fd_vals
-                tic = clock()
-                got, ne, npr = _kernels.run_steps(
-                    n - k, t_start + k, lay.L, batch, b,
-                    el.v, el.cur, el.ref, el.pend, el.flag,
-                    lay.sp_off, lay.sp_n, lay.sp_R, lay.sp_coff, lay.sp_kof, lay.sp_reset,
-                    lay.sp_nref, lay.sp_late, lay.sp_f, lay.rc, lay.sp_out,
-                    lay.po_out, lay.po_n, lay.po_poff, lay.po_key, lay.po_p,
-                    lay.fd_out, lay.fd_n, lay.fd_voff, sub,
-                    lay.indptr, lay.tgt, lay.w, lay.dl, lay.has_dl,
-                    rec_mask, ev_t, ev_i, ev_cap,
-                    pr_src, pr_idx, pr_every, pr_out[npr_total:])
-                prof["steps"] += clock() - tic
-                ev_all.append((ev_t[:ne].copy(), np.full(ne, b, np.int32), ev_i[:ne].copy()))
-                npr_total += npr
-                k += got
-            rows_all.append(pr_out[:npr_total])
         tic = clock()
         _feed(graph, lay, plan, spike_mons, ev_all, rows_all, t_start, n, pr_every, batch,
               fed_np, done, outputs)
@@ -464,6 +485,8 @@ def run_graph(graph: Graph, st: GraphState, steps: int, inputs: Mapping[str, tor
             bar.advance(progressed)
     if bar is not None:
         bar.close()
+    if pool is not None:
+        pool.shutdown()
     tic = clock()
     for m in graph.monitors:
         m.flush()
