@@ -339,7 +339,7 @@ def _store_state(graph: Graph, lay: _Layout, st: GraphState, els: list[_Element]
 
 def _probe_table(graph: Graph, lay: _Layout) -> tuple[list[Any], np.ndarray, np.ndarray, int]:
     """Columns of the kernel's probe array: one entry per (monitor, neuron)."""
-    src, idx, plan, evs = [], [], [], []
+    src, idx, plan = [], [], []
     every = 0
     for m in graph.monitors:
         if m.is_spikes or m.target in graph.projections:
@@ -375,7 +375,6 @@ def _probe_table(graph: Graph, lay: _Layout) -> tuple[list[Any], np.ndarray, np.
         for s_, i_ in cols:
             src.append(s_)
             idx.append(i_)
-        evs.append(m.every)
         every = m.every if every == 0 else int(np.gcd(every, m.every))
     return plan, _i64(src), _i64(idx), max(every, 1)
 
