@@ -137,7 +137,7 @@ def aura_process(out: Path, extra: list[str]) -> float:
 
 
 # -- Brian2 ------------------------------------------------------------------------------
-def brian2(target: str, net_file: Path | None, timeout: float = 900,
+def run_brian2(target: str, net_file: Path | None, timeout: float = 900,
            spikes: Path | None = None) -> dict[str, Any] | None:
     cmd = [sys.executable, str(B2_SCRIPT), "--target", target]
     if net_file is not None:
@@ -179,14 +179,11 @@ def main() -> None:
     ap.add_argument("--no-brian2", action="store_true", help="aura-snn only")
     args = ap.parse_args()
     quick = args.quick
-    sizes = args.sizes or ([1000, 4000, 20000] if quick else
+    sizes = args.sizes or ([1000, 4000, 10000] if quick else
                            [1000, 2000, 5000, 10000, 20000, 50000, 100000])
-    have_b2 = not args.no_brian2
-    if have_b2:
-        try:
-            import brian2  # noqa: F401
-        except ImportError:
-            have_b2 = False
+    import importlib.util
+
+    have_b2 = not args.no_brian2 and importlib.util.find_spec("brian2") is not None
     targets = []
     if have_b2:
         targets = ["numpy"]
@@ -215,10 +212,10 @@ def main() -> None:
         for target in targets:
             reps = 1 if target == "cpp_standalone" else (2 if quick else 3)
             if target == "cython" and not cython_cache_warm():
-                cold = brian2(target, tmp / "cuba4000.npz")   # compiles (~40 s)
+                cold = run_brian2(target, tmp / "cuba4000.npz")   # compiles (~40 s)
                 meta["brian2 cython cold process (s)"] = cold.get("process_wall") if cold \
                     else None
-            runs = [brian2(target, tmp / "cuba4000.npz") for _ in range(reps)]
+            runs = [run_brian2(target, tmp / "cuba4000.npz") for _ in range(reps)]
             runs = [r for r in runs if r and "error" not in r]
             if not runs:
                 results.append({"case": "CUBA 4000 p=2%", "simulator": f"brian2 {target}",
@@ -234,20 +231,21 @@ def main() -> None:
                             "synapses": best["synapses"], "rate_hz": best["rate_hz"]})
         # -- whole processes ---------------------------------------------------------
         procs = {}
-        reps = 3 if quick else 5
+        reps = 2 if quick else 5
         aura_process(tmp / "warm", [])                     # numba cache, file cache
         procs["aura"] = statistics.median(aura_process(tmp / f"p{k}", []) for k in range(reps))
         procs["aura_noplots"] = statistics.median(
             aura_process(tmp / f"q{k}", ["--no-plots"]) for k in range(reps))
         for target in targets:
             if target == "cpp_standalone":
-                r = brian2(target, None)
+                r = run_brian2(target, None)
                 if r and "error" not in r:
                     procs["cpp"] = r["process_wall"]
                     procs["cpp_build"] = r["build_total"]
                     procs["cpp_binary"] = r["binary"]
                 continue
-            walls = [brian2(target, None, spikes=tmp / "b2spikes.npz") for _ in range(reps)]
+            walls = [run_brian2(target, None, spikes=tmp / "b2spikes.npz")
+                     for _ in range(1 if quick else reps)]
             walls = [w["process_wall"] for w in walls if w and "error" not in w]
             if walls:
                 procs[target] = statistics.median(walls)
@@ -260,14 +258,14 @@ def main() -> None:
 
         # -- N sweep, fixed in-degree 80 ---------------------------------------------
         sweep: dict[str, list[tuple[int, float, int]]] = {"aura": []}
-        events: list[float] = []
+        fit_pts: list[tuple[float, float, float]] = []
         for n in sizes:
             g, net = build_cuba(n, indegree=80)
             f = tmp / f"in80_{n}.npz"
             np.savez(f, **net)
             a = time_aura(g, 1 if n >= 50000 else (2 if quick else 3))
             sweep["aura"].append((n, a["sim"], a["synapses"]))
-            events.append(a["rate_E_hz"] * n * 80)       # synaptic events per simulated s
+            fit_pts.append((n * STEPS, a["rate_E_hz"] * n * 80, a["sim"]))  # updates, events
             results.append({"case": f"in-degree 80, N={n}", "simulator": "aura-snn engine",
                             "sim_s": a["sim"], "run_s": a["run"], "synapses": a["synapses"],
                             "rate_hz": a["rate_E_hz"],
@@ -276,7 +274,7 @@ def main() -> None:
             for target in targets:
                 if target == "numpy" and n > 20000:
                     continue        # minutes per run; the numpy target is not the anchor
-                r = brian2(target, f)
+                r = run_brian2(target, f)
                 if not r or "error" in r:
                     results.append({"case": f"in-degree 80, N={n}",
                                     "simulator": f"brian2 {target}",
@@ -288,14 +286,15 @@ def main() -> None:
                                 "build_s": r.get("build_total"), "synapses": r["synapses"],
                                 "rate_hz": r["rate_hz"], "us_per_step": r["sim"] / STEPS * 1e6})
         # -- in-degree sweep at fixed N (weights scaled to keep the mean input) -------
-        n_k = 10000 if quick else 20000
-        ks = [20, 80, 320] if quick else [20, 40, 80, 160, 320]
+        n_k = 5000 if quick else 20000
+        ks = [20, 320] if quick else [20, 40, 80, 160, 320]
         ksweep = []
         for k in ks:
             g, _ = build_cuba(n_k, indegree=k, w_scale=80 / k)
             a = time_aura(g, 2)
             spikes_all = a["rate_E_hz"] * n_k                # per simulated second (approx)
             ksweep.append((k, a["sim"], a["synapses"], spikes_all * k))
+            fit_pts.append((n_k * STEPS, spikes_all * k, a["sim"]))
             results.append({"case": f"N={n_k}, in-degree {k}", "simulator": "aura-snn engine",
                             "sim_s": a["sim"], "synapses": a["synapses"],
                             "rate_hz": a["rate_E_hz"]})
@@ -317,11 +316,11 @@ def main() -> None:
                                                           [p[1] for p in big])
     fits["aura: slope vs synapses at fixed N (in-degree sweep)"] = slope(
         [p[2] for p in ksweep], [p[1] for p in ksweep])
-    # linear model: sim = c0 + c1 * neuron updates + c2 * synaptic events
-    A = np.array([[1.0, n * STEPS, ev] for (n, _, _), ev in zip(sweep["aura"], events,
-                                                                 strict=True)])
-    y = np.array([p[1] for p in sweep["aura"]])
-    if len(y) >= 3:
+    # linear model over both sweeps (the in-degree sweep decorrelates neurons and events):
+    # sim = c0 + c1 * neuron updates + c2 * synaptic events
+    if len(fit_pts) >= 4:
+        A = np.array([[1.0, u, e] for u, e, _ in fit_pts])
+        y = np.array([t for _, _, t in fit_pts])
         coef, *_ = np.linalg.lstsq(A, y, rcond=None)
         fits["aura: ns per neuron update (fit)"] = coef[1] * 1e9
         fits["aura: ns per synaptic event (fit)"] = coef[2] * 1e9
