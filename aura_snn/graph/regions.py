@@ -27,6 +27,7 @@ needs (kind, size, model name, parameters, receptors).
 
 from __future__ import annotations
 
+import abc
 import math
 import types
 import zlib
@@ -85,7 +86,7 @@ def poisson_probability(rate_hz: torch.Tensor, dt: float) -> torch.Tensor:
     return -torch.expm1(-rate_hz * dt)
 
 
-class Region(nn.Module):
+class Region(nn.Module, abc.ABC):
     """Base class of the regions.
 
     Attributes:
@@ -120,11 +121,11 @@ class Region(nn.Module):
         """State at rest for ``batch`` elements (``None`` for stateless regions)."""
         return None
 
+    @abc.abstractmethod
     def prepare(self, dt: float, batch: int, steps: int, fed: torch.Tensor | None,
                 device: torch.device, dtype: torch.dtype, t_start: int = 0) -> StepFn:
         """Return ``step(x, state, k) -> (output [B, size], state)`` for one run, ``k``
         the step within the run (absolute step: ``t_start + k``)."""
-        raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
         """Plain description: kind, name, size, receptors (exporters walk this)."""
