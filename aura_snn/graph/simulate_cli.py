@@ -28,6 +28,12 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the ``simulate`` options on ``parser``."""
+    parser.description = ("Run a network described by a TOML or YAML file (regions, "
+                          "projections, connectivity, inputs, duration, monitors, seed) and "
+                          "write spikes, a JSON summary (rates, CV of ISI, synchrony) and "
+                          "PNG plots.")
+    parser.epilog = ("Example: aura-snn simulate examples/cuba.toml --out out/cuba. The file "
+                     "format is documented in aura_snn/graph/config.py.")
     parser.add_argument("file", help="network file (.toml, .yaml or .yml)")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="output folder (created; existing files of the same names are "
