@@ -1,9 +1,10 @@
 """Fixtures shared by the peer equality tests (snnTorch, Norse, SpikingJelly as oracles).
 
-Our modules are built while float64 is the default dtype, then ``.double()``: a
-module built under the float32 default stores its time constants rounded to float32,
-and ``.double()`` cannot restore the lost digits (pinned, as a known core bug, by
-``test_snntorch.py::test_double_after_float32_construction_keeps_tau``).
+Our modules are built while float64 is the default dtype, then ``.double()``. Fixed
+constants are float64 buffers whatever the default dtype (regression test
+``test_snntorch.py::test_double_after_float32_construction_keeps_tau``), but learnable
+ones (``learn_tau``, ``learn_threshold``) are created in the default dtype, and a
+float32 value moved to float64 by ``.double()`` has lost its digits for good.
 """
 
 from __future__ import annotations
