@@ -66,7 +66,7 @@ SLOW_LIBS = ("snntorch", "norse", "torch loop x[t]")  # quadratic backward at la
 SLOW_AFTER_S = 5.0  # a run longer than this counts as a sample on its own (no warm-up)
 SPEEDUP_TARGET, BANDWIDTH_TARGET, LINEAR_OVERHEAD_TARGET = 4.0, 0.30, 1.25
 BYTES_PER_ELEMENT = {"fwd": 12, "fwd+bwd": 24}  # float32 traffic of the fused layer
-GPU_SIZES, GPU_T, GPU_B = (4096, 8192, 16384), 500, 16
+GPU_SIZES, GPU_T, GPU_B, GPU_DEVICE = (4096, 8192, 16384), 500, 16, "cuda"
 
 
 # -- plain PyTorch reference loop (our own few lines, no library) ------------------------
@@ -554,13 +554,13 @@ def main_cpu(args: Any) -> None:
 
 # -- GPU mode: Open Neuromorphic library benchmark workload ------------------------------------
 
-def _gpu_model(lib: str, n: int) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
+def _gpu_model(lib: str, n: int) -> tuple[Callable[[torch.Tensor], torch.Tensor],
+                                          list[nn.Parameter], str]:
     """``Linear(n, n)`` + LIF on CUDA, as ``lib`` writes it (Norse through torch.compile)."""
     if lib == "norse (torch.compile)":
-        run, _, note = linear_lif("norse", n, "cuda")
-        return torch.compile(run), note + ", torch.compile"
-    run, _, note = linear_lif(lib, n, "cuda")
-    return run, note
+        run, params, note = linear_lif("norse", n, GPU_DEVICE)
+        return torch.compile(run), params, note + ", torch.compile"
+    return linear_lif(lib, n, GPU_DEVICE)
 
 
 def main_gpu(args: Any) -> None:
@@ -574,8 +574,8 @@ def main_gpu(args: Any) -> None:
     repeats = 3 if args.quick else 10
     for n in GPU_SIZES:
         torch.manual_seed(0)
-        x = (torch.rand(GPU_T, GPU_B, n, device="cuda") < 0.2).float()
-        gout = torch.randn(GPU_T, GPU_B, n, device="cuda")
+        x = (torch.rand(GPU_T, GPU_B, n, device=GPU_DEVICE) < 0.2).float()
+        gout = torch.randn(GPU_T, GPU_B, n, device=GPU_DEVICE)
         for lib in libs:
             name = lib if lib != "spikingjelly" else f"spikingjelly ({args.sj_impl})"
             row: dict[str, Any] = {"n": n, "T": GPU_T, "B": GPU_B, "library": name}
@@ -584,10 +584,12 @@ def main_gpu(args: Any) -> None:
                 rows.append({**row, "note": why})
                 continue
             try:
-                run, note = _gpu_model(lib, n)
+                run, params, note = _gpu_model(lib, n)
                 fwd_t, bwd_t = [], []
                 torch.cuda.reset_peak_memory_stats()
                 for i in range(repeats + 1):  # first run: warm-up (compilation, autotuning)
+                    for p in params:
+                        p.grad = None
                     torch.cuda.synchronize()
                     t0 = time.perf_counter()
                     out = run(x)
@@ -604,7 +606,8 @@ def main_gpu(args: Any) -> None:
                              "bwd_ms": statistics.median(bwd_t) * 1e3,
                              "peak_GB": torch.cuda.max_memory_allocated() / 1e9, "note": note})
             except Exception as exc:  # one library failing must not hide the others
-                rows.append({**row, "note": f"error: {type(exc).__name__}: {exc}"[:200]})
+                msg = " ".join(f"error: {type(exc).__name__}: {exc}".split())
+                rows.append({**row, "note": msg[:200]})
             print(f"  gpu n={n} {name}: {rows[-1]}", flush=True)
             gc.collect()
             torch.cuda.empty_cache()
