@@ -86,7 +86,8 @@ def check_choice(name: str, value: Any, allowed: Iterable[str]) -> str:
     """Return ``value`` if it is one of ``allowed``; otherwise list the options."""
     options = tuple(allowed)
     if not isinstance(value, str) or value not in options:
-        raise ParameterError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}")
+        allowed_text = ", ".join(map(repr, options))
+        raise ParameterError(f"{name} must be one of {allowed_text}; got {value!r}")
     return value
 
 

@@ -12,25 +12,24 @@ Per step (:math:`a_s`, :math:`a_m` from :func:`aura_snn.functional.decay.decay`)
 :math:`t` enters the current first, and the membrane sees it in the same step,
 
 .. math::
-    i[t] = a_s\,i[t-1] + x[t], \qquad u[t] = v_\text{leak} + a_m (v[t-1] - v_\text{leak}) + k\,i[t]
+    i[t] = a_s\,i[t-1] + x[t], \qquad
+    u[t] = v_\text{leak} + a_m (v[t-1] - v_\text{leak}) + k\,i[t]
 
 ``order="voltage_first"`` (Brian2, Lava): the membrane integrates the current it had
 during the step, and input spikes arrive at the step's end,
 
 .. math::
-    u[t] = v_\text{leak} + a_m (v[t-1] - v_\text{leak}) + k\,i[t-1], \qquad i[t] = a_s\,i[t-1] + x[t]
+    u[t] = v_\text{leak} + a_m (v[t-1] - v_\text{leak}) + k\,i[t-1], \qquad
+    i[t] = a_s\,i[t-1] + x[t]
 
 Coupling coefficient :math:`k`:
 
-====================== ============================================================== =====================
-case                   :math:`k`                                                      note
-====================== ============================================================== =====================
-``input_scaling="direct"`` :math:`1`                                                  snnTorch
-``euler``              :math:`\Delta t/\tau_\text{mem}`                               Norse, Brian2 euler
-``exact``, voltage_first :math:`\frac{\tau_s}{\tau_s - \tau_m}(a_s - a_m)`            exact solution of the
-                       (limit :math:`\tau_s = \tau_m`: :math:`\frac{\Delta t}{\tau} a`)  linear ODE (Brian2 exact)
-``exact``, current_first :math:`1 - a_m`                                              current held over step
-====================== ============================================================== =====================
+* ``input_scaling="direct"`` (snnTorch): :math:`k = 1`.
+* ``integration="euler"`` (Norse, Brian2 ``euler``): :math:`k = \Delta t/\tau_\text{mem}`.
+* ``exact``, ``voltage_first``: the exact solution of the linear ODE over the step
+  (Brian2 ``exact``), :math:`k = \frac{\tau_s}{\tau_s - \tau_m}(a_s - a_m)`, with the
+  limit :math:`k = \frac{\Delta t}{\tau} a` when :math:`\tau_s = \tau_m`.
+* ``exact``, ``current_first``: the new current held over the step, :math:`k = 1 - a_m`.
 
 then :math:`S[t] = H(u[t] - \vartheta)` and the reset of :mod:`aura_snn.functional.firing`.
 

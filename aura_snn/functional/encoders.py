@@ -1,21 +1,20 @@
 r"""Spike encoders: turn values into time-major spike trains ``[T, B, ...]``.
 
-==================== ========================================================== ==========
-encoder              rule                                                       units
-==================== ========================================================== ==========
-:func:`rate`         :math:`S[t] \sim \text{Bernoulli}(p)`, :math:`p = \text{clip}(x, 0, 1)` p per step
-:func:`poisson`      :math:`S[t] \sim \text{Bernoulli}(1 - e^{-r \Delta t})`      r in Hz, dt in s
-:func:`latency`      one spike at :math:`t_s`; linear :math:`t_s = (1 - x)(T - 1)`,  x in [0, 1]
-                     log :math:`t_s = \tau \ln\frac{x}{x - \vartheta}` (RC charging) tau in steps
-:func:`delta`        :math:`S[t] = \pm 1` when :math:`|x[t] - x_\text{ref}| > \vartheta`; x, threshold
-                     :math:`x_\text{ref} \leftarrow x[t]` at each spike          same units
-==================== ========================================================== ==========
+* :func:`rate`: :math:`S[t] \sim \text{Bernoulli}(p)`, :math:`p = \text{clip}(x, 0, 1)`
+  per step.
+* :func:`poisson`: :math:`S[t] \sim \text{Bernoulli}(1 - e^{-r \Delta t})`, rate ``r`` in
+  Hz, ``dt`` in s.
+* :func:`latency`: one spike at :math:`t_s`; linear :math:`t_s = (1 - x)(T - 1)` for
+  ``x`` in [0, 1], or log :math:`t_s = \tau \ln\frac{x}{x - \vartheta}` (RC charging,
+  ``tau`` in steps).
+* :func:`delta`: :math:`S[t] = \pm 1` when :math:`|x[t] - x_\text{ref}| > \vartheta`, and
+  :math:`x_\text{ref} \leftarrow x[t]` at each spike (``x`` and ``threshold`` in the same
+  units).
 
 Random encoders take a ``torch.Generator`` (or ``seed``) so runs are reproducible.
 """
 
 from __future__ import annotations
-
 
 import torch
 

@@ -4,15 +4,12 @@ Forward, for every surrogate: :math:`S = H(x) = 1` if :math:`x > 0` else :math:`
 where :math:`x = v - \vartheta` is the distance of the membrane above threshold (V).
 Backward replaces :math:`\delta(x)` by :math:`\sigma'(x)`:
 
-================ ============================================== ===================== =========================
-name             :math:`\sigma'(x)`                             ``slope`` meaning     peers
-================ ============================================== ===================== =========================
-``fast_sigmoid`` :math:`1 / (1 + k|x|)^2`                       :math:`k` (1/V)       snnTorch ``fast_sigmoid(slope=k)``,
-                                                                                      Norse ``"super"`` (alpha=k)
-``arctan``       :math:`(\alpha/2) / (1 + (\pi\alpha x/2)^2)`   :math:`\alpha` (1/V)  snnTorch ``atan(alpha)``,
-                                                                                      SpikingJelly ``ATan(alpha)``
-``triangle``     :math:`\gamma \max(0, 1 - \gamma|x|)`          :math:`\gamma` (1/V)  (unit area, support 1/γ)
-================ ============================================== ===================== =========================
+* ``fast_sigmoid``: :math:`\sigma'(x) = 1 / (1 + k|x|)^2`, ``slope`` = :math:`k` (1/V);
+  snnTorch ``fast_sigmoid(slope=k)``, Norse ``"super"`` (``alpha=k``).
+* ``arctan``: :math:`\sigma'(x) = (\alpha/2) / (1 + (\pi\alpha x/2)^2)`,
+  ``slope`` = :math:`\alpha` (1/V); snnTorch ``atan(alpha)``, SpikingJelly ``ATan(alpha)``.
+* ``triangle``: :math:`\sigma'(x) = \gamma \max(0, 1 - \gamma|x|)`, ``slope`` =
+  :math:`\gamma` (1/V); unit area, support :math:`|x| < 1/\gamma`.
 
 All three derivatives are even in :math:`x`; each formula below takes
 ``ax = |x|`` and is written in plain arithmetic (no calls), so the same function body
@@ -43,13 +40,15 @@ def fast_sigmoid_grad(ax: float, k: float) -> float:
 
 def arctan_grad(ax: float, alpha: float) -> float:
     r""":math:`\sigma'(x) = (\alpha/2)/(1 + (\pi \alpha x / 2)^2)`, derivative of
-    :math:`\tfrac{1}{\pi}\arctan(\tfrac{\pi}{2}\alpha x) + \tfrac12` (Fang et al. 2021); ``ax = |x|``."""
+    :math:`\tfrac{1}{\pi}\arctan(\tfrac{\pi}{2}\alpha x) + \tfrac12` (Fang et al. 2021);
+    ``ax = |x|``."""
     z = (0.5 * math.pi * alpha) * ax
     return (0.5 * alpha) / (1.0 + z * z)
 
 
 def triangle_grad(ax: float, gamma: float) -> float:
-    r""":math:`\sigma'(x) = \gamma \max(0, 1 - \gamma|x|)` (Esser et al. 2016), unit area; ``ax = |x|``."""
+    r""":math:`\sigma'(x) = \gamma \max(0, 1 - \gamma|x|)` (Esser et al. 2016), unit area;
+    ``ax = |x|``."""
     r = 1.0 - gamma * ax
     return gamma * r * (r > 0.0)
 
@@ -77,7 +76,8 @@ class _Spike(torch.autograd.Function):
         return grad * _GRADS[ctx.sid](x.abs(), ctx.slope), None, None
 
 
-def spike(x: torch.Tensor, surrogate: str = "fast_sigmoid", slope: float | None = None) -> torch.Tensor:
+def spike(x: torch.Tensor, surrogate: str = "fast_sigmoid",
+          slope: float | None = None) -> torch.Tensor:
     r"""Spike :math:`S = H(x)` with the surrogate derivative ``surrogate`` in backward.
 
     Args:

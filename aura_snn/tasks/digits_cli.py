@@ -70,7 +70,8 @@ def _train_with_progress(train, cfg):  # noqa: ANN001, ANN202
 def _print_table(result) -> None:  # noqa: ANN001
     print(f"\ntest accuracy  {result.test_accuracy:.2%}   train accuracy "
           f"{result.train_accuracy:.2%}   training time {result.train_seconds:.1f} s")
-    header = f"{'layer':<8}{'neurons':>8}{'rate (Hz)':>11}{'spikes/neuron/step':>20}{'sparsity':>10}"
+    header = (f"{'layer':<8}{'neurons':>8}{'rate (Hz)':>11}{'spikes/neuron/step':>20}"
+              f"{'sparsity':>10}")
     print(header)
     print("-" * len(header))
     for name, s in result.layers.items():
