@@ -18,6 +18,9 @@ Mappings under test (``dt`` any step in s; ``tau_from_beta`` from
   that condition on its own data.
 * Surrogates: ``surrogate.fast_sigmoid(slope=k)`` == ``spike(x, "fast_sigmoid", k)``;
   ``surrogate.atan(alpha)`` == ``spike(x, "arctan", alpha)``.
+* Not mapped: ``snn.Synaptic(reset_mechanism="zero")`` (it also discards the drive of
+  the step after a spike); ``test_synaptic_zero_reset_differs_exactly_as_documented``
+  pins the difference.
 
 Three snnTorch details shape the tests rather than the tolerances:
 
