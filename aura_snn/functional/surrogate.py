@@ -5,7 +5,8 @@ where :math:`x = v - \vartheta` is the distance of the membrane above threshold 
 Backward replaces :math:`\delta(x)` by :math:`\sigma'(x)`:
 
 * ``fast_sigmoid``: :math:`\sigma'(x) = 1 / (1 + k|x|)^2`, ``slope`` = :math:`k` (1/V);
-  snnTorch ``fast_sigmoid(slope=k)``, Norse ``"super"`` (``alpha=k``).
+  snnTorch ``fast_sigmoid(slope=k)``; Norse 1.1's ``"super"`` is this with ``k = 1``
+  (its backward ignores ``alpha``).
 * ``arctan``: :math:`\sigma'(x) = (\alpha/2) / (1 + (\pi\alpha x/2)^2)`,
   ``slope`` = :math:`\alpha` (1/V); snnTorch ``atan(alpha)``, SpikingJelly ``ATan(alpha)``.
 * ``triangle``: :math:`\sigma'(x) = \gamma \max(0, 1 - \gamma|x|)`, ``slope`` =

@@ -24,7 +24,8 @@ class CubaLIF(SpikingNeuron):
     snnTorch ``Synaptic(alpha, beta)`` maps to ``CubaLIF(tau_syn=tau_from_beta(alpha,
     dt), tau_mem=tau_from_beta(beta, dt), input_scaling="direct",
     reset_at="next_step", detach_reset=True)``; Norse ``LIF`` to
-    ``CubaLIF(integration="euler", reset="zero")``.
+    ``CubaLIF(integration="euler", reset="zero")`` (same spikes and membrane; Norse
+    stores the current after its decay, ``norse.i == (1 - dt / tau_syn) * state.i``).
     """
 
     functional = F
