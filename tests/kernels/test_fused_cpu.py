@@ -150,3 +150,20 @@ def test_gradient_of_spike_counts_is_read_as_one_row() -> None:
     g1, = torch.autograd.grad((ref.spikes.sum(0) * w).sum(), x)
     g2, = torch.autograd.grad((fus.spikes.sum(0) * w).sum(), x)
     torch.testing.assert_close(g2, g1, rtol=1e-12, atol=1e-12)
+
+
+def test_many_chunks_with_a_partial_last_one() -> None:
+    # M = 9000 neurons spans three parallel chunks of cpu.CHUNK (the last one partial)
+    from aura_snn.kernels import cpu
+
+    M = 2 * cpu.CHUNK + 808
+    p = cuba.CubaLIFParameters(tau_mem=0.02, tau_syn=0.005, reset="zero")
+    x = (torch.randn(20, 1, M, dtype=F64) * 60).requires_grad_()
+    ref = loop.run(cuba.step, x, None, p, 1e-3, record_v=True)
+    fus = cuba_multistep(x, None, p, 1e-3, record_v=True)
+    assert torch.equal(ref.spikes, fus.spikes)
+    torch.testing.assert_close(fus.v, ref.v, rtol=0, atol=1e-12)
+    w = torch.randn_like(x)
+    g1, = torch.autograd.grad((ref.spikes * w).sum() + ref.v.sum(), x)
+    g2, = torch.autograd.grad((fus.spikes * w).sum() + fus.v.sum(), x)
+    torch.testing.assert_close(g2, g1, rtol=1e-12, atol=1e-12)
