@@ -210,7 +210,7 @@ def main() -> None:
         results.append(row)
         cuba_b2: dict[str, dict[str, Any]] = {}
         for target in targets:
-            reps = 1 if target == "cpp_standalone" else (2 if quick else 3)
+            reps = 1 if target == "cpp_standalone" or quick else 3
             if target == "cython" and not cython_cache_warm():
                 cold = run_brian2(target, tmp / "cuba4000.npz")   # compiles (~40 s)
                 meta["brian2 cython cold process (s)"] = cold.get("process_wall") if cold \
@@ -230,7 +230,7 @@ def main() -> None:
                             "binary_s": best.get("binary"), "process_s": best["process_wall"],
                             "synapses": best["synapses"], "rate_hz": best["rate_hz"]})
         # -- whole processes: interleaved, so a change of load hits all alike -------
-        reps = 2 if quick else 5
+        reps = 1 if quick else 5
         aura_process(tmp / "warm", [])                     # numba cache, file cache
         walls: dict[str, list[float]] = {}
         for k in range(reps):
@@ -272,7 +272,7 @@ def main() -> None:
                             "us_per_step": a["sim"] / STEPS * 1e6})
             del g
             for target in targets:
-                if target == "numpy" and n > 20000:
+                if target == "numpy" and (n > 20000 or quick and "cython" in targets):
                     continue        # minutes per run; the numpy target is not the anchor
                 r = run_brian2(target, f)
                 if not r or "error" in r:
