@@ -19,7 +19,30 @@ _os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 __version__ = "0.1.0"
 
-from . import functional, kernels, neurons  # noqa: E402
-from .neurons import ALIF, LIF, CubaLIF, detach_state  # noqa: E402
+import importlib as _importlib  # noqa: E402
+from typing import Any as _Any  # noqa: E402
 
-__all__ = ["ALIF", "LIF", "CubaLIF", "detach_state", "functional", "kernels", "neurons"]
+# Names resolve on first use (PEP 562): `aura-snn --help` and the numpy-only parts of
+# the graph package start without importing torch and numba.
+_LAZY = {
+    "LIF": "neurons", "CubaLIF": "neurons", "ALIF": "neurons", "detach_state": "neurons",
+}
+_SUBMODULES = ("cells", "functional", "graph", "kernels", "memory", "metrics", "neurons",
+               "plot", "tasks")
+
+__all__ = ["ALIF", "LIF", "CubaLIF", "detach_state", *_SUBMODULES]
+
+
+def __getattr__(name: str) -> _Any:
+    if name in _LAZY:
+        value = getattr(_importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    elif name in _SUBMODULES:
+        value = _importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

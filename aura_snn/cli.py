@@ -17,7 +17,10 @@ from . import __version__
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="aura-snn", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="aura-snn",
+        description="aura-snn: simulate spiking regions and train spiking networks.",
+        epilog="Run 'aura-snn COMMAND --help' for the options of a command.")
     p.add_argument("--version", action="version", version=f"aura-snn {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
