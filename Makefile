@@ -25,6 +25,7 @@ demo: $(STAMP)
 	$(BIN)/aura-snn demo --out $(OUT)
 
 test: $(STAMP)
+	$(BIN)/ruff check aura_snn hybrid neuromodulation hardware benchmarks examples tests
 	$(BIN)/python -m pytest -n 2 -q -rs tests
 
 test-all: $(STAMP)
