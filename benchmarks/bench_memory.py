@@ -22,6 +22,7 @@ Measured:
 Goals: recall@5 >= 0.99 at a query time >= 10x below brute force (the smallest such
 ``nprobe`` is reported). Full run: N = 1,000,000, d = 256, 1,000 queries (about 3 GB of
 RAM for the store, index and FAISS copy). ``--quick``: N = 100,000, 200 queries.
+``--json PATH`` writes ``results`` and ``goals`` (and a recall/speed PNG beside it).
 Every method runs with the same thread count (``--threads``; torch, our numba scan and
 FAISS's OpenMP all follow ``torch.get_num_threads()``) and the same OpenMP wait policy.
 The process holds three OpenMP runtimes (torch's, numba's and FAISS's libgomp); with the
