@@ -33,7 +33,7 @@ def plot_raster(ax: Any, spikes: torch.Tensor, dt: float, title: str = "",
         ax.set_yticks(range(s.shape[1]))
         ax.tick_params(axis="y", labelsize=7)
     if title:
-        ax.set_title(title, fontsize=10, loc="left")
+        ax.set_title(title, fontsize=10, loc="left", pad=14)
 
 
 def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 120) -> None:
