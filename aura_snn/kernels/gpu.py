@@ -8,6 +8,10 @@ kernel is bound by HBM bandwidth, not by launches (one launch for all ``T`` step
 instead of ~10 per step in an unfused loop). Mode flags are ``tl.constexpr``, so each
 combination compiles to straight-line code.
 
+Floating-point contraction (FMA) is disabled at launch (``enable_fp_fusion=False``):
+the kernels then round exactly as the reference does, so spikes decided within an ulp
+of threshold agree across devices.
+
 The surrogate derivatives are the Python functions of
 :mod:`aura_snn.functional.surrogate`, compiled by ``triton.jit``.
 
@@ -260,7 +264,7 @@ def forward(x: torch.Tensor, v0: torch.Tensor, i0: torch.Tensor, am: torch.Tenso
     _forward_kernel[grid](x, v0, i0, am, asn, k, vl, th, vr, s, _or(u, s), _or(vo, s),
                           _or(io, s), vT, iT, chk, T, M, RESET=reset, NXT=nxt,
                           VFIRST=vfirst, SAVE_U=u.numel() > 0, SAVE_V=vo.numel() > 0,
-                          SAVE_I=io.numel() > 0, BLOCK=BLOCK)
+                          SAVE_I=io.numel() > 0, BLOCK=BLOCK, enable_fp_fusion=False)
     return int((chk != 0).sum())
 
 
@@ -276,4 +280,5 @@ def backward(gs: torch.Tensor, gvtr: torch.Tensor, gvT: torch.Tensor, giT: torch
     _backward_kernel[grid](gs, _or(gvtr, gs), gvT, giT, u, _or(cur, u), v0, i0, am, asn, k,
                            vl, th, vr, float(slope), gx, gv0, gi0, *pgrads, T, M, gs.shape[0],
                            RESET=reset, NXT=nxt, VFIRST=vfirst, SID=sid, DETACH=detach,
-                           PGRAD=pgrad, HAS_TR=gvtr.numel() > 0, BLOCK=BLOCK)
+                           PGRAD=pgrad, HAS_TR=gvtr.numel() > 0, BLOCK=BLOCK,
+                           enable_fp_fusion=False)
