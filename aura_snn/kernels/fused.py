@@ -31,7 +31,7 @@ from ..functional import loop
 from ..functional.firing import RESETS
 from ..functional.loop import MultiStep
 from . import cpu
-from ._memory import empty_like_huge
+from ._memory import SAVED_BUFFERS, empty_like_huge
 
 _RESET = {name: i for i, name in enumerate(RESETS)}
 KERNELS = ("auto", "numba", "triton")
@@ -92,7 +92,7 @@ class _FusedCuba(torch.autograd.Function):
         need_grad = any(ctx.needs_input_grad[:9])
         pgrad = any(ctx.needs_input_grad[3:9])
         s = empty_like_huge(x)
-        u = empty_like_huge(x) if need_grad else _empty(x)
+        u = SAVED_BUFFERS.acquire(x, ctx) if need_grad else _empty(x)
         vtr = empty_like_huge(x) if record_v else _empty(x)
         cur = empty_like_huge(x) if (pgrad and not is_lif) else _empty(x)
         vT, iT = torch.empty_like(v0), torch.empty_like(i0)
