@@ -31,7 +31,7 @@ from ..functional import loop
 from ..functional.firing import RESETS
 from ..functional.loop import MultiStep
 from . import cpu
-from ._memory import SAVED_BUFFERS, empty_like_huge
+from ._memory import BUFFERS
 
 _RESET = {name: i for i, name in enumerate(RESETS)}
 KERNELS = ("auto", "numba", "triton")
@@ -91,10 +91,10 @@ class _FusedCuba(torch.autograd.Function):
         reset, nxt, vfirst, sid, slope, detach, is_lif, record_v, kernel = cfg
         need_grad = any(ctx.needs_input_grad[:9])
         pgrad = any(ctx.needs_input_grad[3:9])
-        s = empty_like_huge(x)
-        u = SAVED_BUFFERS.acquire(x, ctx) if need_grad else _empty(x)
-        vtr = empty_like_huge(x) if record_v else _empty(x)
-        cur = empty_like_huge(x) if (pgrad and not is_lif) else _empty(x)
+        s = BUFFERS.empty_like(x)
+        u = BUFFERS.empty_like(x) if need_grad else _empty(x)
+        vtr = BUFFERS.empty_like(x) if record_v else _empty(x)
+        cur = BUFFERS.empty_like(x) if (pgrad and not is_lif) else _empty(x)
         vT, iT = torch.empty_like(v0), torch.empty_like(i0)
         nbad = _launch_forward(kernel, x, v0, i0, am, asyn, k, vl, th, vr, reset, nxt, vfirst,
                                s, u, vtr, cur, vT, iT)
@@ -116,7 +116,7 @@ class _FusedCuba(torch.autograd.Function):
         gvtr = gvtr.contiguous() if (record_v and gvtr is not None) else _empty(u)
         gvT = _zeros_if_none(gvT, v0).contiguous()
         giT = _zeros_if_none(giT, i0).contiguous()
-        gx = empty_like_huge(u)
+        gx = BUFFERS.empty_like(u)
         gv0, gi0 = torch.empty_like(v0), torch.empty_like(i0)
         grads = [torch.zeros_like(v0) for _ in range(6)]
         _launch_backward(kernel, gs, gvtr, gvT, giT, u, cur if ctx.pgrad else _empty(u), v0,

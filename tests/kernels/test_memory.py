@@ -19,29 +19,55 @@ def test_advice_returns_the_same_tensor_and_changes_nothing() -> None:
     assert y.shape == x.shape and y.dtype == x.dtype
 
 
-def test_pool_recycles_only_after_the_graph_is_gone_and_results_do_not_change() -> None:
+def test_pool_recycles_a_buffer_only_after_every_tensor_using_it_is_gone() -> None:
     import gc
 
     from aura_snn import LIF
+    from aura_snn.kernels import empty_cache
 
-    pool = _memory.SAVED_BUFFERS
-    pool.clear()
+    pool = _memory.BUFFERS
+    empty_cache()
+    block = 40 * 3 * 50 * 4  # bytes of one [T, M] float32 buffer
     m = LIF(0.02)
     x = (torch.rand(40, 3, 50) * 3).requires_grad_()
     y1 = m(x)
-    y2 = m(x)  # two live graphs: two distinct buffers, none free
+    y2 = m(x)  # two live graphs: spikes and saved membranes, four distinct buffers
     assert pool.nbytes == 0
     g_first, = torch.autograd.grad(y1.sum(), x, retain_graph=True)
     g_again, = torch.autograd.grad(y1.sum(), x)  # retain_graph: the saved membrane is intact
     assert torch.equal(g_first, g_again)
     g2, = torch.autograd.grad(y2.sum(), x)
     assert torch.equal(g_first, g2)
+    gc.collect()
+    # six blocks made (2 spikes, 2 saved membranes, 2 input grads; g2 reused the first
+    # membrane freed), five alive (spikes and the three grads held here): one free
+    assert pool.nbytes == block
+    s1 = y1.clone()
+    view = y1[5]  # a view keeps the spike buffer of y1 alive
     del y1, y2
     gc.collect()
-    assert pool.nbytes == 2 * 40 * 3 * 50 * 4  # both returned once their graphs died
-    y3 = m(x)  # reuses a warm buffer
-    assert pool.nbytes == 40 * 3 * 50 * 4
-    g3, = torch.autograd.grad(y3.sum(), x)
-    assert torch.equal(g3, g_first)
-    pool.clear()
+    assert pool.nbytes == 2 * block  # y2's spikes are back, y1's still in use
+    assert torch.equal(view, s1[5])
+    x.grad = None
+    m(x).sum().backward()  # draws from the pool; x.grad adopts the input-grad buffer
+    expected = x.grad.clone()
+    g15, = torch.autograd.grad(m(x * 1.5).sum(), x)
+    for _ in range(3):  # later steps must not hand x.grad's memory out again
+        m(x * 1.5).sum().backward()
+        expected += g15
+    assert torch.equal(x.grad, expected)
+    assert torch.equal(view, s1[5]) and torch.equal(g_first, g2)
+    del view, g_first, g_again, g2
+    empty_cache()
     assert pool.nbytes == 0
+
+
+def test_pooled_results_are_ordinary_tensors() -> None:
+    from aura_snn import LIF
+
+    x = torch.rand(20, 2, 8, dtype=torch.float64) * 3
+    s = LIF(0.02)(x)
+    assert s.is_contiguous() and s.dtype == torch.float64 and s.device.type == "cpu"
+    s.add_(1.0)  # in place on pooled memory
+    assert float(s.min()) >= 1.0
+    assert torch.equal(torch.cat([s, s]).view(2, *s.shape)[1], s)
