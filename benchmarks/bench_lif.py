@@ -279,6 +279,14 @@ def _peer_available(lib: str) -> str | None:
     return None
 
 
+def _skip_reason(lib: str, size: tuple[int, int, int], quick: bool) -> str | None:
+    """Why ``lib`` is not timed at ``size`` (not installed, or too slow for ``--quick``)."""
+    why = _peer_available(lib)
+    if why is None and quick and size == LARGE and lib in SLOW_LIBS:
+        why = "skipped with --quick (tens of seconds at this size)"
+    return why
+
+
 def bench_lif(size: tuple[int, int, int], repeats: int, quick: bool) -> list[dict[str, Any]]:
     T, B, N = size
     torch.manual_seed(0)
@@ -287,9 +295,7 @@ def bench_lif(size: tuple[int, int, int], repeats: int, quick: bool) -> list[dic
     rows = []
     for lib in LIF_LIBS:
         row: dict[str, Any] = {"workload": "lif", "T": T, "B": B, "N": N, "library": lib}
-        why = _peer_available(lib)
-        if why is None and quick and size == LARGE and lib in SLOW_LIBS:
-            why = "skipped with --quick (tens of seconds at this size)"
+        why = _skip_reason(lib, size, quick)
         if why is not None:
             rows.append({**row, "mode": "fwd+bwd", "note": why})
             continue
@@ -314,9 +320,7 @@ def bench_linear_lif(size: tuple[int, int, int], repeats: int,
     for lib in LINEAR_LIBS:
         row: dict[str, Any] = {"workload": "linear_lif", "T": T, "B": B, "N": N,
                                "library": lib}
-        why = _peer_available(lib)
-        if why is None and quick and size == LARGE and lib in SLOW_LIBS:
-            why = "skipped with --quick (tens of seconds at this size)"
+        why = _skip_reason(lib, size, quick)
         if why is not None:
             rows.append({**row, "mode": "fwd+bwd", "note": why})
             continue
