@@ -88,7 +88,9 @@ class BufferPool:
         self.max_bytes = max_bytes
         self._free: dict[tuple, list[np.ndarray]] = {}
         self._bytes = 0
-        self._lock = threading.Lock()
+        # re-entrant: a garbage collection inside the critical section may run a
+        # finalizer that releases a block from the same thread
+        self._lock = threading.RLock()
 
     def empty_like(self, like: torch.Tensor) -> torch.Tensor:
         """An uninitialised contiguous tensor shaped like ``like``."""

@@ -71,3 +71,25 @@ def test_pooled_results_are_ordinary_tensors() -> None:
     s.add_(1.0)  # in place on pooled memory
     assert float(s.min()) >= 1.0
     assert torch.equal(torch.cat([s, s]).view(2, *s.shape)[1], s)
+
+
+def test_pool_is_safe_across_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from aura_snn import LIF
+
+    m = LIF(0.02)
+    inputs = [torch.rand(30, 2, 64, generator=torch.Generator().manual_seed(i)) * 3
+              for i in range(8)]
+
+    def grad_of(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.clone().requires_grad_()
+        s = m(x)
+        (s * torch.linspace(0, 1, 64)).sum().backward()
+        return s.detach().clone(), x.grad
+
+    expected = [grad_of(x) for x in inputs]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(5):  # same shapes from four threads: blocks recycled concurrently
+            for (s, g), (s_ref, g_ref) in zip(pool.map(grad_of, inputs), expected, strict=True):
+                assert torch.equal(s, s_ref) and torch.equal(g, g_ref)
