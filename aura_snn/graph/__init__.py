@@ -10,7 +10,7 @@ numpy-only helpers (``connectivity``, ``monitors``) load without torch.
 :class:`SpikingRegion`, :class:`DenseRegion`, :class:`PoissonRegion`,
 :class:`InputRegion`, :class:`ModuleRegion`            the nodes
 :class:`Projection` an edge (weights, delays, sign, receptor, plasticity socket)
-:class:`Monitor`    recording to memory, NPZ or HDF5
+:class:`Recorder`    recording to memory, NPZ or HDF5
 :mod:`.connectivity` fixed probability / in-degree / out-degree, one-to-one,
                     all-to-all, distance on a 2-D sheet
 :mod:`.engine`      compiled event-driven simulator (numba)
@@ -28,7 +28,7 @@ _EXPORTS = {
     "Region": "regions", "SpikingRegion": "regions", "DenseRegion": "regions",
     "PoissonRegion": "regions", "InputRegion": "regions", "ModuleRegion": "regions",
     "Projection": "projection", "PlasticityRule": "projection", "Traces": "projection",
-    "Monitor": "monitors", "Recording": "monitors", "load_recording": "monitors",
+    "Recorder": "recorder", "Recording": "recorder", "load_recording": "recorder",
     "Connectivity": "connectivity", "fixed_probability": "connectivity",
     "fixed_indegree": "connectivity", "fixed_outdegree": "connectivity",
     "one_to_one": "connectivity", "all_to_all": "connectivity", "distance": "connectivity",

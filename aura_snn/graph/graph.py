@@ -47,7 +47,7 @@ from torch import nn
 from .._checks import check_int, check_positive
 from .._io import atomic_path
 from ..errors import CorruptFileError, ParameterError, ParameterTypeError, ShapeError
-from .monitors import PROJECTION_VARIABLES, Monitor
+from .recorder import PROJECTION_VARIABLES, Recorder
 from .projection import Projection, Traces
 from .regions import (
     DenseRegion,
@@ -158,7 +158,7 @@ class Graph(nn.Module):
         self.seed = check_int("seed", seed, minimum=0)
         self.regions = nn.ModuleDict()
         self.projections = nn.ModuleDict()
-        self.monitors: list[Monitor] = []
+        self.monitors: list[Recorder] = []
         self._state: GraphState | None = None
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)
 
@@ -293,15 +293,15 @@ class Graph(nn.Module):
                 "order": self.topological_order()}
 
     # -- monitors -----------------------------------------------------------------
-    def monitor(self, target: str, variable: str = "spikes", **kwargs: Any) -> Monitor:
-        """Attach a :class:`~aura_snn.graph.monitors.Monitor` to a region or projection."""
-        mon = Monitor(target, variable, **kwargs)
+    def monitor(self, target: str, variable: str = "spikes", **kwargs: Any) -> Recorder:
+        """Attach a :class:`~aura_snn.graph.recorder.Recorder` to a region or projection."""
+        mon = Recorder(target, variable, **kwargs)
         self._check_monitor(mon)
         mon.dt = self.dt
         self.monitors.append(mon)
         return mon
 
-    def _check_monitor(self, mon: Monitor) -> None:
+    def _check_monitor(self, mon: Recorder) -> None:
         if mon.target in self.projections:
             if mon.variable not in PROJECTION_VARIABLES:
                 raise ParameterError(f"a projection monitor records one of "
@@ -678,7 +678,7 @@ class Graph(nn.Module):
         st = GraphState(t_start + steps, batch, regions, pending, traces)
         return {n: torch.stack(v) for n, v in recorded.items()}, st
 
-    def _feed_monitor(self, m: Monitor, t: int, outs: Mapping[str, torch.Tensor],
+    def _feed_monitor(self, m: Recorder, t: int, outs: Mapping[str, torch.Tensor],
                       regions: Mapping[str, Any], traces: Mapping[str, Traces]) -> None:
         import numpy as np
 
@@ -693,7 +693,7 @@ class Graph(nn.Module):
         v = self.monitor_value(m, outs, regions, traces)
         m.add_rows(np.array([t], dtype=np.int64), m.select(v.detach().cpu().numpy())[None], 1)
 
-    def monitor_value(self, m: Monitor, outs: Mapping[str, torch.Tensor],
+    def monitor_value(self, m: Recorder, outs: Mapping[str, torch.Tensor],
                       regions: Mapping[str, Any], traces: Mapping[str, Traces]
                       ) -> torch.Tensor:
         """The current value a (non-spike) monitor records."""

@@ -130,7 +130,7 @@ def _simulate(cfg, staging, fmt: str, plots: bool, *, quiet: bool,  # noqa: ANN0
     from .._io import atomic_write_json
     from ..errors import AuraError
     from .config import build_graph, monitor_specs, params_dict
-    from .monitors import load_recording
+    from .recorder import load_recording
     from .summary import region_summary
 
     plotter = _PlotWorker() if plots else None  # imports matplotlib in parallel

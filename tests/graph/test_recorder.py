@@ -8,7 +8,7 @@ import torch
 
 from aura_snn.errors import CorruptFileError, ParameterError
 from aura_snn.graph import Graph, PoissonRegion, SpikingRegion, fixed_probability, load_recording
-from aura_snn.graph.monitors import Monitor
+from aura_snn.graph.recorder import Recorder
 
 
 def _graph() -> Graph:
@@ -78,9 +78,9 @@ def test_monitor_validation() -> None:
     with pytest.raises(ParameterError, match="keeps no traces"):
         g.monitor("in-E", "pre_trace")
     with pytest.raises(ParameterError, match="every"):
-        Monitor("E", "v", every=0)
+        Recorder("E", "v", every=0)
     with pytest.raises(ParameterError, match=".npz, .h5"):
-        Monitor("E", "v", to="x.csv")
+        Recorder("E", "v", to="x.csv")
 
 
 def test_corrupt_monitor_files(tmp_path) -> None:  # noqa: ANN001

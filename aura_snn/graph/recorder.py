@@ -1,6 +1,6 @@
-r"""Monitors: record what regions and projections do, in memory or streamed to disk.
+r"""Recorders: record what regions and projections do, in memory or streamed to disk.
 
-A :class:`Monitor` names a target (a region or a projection of the graph) and a
+A :class:`Recorder` names a target (a region or a projection of the graph) and a
 variable, and the graph feeds it after every recorded step; it never changes what
 the graph computes. It counts nothing itself: it stores
 
@@ -25,7 +25,7 @@ synapse indices). Units are those of the variable (V for potentials and currents
 ``to=None`` keeps everything in memory. ``to="run.h5"`` (``.h5``/``.hdf5``, needs
 h5py) or ``to="run.npz"`` streams rows and events to disk in chunks of ``chunk``
 steps, so a long run never holds its recording in RAM. The file is written under a
-temporary name and renamed when :meth:`Monitor.close` is called (the graph closes
+temporary name and renamed when :meth:`Recorder.close` is called (the graph closes
 its monitors with :meth:`~aura_snn.graph.Graph.close_monitors`); a crash leaves no
 half-written file under the final name. :func:`load_recording` reads either format
 back.
@@ -187,7 +187,7 @@ def load_recording(path: str | os.PathLike[str]) -> Recording:
     return rec
 
 
-class Monitor:
+class Recorder:
     """Record one variable of one region or projection (module docstring).
 
     Args:
@@ -317,7 +317,7 @@ class Monitor:
 
     def __repr__(self) -> str:
         where = "memory" if self.path is None else str(self.path)
-        return f"Monitor({self.target!r}, {self.variable!r}, every={self.every}, to={where})"
+        return f"Recorder({self.target!r}, {self.variable!r}, every={self.every}, to={where})"
 
 
-__all__ = ["Monitor", "Recording", "load_recording"]
+__all__ = ["Recorder", "Recording", "load_recording"]
