@@ -1,9 +1,9 @@
 """The hybrid graph: regions (nodes, spiking or dense) and projections (edges, dense or
-sparse), a stepper with two backends (torch autograd, compiled engine), monitors,
-connectivity builders, and the ``aura-snn simulate`` command.
+sparse), a stepper with two backends (torch autograd, compiled engine), monitors and
+connectivity builders. The ``aura-snn simulate`` command is :mod:`aura_snn.cli.simulate`.
 
-Names are imported lazily (PEP 562) so that ``aura_snn.graph.simulate_cli`` and the
-numpy-only helpers (``connectivity``, ``monitors``) load without torch.
+Names are imported lazily (PEP 562) so that the numpy-only helpers (``connectivity``,
+``monitors``) load without torch.
 
 =================== ========================================================
 :class:`Graph`      regions + projections, ``run``, state, monitors

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from aura_snn.cli.simulate import add_arguments, run
 from aura_snn.errors import ConfigError
 from aura_snn.graph.config import build_graph, load_config, parse_quantity
-from aura_snn.graph.simulate_cli import add_arguments, run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -232,8 +232,6 @@ def test_simulate_errors_exit_2_and_write_nothing(tmp_path: Path,
 
 
 def test_command_line_entry_point(tmp_path: Path) -> None:
-    pytest.importorskip("aura_snn.tasks.digits_cli",
-                        reason="aura-snn's cli.py also imports the demo command (aura_snn.tasks)")
     net = _write(tmp_path, SMALL)
     r = subprocess.run([sys.executable, "-m", "aura_snn.cli", "simulate", str(net), "--out",
                         str(tmp_path / "o"), "--quiet", "--no-plots"],
@@ -247,8 +245,19 @@ def test_command_line_entry_point(tmp_path: Path) -> None:
 def test_simulate_cli_module_imports_only_argparse() -> None:
     code = ("import sys, importlib.util, importlib.machinery\n"
             "spec = importlib.util.spec_from_file_location('m', "
-            f"{str(ROOT / 'aura_snn/graph/simulate_cli.py')!r})\n"
+            f"{str(ROOT / 'aura_snn/cli/simulate.py')!r})\n"
             "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
             "print('torch' in sys.modules, 'numpy' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.stdout.split() == ["False", "False"], r.stderr
+
+
+def test_cli_parser_imports_neither_torch_nor_numpy() -> None:
+    """``aura-snn --help`` builds the parser of every subcommand: all of them light."""
+    code = ("import sys\n"
+            "from aura_snn.cli import build_parser\n"
+            "build_parser()\n"
+            "print('torch' in sys.modules, 'numpy' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       cwd=ROOT, timeout=60)
     assert r.stdout.split() == ["False", "False"], r.stderr

@@ -17,8 +17,11 @@ summary succeeded; on an error the staging folder is removed and ``DIR`` is left
 as it was. User errors (bad file, bad field) print one line naming the file, line
 and field and exit with status 2.
 
-Only :mod:`argparse` is imported at module import time, so ``aura-snn --help`` stays
-fast; the simulation imports its modules inside :func:`run`.
+The library code it calls: :mod:`aura_snn.graph.config` (file -> graph),
+:class:`aura_snn.graph.Graph` (run, recorders), :mod:`aura_snn.graph.summary`
+(statistics) and :mod:`aura_snn.graph.plots` (figures). Only :mod:`argparse` is
+imported at module import time, so ``aura-snn --help`` stays fast; the simulation
+imports its modules inside :func:`run`.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ def _run(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from .config import load_config
+    from ..graph.config import load_config
 
     t_start = time.perf_counter()
     cfg = load_config(args.file)
@@ -129,9 +132,9 @@ def _simulate(cfg, staging, fmt: str, plots: bool, *, quiet: bool,  # noqa: ANN0
 
     from .._io import atomic_write_json
     from ..errors import AuraError
-    from .config import build_graph, monitor_specs, params_dict
-    from .recorder import load_recording
-    from .summary import region_summary
+    from ..graph.config import build_graph, monitor_specs, params_dict
+    from ..graph.recorder import load_recording
+    from ..graph.summary import region_summary
 
     plotter = _PlotWorker() if plots else None  # imports matplotlib in parallel
     try:
@@ -276,7 +279,7 @@ def _plot_child(conn) -> None:  # noqa: ANN001 - runs in the child process
 def _draw(staging, spikes, weights, dt, steps, raster_neurons) -> None:  # noqa: ANN001
     from pathlib import Path
 
-    from . import plots
+    from ..graph import plots
 
     st = Path(staging)
     plots.raster(spikes, dt, steps, st / "raster.png", max_neurons=raster_neurons)

@@ -1,6 +1,9 @@
 """``aura-snn demo``: train the spiking digits classifier and write a report folder.
 
-Only argparse is imported at module level; the work happens in :func:`run`.
+The model, data and training loop are library code in :mod:`aura_snn.tasks.digits`;
+this module parses the options, shows progress, prints the results table and writes
+``summary.json`` and ``raster.png``. Only :mod:`argparse` is imported at module level;
+the work happens in :func:`run`.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
     from .._io import atomic_write_json
     from ..errors import AuraError
-    from .digits import DigitsConfig, train
+    from ..tasks.digits import DigitsConfig, train
 
     try:
         cfg = DigitsConfig(seed=args.seed)
