@@ -64,12 +64,12 @@ def main() -> None:
         print(f"  {name}: {s['rate_hz']:.2f} Hz, CV of ISI {s['cv_isi_mean']:.2f}, "
               f"synchrony {s['synchrony_chi']:.3f}")
     if args.out:
-        from aura_snn.graph import plots
+        from aura_snn.plot import save_event_raster
 
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         spikes = {n: (m.data()["t"], m.data()["i"], g.regions[n].size) for n, m in mons.items()}
-        plots.raster(spikes, DT, res.state.t, out / "raster.png")
+        save_event_raster(out / "raster.png", spikes, DT, res.state.t)
         print(f"  raster: {out / 'raster.png'}")
 
 

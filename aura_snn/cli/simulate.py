@@ -19,7 +19,7 @@ and field and exit with status 2.
 
 The library code it calls: :mod:`aura_snn.graph.config` (file -> graph),
 :class:`aura_snn.graph.Graph` (run, recorders), :mod:`aura_snn.graph.summary`
-(statistics) and :mod:`aura_snn.graph.plots` (figures). Only :mod:`argparse` is
+(statistics) and :mod:`aura_snn.plot.simulation` (figures). Only :mod:`argparse` is
 imported at module import time, so ``aura-snn --help`` stays fast; the simulation
 imports its modules inside :func:`run`.
 """
@@ -279,10 +279,10 @@ def _plot_child(conn) -> None:  # noqa: ANN001 - runs in the child process
 def _draw(staging, spikes, weights, dt, steps, raster_neurons) -> None:  # noqa: ANN001
     from pathlib import Path
 
-    from ..graph import plots
+    from ..plot import simulation as fig
 
     st = Path(staging)
-    plots.raster(spikes, dt, steps, st / "raster.png", max_neurons=raster_neurons)
-    plots.population_rates(spikes, dt, steps, st / "population_rate.png")
-    plots.isi_histogram(spikes, dt, st / "isi_histogram.png")
-    plots.weight_histogram(weights, st / "weight_histogram.png")
+    fig.save_event_raster(st / "raster.png", spikes, dt, steps, max_neurons=raster_neurons)
+    fig.save_population_rates(st / "population_rate.png", spikes, dt, steps)
+    fig.save_isi_histogram(st / "isi_histogram.png", spikes, dt)
+    fig.save_weight_histogram(st / "weight_histogram.png", weights)

@@ -1,4 +1,7 @@
-"""Spike rasters and figure saving."""
+"""Spike rasters of dense ``[T, N]`` spike tensors (one panel per layer).
+
+Rasters of event lists ``(t, i)`` from long simulations are in :mod:`.simulation`.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +10,7 @@ from typing import Any
 
 import torch
 
-from .._io import atomic_path
-
-
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+from ._figure import pyplot, save_figure
 
 
 def plot_raster(ax: Any, spikes: torch.Tensor, dt: float, title: str = "",
@@ -36,14 +30,6 @@ def plot_raster(ax: Any, spikes: torch.Tensor, dt: float, title: str = "",
         ax.set_title(title, fontsize=10, loc="left", pad=14)
 
 
-def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 120) -> None:
-    """Save a matplotlib figure to ``path`` atomically (format from the extension)."""
-    suffix = os.path.splitext(str(path))[1] or ".png"
-    with atomic_path(path, suffix=suffix) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=suffix.lstrip("."))
-    _plt().close(fig)
-
-
 def save_rasters(path: str | os.PathLike[str], rasters: dict[str, torch.Tensor], dt: float,
                  title: str = "", segments: list[str] | None = None) -> None:
     """One raster panel per layer (``{name: [T, N]}``), stacked vertically, saved as PNG.
@@ -51,7 +37,7 @@ def save_rasters(path: str | os.PathLike[str], rasters: dict[str, torch.Tensor],
     ``segments`` labels equal consecutive stretches of time (e.g. one per presented
     sample); they are separated by dotted lines and labelled on the top panel.
     """
-    plt = _plt()
+    plt = pyplot()
     n = len(rasters)
     heights = [3.0 if s.shape[-1] > 32 else 1.4 for s in rasters.values()]
     fig, axes = plt.subplots(n, 1, figsize=(9, sum(heights) + 0.9), squeeze=False,
@@ -71,3 +57,6 @@ def save_rasters(path: str | os.PathLike[str], rasters: dict[str, torch.Tensor],
         fig.suptitle(title)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+__all__ = ["plot_raster", "save_rasters"]
