@@ -19,6 +19,7 @@ State: ``v`` (V), ``b`` (dimensionless).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -27,9 +28,10 @@ import torch
 from .._checks import check_dt_tau, check_nonnegative
 from ..errors import ParameterError
 from .decay import decay
-from .firing import Scalar
+from .firing import RESET_CODE, Scalar
 from .lif import LIFParameters, integrate_and_fire
 from .lif import coefficients as lif_coefficients
+from .registry import CompiledFamily, ModelSpec
 
 
 class ALIFState(NamedTuple):
@@ -68,7 +70,7 @@ def initial_state(x: torch.Tensor, p: ALIFParameters) -> ALIFState:
 
 
 def step(x: torch.Tensor, state: ALIFState | None, p: ALIFParameters,
-         dt: float = 1e-3) -> tuple[torch.Tensor, ALIFState]:
+         dt: float) -> tuple[torch.Tensor, ALIFState]:
     """Advance an ALIF population by one step of ``dt`` seconds; returns ``(S, state)``."""
     if state is None:
         state = initial_state(x, p)
@@ -77,3 +79,18 @@ def step(x: torch.Tensor, state: ALIFState | None, p: ALIFParameters,
     theta = p.threshold + p.beta * b_dec
     s, v = integrate_and_fire(state.v, g * x, a, p.v_leak, theta, p)
     return s, ALIFState(v, b_dec + s)
+
+
+def compiled(p: ALIFParameters, dt: float) -> CompiledFamily:
+    """ALIF in the compiled family: LIF's coefficients plus the adaptation decay
+    :math:`a_b` and increment ``beta``."""
+    a, g = lif_coefficients(p, dt)
+    return CompiledFamily(a, p.v_leak, p.threshold, p.v_reset, RESET_CODE[p.reset], 0, False,
+                          ((g, 0.0, 0.0),), decay(p.tau_adapt, dt, p.integration), p.beta)
+
+
+SPEC = ModelSpec(
+    name="alif", module=sys.modules[__name__], parameters=ALIFParameters, state=ALIFState,
+    units={"tau_mem": "s", "tau_adapt": "s", "v_leak": "V", "threshold": "V", "v_reset": "V",
+           "beta": "V", "slope": "1/V"},
+    state_units={"v": "V", "b": ""}, roles={"v": "v", "b": "b"}, compile=compiled)

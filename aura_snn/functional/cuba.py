@@ -39,6 +39,7 @@ Symbols (SI): ``tau_syn`` (s), ``tau_mem`` (s), ``dt`` (s), ``v_leak``, ``thresh
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -46,8 +47,9 @@ import torch
 
 from .._checks import check_choice, check_dt_tau
 from .decay import decay
-from .firing import Scalar
+from .firing import RESET_CODE, Scalar
 from .lif import LIFParameters, integrate_and_fire
+from .registry import CompiledFamily, ModelSpec
 
 ORDERS = ("current_first", "voltage_first")
 
@@ -113,7 +115,7 @@ def initial_state(x: torch.Tensor, p: CubaLIFParameters) -> CubaLIFState:
 
 
 def step(x: torch.Tensor, state: CubaLIFState | None, p: CubaLIFParameters,
-         dt: float = 1e-3) -> tuple[torch.Tensor, CubaLIFState]:
+         dt: float) -> tuple[torch.Tensor, CubaLIFState]:
     """Advance a CubaLIF population by one step of ``dt`` seconds.
 
     Args:
@@ -132,3 +134,22 @@ def step(x: torch.Tensor, state: CubaLIFState | None, p: CubaLIFParameters,
     i_drive = i_new if p.order == "current_first" else state.i
     s, v = integrate_and_fire(state.v, k * i_drive, a_m, p.v_leak, p.threshold, p)
     return s, CubaLIFState(v, i_new)
+
+
+def compiled(p: CubaLIFParameters, dt: float) -> CompiledFamily:
+    """CubaLIF in the compiled family: ``current_first`` decays then adds the input
+    (:math:`b = a_s`, :math:`c = 1`); ``voltage_first`` adds it after the membrane step
+    (:math:`b = 1`, :math:`c = a_s`, late)."""
+    a_m, a_s, k = coefficients(p, dt)
+    late = p.order == "voltage_first"
+    rec = ((k, 1.0, a_s),) if late else ((k, a_s, 1.0),)
+    return CompiledFamily(a_m, p.v_leak, p.threshold, p.v_reset, RESET_CODE[p.reset], 0, late,
+                          rec, next_step=p.reset_at == "next_step")
+
+
+SPEC = ModelSpec(
+    name="cuba", module=sys.modules[__name__], parameters=CubaLIFParameters,
+    state=CubaLIFState,
+    units={"tau_mem": "s", "tau_syn": "s", "v_leak": "V", "threshold": "V", "v_reset": "V",
+           "slope": "1/V"},
+    state_units={"v": "V", "i": "V"}, roles={"v": "v", "i": "i"}, compile=compiled)

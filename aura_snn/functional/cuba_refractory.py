@@ -49,6 +49,7 @@ receptor), ``dt`` (s), ``v_leak`` :math:`v_\text{leak}`, ``threshold``
 from __future__ import annotations
 
 import functools
+import sys
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -65,8 +66,9 @@ from ..errors import ParameterError, ShapeError
 from .cuba import CubaLIFParameters
 from .cuba import coefficients as cuba_coefficients
 from .decay import INTEGRATIONS, decay
-from .firing import RESET_AT, RESETS, FiringParameters, Scalar, fire, reset_at_spike
+from .firing import RESET_AT, RESET_CODE, RESETS, FiringParameters, Scalar, fire, reset_at_spike
 from .lif import integrate
+from .registry import CompiledFamily, ModelSpec
 from .surrogate import SURROGATES
 
 
@@ -193,7 +195,7 @@ def initial_state(x: torch.Tensor, p: CubaRefractoryParameters) -> CubaRefractor
 
 
 def step(x: torch.Tensor, state: CubaRefractoryState | None, p: CubaRefractoryParameters,
-         dt: float = 1e-4) -> tuple[torch.Tensor, CubaRefractoryState]:
+         dt: float) -> tuple[torch.Tensor, CubaRefractoryState]:
     """Advance the population by one step of ``dt`` seconds.
 
     Args:
@@ -227,5 +229,22 @@ def step(x: torch.Tensor, state: CubaRefractoryState | None, p: CubaRefractoryPa
     return s, CubaRefractoryState(v, i_new, ref)
 
 
-__all__ = ["CubaRefractoryParameters", "CubaRefractoryState", "coefficients",
-           "initial_state", "refractory_steps", "step"]
+def compiled(p: CubaRefractoryParameters, dt: float) -> CompiledFamily:
+    """The model in the compiled family: per receptor :math:`b_r = 1` (the input joins
+    the current before the membrane step), :math:`c_r = a_r`, and ``n_ref`` steps."""
+    a_m, a_syn, k, n_ref = coefficients(p, dt)
+    rec = tuple((k_r, 1.0, a_r) for k_r, a_r in zip(k, a_syn, strict=True))
+    return CompiledFamily(a_m, p.v_leak, p.threshold, p.v_reset, RESET_CODE[p.reset], n_ref,
+                          False, rec)
+
+
+SPEC = ModelSpec(
+    name="cuba_refractory", module=sys.modules[__name__],
+    parameters=CubaRefractoryParameters, state=CubaRefractoryState,
+    units={"tau_mem": "s", "tau_syn": "s", "v_leak": "V", "threshold": "V", "v_reset": "V",
+           "refractory": "s", "slope": "1/V"},
+    state_units={"v": "V", "i": "V", "ref": "steps"}, multi_receptor=True,
+    roles={"v": "v", "i": "i", "ref": "ref"}, compile=compiled)
+
+__all__ = ["CubaRefractoryParameters", "CubaRefractoryState", "SPEC", "coefficients",
+           "compiled", "initial_state", "refractory_steps", "step"]

@@ -41,6 +41,8 @@ from .surrogate import DEFAULT_SLOPE, SURROGATE_ID, SURROGATES, spike_by_id
 
 RESETS = ("subtract", "zero", "none")
 RESET_AT = ("spike", "next_step")
+#: Integer code of each reset mode in compiled code (engine, fused kernels, exporters).
+RESET_CODE = {name: code for code, name in enumerate(RESETS)}
 
 Scalar = float | torch.Tensor
 

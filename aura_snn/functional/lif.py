@@ -32,6 +32,7 @@ State: ``v`` (V) — after reset for ``reset_at="spike"``, before reset (snnTorc
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -39,7 +40,8 @@ import torch
 
 from .._checks import check_choice, check_dt_tau, check_finite_param
 from .decay import INTEGRATIONS, decay
-from .firing import FiringParameters, Scalar, fire, pending_reset, reset_at_spike
+from .firing import RESET_CODE, FiringParameters, Scalar, fire, pending_reset, reset_at_spike
+from .registry import CompiledFamily, ModelSpec
 
 INPUT_SCALINGS = ("ode", "direct")
 
@@ -122,7 +124,7 @@ def initial_state(x: torch.Tensor, p: LIFParameters) -> LIFState:
 
 
 def step(x: torch.Tensor, state: LIFState | None, p: LIFParameters,
-         dt: float = 1e-3) -> tuple[torch.Tensor, LIFState]:
+         dt: float) -> tuple[torch.Tensor, LIFState]:
     """Advance a LIF population by one step of ``dt`` seconds.
 
     Args:
@@ -139,3 +141,16 @@ def step(x: torch.Tensor, state: LIFState | None, p: LIFParameters,
     a, g = coefficients(p, dt)
     s, v = integrate_and_fire(state.v, g * x, a, p.v_leak, p.threshold, p)
     return s, LIFState(v)
+
+
+def compiled(p: LIFParameters, dt: float) -> CompiledFamily:
+    """LIF in the compiled family: no current (:math:`\\hat\\imath = x`), gain ``g``."""
+    a, g = coefficients(p, dt)
+    return CompiledFamily(a, p.v_leak, p.threshold, p.v_reset, RESET_CODE[p.reset], 0, False,
+                          ((g, 0.0, 0.0),), next_step=p.reset_at == "next_step")
+
+
+SPEC = ModelSpec(
+    name="lif", module=sys.modules[__name__], parameters=LIFParameters, state=LIFState,
+    units={"tau_mem": "s", "v_leak": "V", "threshold": "V", "v_reset": "V", "slope": "1/V"},
+    state_units={"v": "V"}, compile=compiled)
