@@ -1,10 +1,13 @@
 r"""Connectivity builders: which presynaptic neuron reaches which postsynaptic one.
 
-Every builder returns a :class:`Connectivity` — two index arrays (``pre``, ``post``)
-sorted by ``pre`` then ``post`` (the CSR order the compiled engine propagates in) —
-and draws from a ``numpy.random.Generator`` seeded by ``seed``, so a seed gives the
-same synapses on every machine. They use numpy only (no torch), so the command line
-builds large networks without importing torch.
+Every builder returns a :class:`Connectivity` — two index arrays (``pre``, ``post``),
+synapse ``s`` being ``pre[s] -> post[s]``. The builders below return them sorted by
+``pre`` then ``post`` (the CSR order the compiled engine propagates in);
+:func:`from_indices` keeps the caller's order, so per-synapse weights and delays
+given in that order (e.g. Brian2's ``i``, ``j``, ``w``, ``delay``) stay with their
+synapse. The random builders draw from a ``numpy.random.Generator`` seeded by
+``seed``, so a seed gives the same synapses on every machine. They use numpy only (no
+torch), so the command line builds large networks without importing torch.
 
 ====================== ================================================================
 builder                rule
@@ -23,7 +26,10 @@ builder                rule
 
 ``autapses=False`` (only meaningful when pre and post are the same population)
 excludes ``i -> i``. Positions and :math:`\sigma` share one length unit (m, or grid
-units). Weights and delays are set on the :class:`~aura_snn.graph.Projection`.
+units). Weights and delays are set on the :class:`~aura_snn.graph.Projection`; an
+array of per-synapse values given there is read in the order of ``pre``/``post``
+(value ``s`` belongs to ``pre[s] -> post[s]``), and the projection carries each value
+with its synapse when it sorts them into its own storage order.
 """
 
 from __future__ import annotations
@@ -42,8 +48,15 @@ PROFILES = ("gaussian", "exponential")
 class Connectivity:
     """Synapses ``pre[s] -> post[s]`` between populations of ``n_pre`` and ``n_post``.
 
+    The index ``s`` is the order in which per-synapse values (weights, delays) given to
+    a :class:`~aura_snn.graph.Projection` with this connectivity are read: value ``s``
+    belongs to synapse ``pre[s] -> post[s]``. Pairs may repeat (multapses, each its own
+    synapse).
+
     Attributes:
-        pre, post: ``int64`` index arrays of equal length, sorted by ``(pre, post)``.
+        pre, post: ``int64`` index arrays of equal length; sorted by ``(pre, post)`` when
+            made by a builder of this module, in the caller's order when made by
+            :func:`from_indices` or directly.
         n_pre, n_post: population sizes.
     """
 
@@ -109,23 +122,45 @@ def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
 
 def from_indices(pre: np.ndarray, post: np.ndarray, n_pre: int, n_post: int,
                  *, unique: bool = True) -> Connectivity:
-    """A :class:`Connectivity` from explicit index arrays (e.g. Brian2's ``i``, ``j``);
-    sorts them; with ``unique`` duplicate pairs are an error."""
+    """A :class:`Connectivity` from explicit index arrays (e.g. Brian2's ``i``, ``j``).
+
+    The arrays are kept in the caller's order (they are not sorted), so per-synapse
+    weights and delays given to the projection in the same order stay with their
+    synapse: value ``s`` belongs to ``pre[s] -> post[s]``.
+
+    Args:
+        pre, post: presynaptic and postsynaptic neuron indices, one per synapse.
+        n_pre, n_post: population sizes (indices must lie in ``[0, n)``).
+        unique: with ``True`` a repeated ``(pre, post)`` pair is an error; with
+            ``False`` each repeat is its own synapse (a multapse).
+
+    Raises:
+        ShapeError: ``pre`` and ``post`` differ in length.
+        ParameterError: an index out of range, or a duplicate pair with ``unique``.
+    """
     n_pre, n_post = _n("n_pre", n_pre), _n("n_post", n_post)
     pre = np.asarray(pre, dtype=np.int64).ravel()
     post = np.asarray(post, dtype=np.int64).ravel()
     if pre.shape != post.shape:
         raise ShapeError(f"pre and post must have the same length, got {pre.size} and "
                          f"{post.size}")
-    order = np.lexsort((post, pre))
-    pre, post = pre[order], post[order]
+    conn = Connectivity(pre.copy(), post.copy(), n_pre, n_post)  # checks the ranges
     if unique and pre.size > 1:
-        dup = (pre[1:] == pre[:-1]) & (post[1:] == post[:-1])
+        order = np.lexsort((post, pre))
+        sp, so = pre[order], post[order]
+        dup = (sp[1:] == sp[:-1]) & (so[1:] == so[:-1])
         if dup.any():
             k = int(np.argmax(dup))
-            raise ParameterError(f"duplicate synapse {int(pre[k])} -> {int(post[k])} "
+            raise ParameterError(f"duplicate synapse {int(sp[k])} -> {int(so[k])} "
                                  f"(pass unique=False to allow multapses)")
-    return Connectivity(pre, post, n_pre, n_post)
+    return conn
+
+
+def _sorted(pre: np.ndarray, post: np.ndarray, n_pre: int, n_post: int) -> Connectivity:
+    """The builders' :class:`Connectivity`: the synapses sorted by ``(pre, post)``."""
+    order = np.lexsort((post, pre))
+    return Connectivity(np.ascontiguousarray(pre[order], dtype=np.int64),
+                        np.ascontiguousarray(post[order], dtype=np.int64), n_pre, n_post)
 
 
 def _from_flat(flat: np.ndarray, n_post: int, n_pre: int) -> Connectivity:
@@ -209,14 +244,14 @@ def fixed_indegree(n_pre: int, n_post: int, k: int, *, seed: int | None = None,
     rng = _rng(seed)
     pre = _distinct_rows(rng, n_post, int(k), n_pre, forbid)
     post = np.repeat(np.arange(n_post, dtype=np.int64), int(k))
-    return from_indices(pre.ravel(), post, n_pre, n_post, unique=False)
+    return _sorted(pre.ravel(), post, n_pre, n_post)
 
 
 def fixed_outdegree(n_pre: int, n_post: int, k: int, *, seed: int | None = None,
                     autapses: bool = True) -> Connectivity:
     """Every pre neuron makes exactly ``k`` synapses onto distinct post neurons."""
     c = fixed_indegree(n_post, n_pre, k, seed=seed, autapses=autapses)
-    return from_indices(c.post, c.pre, n_pre, n_post, unique=False)
+    return _sorted(c.post, c.pre, n_pre, n_post)
 
 
 def one_to_one(n_pre: int, n_post: int | None = None) -> Connectivity:

@@ -87,6 +87,27 @@ class _RuleHandle:
             self._proj.rules.remove(self._rule)
 
 
+def _stored_entries(name: str, weight: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(pre, post, values)`` of a sparse COO or CSR ``weight`` ``[n_pre, n_post]``, one
+    per stored entry, in the stored order (not coalesced: duplicates stay separate)."""
+    if weight.layout == torch.sparse_csr:
+        if weight.dim() != 2:
+            raise ShapeError(f"weight of projection {name!r} must be 2-D [n_pre, n_post], "
+                             f"got shape {tuple(weight.shape)}")
+        crow, col = weight.crow_indices(), weight.col_indices()
+        rows = torch.arange(weight.shape[0], device=crow.device)
+        pre = torch.repeat_interleave(rows, crow[1:] - crow[:-1])
+        return pre, col.clone(), weight.values().detach().clone()
+    if weight.sparse_dim() != 2 or weight.dense_dim() != 0:
+        raise ShapeError(f"weight of projection {name!r} must be a 2-D sparse tensor "
+                         f"[n_pre, n_post] with scalar entries, got shape "
+                         f"{tuple(weight.shape)} ({weight.sparse_dim()} sparse and "
+                         f"{weight.dense_dim()} dense dimensions)")
+    idx = weight._indices()
+    return idx[0].clone(), idx[1].clone(), weight._values().detach().clone()
+
+
 class Projection(nn.Module):
     """A projection from region ``pre`` to region ``post`` (module docstring).
 
@@ -96,16 +117,46 @@ class Projection(nn.Module):
         weight: dense tensor ``[n_pre, n_post]``; a torch sparse tensor (COO or CSR)
             ``[n_pre, n_post]``; or, with ``connectivity``, the per-synapse values (a
             number, an array of ``nnz`` values, or a distribution dict of
-            :func:`~aura_snn.graph.connectivity.draw_values`).
+            :func:`~aura_snn.graph.connectivity.draw_values`), in V.
         connectivity: a :class:`~aura_snn.graph.connectivity.Connectivity` (sparse).
-        delay: steps, ``>= 0``: one int, or per synapse (``[nnz]`` sparse,
-            ``[n_pre, n_post]`` dense).
+        delay: steps, ``>= 0``: one int for every synapse, or one per synapse: a
+            ``[n_pre, n_post]`` array (``delay[i, j]`` for the synapse(s) ``i -> j``; any
+            route), or, for sparse storage, an array of ``nnz`` values read in the input
+            order of the route (table below).
         sign: ``None``, ``"exc"`` (weights >= 0) or ``"inh"`` (weights <= 0).
         receptor: receptor of ``post`` to drive (default: its first, e.g. ``"exc"``).
         learnable: store the weights as an ``nn.Parameter``.
         sparse: force the storage (``True`` turns a dense tensor into its nonzeros).
         w_min, w_max: bounds enforced by :meth:`apply_update` (optional).
         seed: seed for drawn weight values.
+
+    Order of per-synapse arrays (``[nnz]`` weights and delays), route by route; value
+    ``s`` belongs to the ``s``-th synapse of that order:
+
+    ============================== ====================================================
+    route                          order of synapse ``s``
+    ============================== ====================================================
+    ``connectivity=c``             ``c.pre[s] -> c.post[s]``: the caller's order for
+                                   :func:`~aura_snn.graph.connectivity.from_indices`
+                                   (Brian2's ``i``, ``j``, ``w``, ``delay`` as they are)
+    sparse COO tensor              its stored entries as given, ``weight._indices()`` /
+                                   ``weight._values()``, *not* coalesced first
+    sparse CSR tensor              its stored entries, row by row (``crow_indices``,
+                                   ``col_indices``, ``values``)
+    dense tensor, ``sparse=True``  its nonzeros in row-major order (sorted by
+                                   ``(pre, post)``)
+    ============================== ====================================================
+
+    Each stored entry of a sparse tensor is one synapse: the tensor is not coalesced,
+    so a ``(pre, post)`` pair stored twice gives two synapses (a multapse, as Brian2
+    allows), each with its own weight and delay. With equal delays their effect is the
+    sum that coalescing would give; only ``nnz`` and the per-synapse view (plasticity,
+    :meth:`to_coo`) differ. Zero-valued stored entries are kept as synapses.
+
+    The projection then stores its synapses sorted by ``(pre, post)`` (stable, so
+    multapses keep their relative order) and moves every per-synapse value with its
+    synapse: :attr:`weight`, ``pre_idx``, ``post_idx``, :attr:`delay`, :meth:`to_coo`
+    and the ``[nnz]`` changes of :meth:`apply_update` are in that stored order.
     """
 
     def __init__(self, name: str, pre: str, post: str,
@@ -147,14 +198,9 @@ class Projection(nn.Module):
                              torch.as_tensor(values, dtype=torch.float64))
         elif isinstance(weight, torch.Tensor) and weight.layout in (torch.sparse_coo,
                                                                    torch.sparse_csr):
-            coo = weight.to_sparse_coo().coalesce() if weight.layout == torch.sparse_csr \
-                else weight.coalesce()
-            if coo.dim() != 2:
-                raise ShapeError(f"weight of projection {name!r} must be 2-D [n_pre, n_post], "
-                                 f"got shape {tuple(coo.shape)}")
-            self.n_pre, self.n_post = (int(s) for s in coo.shape)
-            idx = coo.indices()
-            self._set_sparse(idx[0].clone(), idx[1].clone(), coo.values().detach().clone())
+            entries = _stored_entries(name, weight)
+            self.n_pre, self.n_post = (int(s) for s in weight.shape)
+            self._set_sparse(*entries)
         elif isinstance(weight, torch.Tensor):
             if weight.dim() != 2:
                 raise ShapeError(f"weight of projection {name!r} must be 2-D [n_pre, n_post], "
@@ -186,16 +232,22 @@ class Projection(nn.Module):
             self.register_buffer("weight", w)
 
     def _set_sparse(self, pre: torch.Tensor, post: torch.Tensor, values: torch.Tensor) -> None:
+        """Store synapses ``pre[s] -> post[s]`` of weight ``values[s]`` (V), given in the
+        route's input order, sorted (stably) by ``(pre, post)``; ``self._order`` keeps
+        the permutation (``stored[k] = given[_order[k]]``, ``None`` when the input was
+        already in order) so that :meth:`_set_delay` moves an ``[nnz]`` delay the same
+        way."""
         pre, post = pre.to(torch.int64), post.to(torch.int64)
-        pre_np, post_np = pre.numpy(), post.numpy()
+        pre_np, post_np = pre.cpu().numpy(), post.cpu().numpy()
         key = pre_np * self.n_post + post_np
         self.sparse = True
-        if key.size < 2 or bool(np.all(key[1:] > key[:-1])):  # already in (pre, post) order
-            self._order = None
+        if key.size < 2 or bool(np.all(key[1:] >= key[:-1])):  # already in (pre, post) order
+            self._order: torch.Tensor | None = None
         else:
-            order_t = torch.from_numpy(np.lexsort((post_np, pre_np)))
-            pre, post, values = pre[order_t], post[order_t], values[order_t]
-            self._order = order_t  # to reorder per-synapse delays given in input order
+            order_t = torch.from_numpy(np.lexsort((post_np, pre_np)))  # stable
+            pre, post = pre[order_t.to(pre.device)], post[order_t.to(post.device)]
+            values = values[order_t.to(values.device)]
+            self._order = order_t
         self.register_buffer("pre_idx", pre.contiguous())
         self.register_buffer("post_idx", post.contiguous())
         self._store_weight(values.contiguous())
@@ -211,13 +263,18 @@ class Projection(nn.Module):
             raise ParameterError(f"delay of projection {self.name!r} must be >= 0 steps, got "
                                  f"{int(d.min())}")
         if d.dim() > 0:
-            expect = (self.nnz,) if self.sparse else (self.n_pre, self.n_post)
-            if tuple(d.shape) != expect:
+            pair = (self.n_pre, self.n_post)
+            if self.sparse and tuple(d.shape) == pair:      # read at each synapse's pair
+                d = d[self.pre_idx.to(d.device), self.post_idx.to(d.device)]
+            elif self.sparse and tuple(d.shape) == (self.nnz,):  # in the route's input order
+                if self._order is not None:
+                    d = d[self._order.to(d.device)]
+            elif self.sparse or tuple(d.shape) != pair:
+                allowed = f"[{self.nnz}] (one per synapse) or {list(pair)}" if self.sparse \
+                    else str(list(pair))
                 raise ShapeError(f"delay of projection {self.name!r} must be one int or have "
-                                 f"shape {list(expect)}, got {tuple(d.shape)}")
-            if self.sparse and self._order is not None:
-                d = d[self._order]
-            if bool((d == d.flatten()[0]).all()):
+                                 f"shape {allowed}, got {tuple(d.shape)}")
+            if d.numel() and bool((d == d.flatten()[0]).all()):
                 d = d.flatten()[0].clone()
         self.register_buffer("delay", d.clone())
         self.max_delay = int(d.max()) if d.numel() else 0
