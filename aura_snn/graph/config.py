@@ -16,7 +16,7 @@ lists of mappings). Quantities are SI numbers or strings with a unit: ``"0.1 ms"
     [[region]]
     name = "E"
     size = 3200
-    model = "cuba_refractory"   # lif | cuba | alif | cuba_refractory | poisson | input
+    model = "cuba_refractory"   # a neuron model of the registry, poisson or input
     params = { tau_mem = "20 ms", tau_syn = ["5 ms", "10 ms"], threshold = "-50 mV" }
     init = { v = { uniform = ["-60 mV", "-50 mV"] } }
     positions = { layout = "grid", width = 1.0 }   # for distance connectivity
@@ -83,8 +83,7 @@ PROJ_KEYS = ("name", "pre", "post", "receptor", "weight", "sign", "delay", "conn
              "seed")
 MON_KEYS = ("target", "variable", "neurons", "every")
 OUT_KEYS = ("format", "plots", "raster_neurons")
-NEURON_MODELS = ("lif", "cuba", "alif", "cuba_refractory")
-REGION_MODELS = (*NEURON_MODELS, "poisson", "input")
+SOURCE_MODELS = ("poisson", "input")
 RULES = {
     "fixed_probability": ("p", "autapses", "seed"),
     "fixed_indegree": ("k", "autapses", "seed"),
@@ -93,12 +92,6 @@ RULES = {
     "all_to_all": ("autapses",),
     "distance": ("p_max", "sigma", "profile", "periodic", "autapses", "seed"),
 }
-# dimension of each model parameter (others are dimensionless or names)
-PARAM_DIMS = {
-    "tau_mem": "time", "tau_syn": "time", "tau_adapt": "time", "refractory": "time",
-    "threshold": "voltage", "v_leak": "voltage", "v_reset": "voltage", "beta": "voltage",
-}
-
 Path_ = tuple[str | int, ...]
 
 
@@ -277,6 +270,13 @@ def _int(cfg: NetworkConfig, value: Any, path: Path_, minimum: int = 0) -> int:
     return value
 
 
+def _region_models() -> tuple[str, ...]:
+    """Every model a region may name: the neuron registry's and the two sources."""
+    from ..functional import registry
+
+    return (*registry.models(), *SOURCE_MODELS)
+
+
 def _choice(cfg: NetworkConfig, value: Any, allowed: tuple[str, ...], path: Path_) -> str:
     if value not in allowed:
         raise cfg.error(path, f"must be one of {', '.join(map(repr, allowed))}; got {value!r}")
@@ -385,15 +385,16 @@ class Built:
 
 
 def _model_params(cfg: NetworkConfig, model: str, raw: Any, path: Path_) -> Any:
-    from ..graph.regions import _PARAMS
+    from ..functional import registry
 
-    cls = _PARAMS[model]
+    spec = registry.get(model)
+    cls = spec.parameters
     if raw is None:
         return cls()
     _check_keys(cfg, raw, tuple(f.name for f in fields(cls)), path)
     kw: dict[str, Any] = {}
     for k, v in raw.items():
-        dim = PARAM_DIMS.get(k)
+        dim = spec.dimension(k)
         if isinstance(v, list):
             kw[k] = tuple(parse_quantity(x, dim, cfg, (*path, k)) if not isinstance(x, str)
                           or _QUANTITY.match(x) else x for x in v)
@@ -523,7 +524,8 @@ def build_graph(cfg: NetworkConfig) -> Built:
         if "size" not in r:
             raise cfg.error(path, "missing key 'size'")
         size = _int(cfg, r["size"], (*path, "size"), 1)
-        model = _choice(cfg, r.get("model", "cuba_refractory"), REGION_MODELS, (*path, "model"))
+        model = _choice(cfg, r.get("model", "cuba_refractory"), _region_models(),
+                        (*path, "model"))
         seed = _int(cfg, r.get("seed", default_seed(cfg.seed, name)), (*path, "seed"))
         allowed = {"poisson": ("rate",), "input": ("file",)}.get(model, ("params", "init"))
         for k in ("params", "init", "rate", "file"):

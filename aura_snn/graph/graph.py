@@ -47,8 +47,8 @@ from torch import nn
 from .._checks import check_int, check_positive
 from .._io import atomic_path
 from ..errors import CorruptFileError, ParameterError, ParameterTypeError, ShapeError
-from .recorder import PROJECTION_VARIABLES, Recorder
 from .projection import Projection, Traces
+from .recorder import PROJECTION_VARIABLES, Recorder
 from .regions import (
     DenseRegion,
     ModuleRegion,

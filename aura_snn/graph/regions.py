@@ -41,15 +41,9 @@ from torch import nn
 
 from .._checks import check_positive, check_tensor
 from ..errors import ParameterError, ParameterTypeError, ShapeError
-from ..functional import alif, cuba, cuba_refractory, lif
+from ..functional import registry
 from ..neurons.base import SpikingNeuron
 from ._rng import region_key, uniform_torch
-
-MODELS: dict[str, types.ModuleType] = {
-    "lif": lif, "cuba": cuba, "alif": alif, "cuba_refractory": cuba_refractory,
-}
-_PARAMS = {"lif": lif.LIFParameters, "cuba": cuba.CubaLIFParameters,
-           "alif": alif.ALIFParameters, "cuba_refractory": cuba_refractory.CubaRefractoryParameters}
 
 StepFn = Callable[[torch.Tensor | None, Any, int], tuple[torch.Tensor, Any]]
 
@@ -166,8 +160,9 @@ class SpikingRegion(Region):
     Args:
         name: region name.
         size: number of neurons ``n``.
-        neuron: a model name (``"lif"``, ``"cuba"``, ``"alif"``, ``"cuba_refractory"``),
-            a model module of :mod:`aura_snn.functional`, or a neuron module of
+        neuron: a model name of the registry (:func:`aura_snn.functional.registry.models`:
+            ``"lif"``, ``"cuba"``, ``"alif"``, ``"cuba_refractory"``, ...), a model module
+            of :mod:`aura_snn.functional`, or a neuron module of
             :mod:`aura_snn.neurons` (``LIF``, ``CubaLIF``, ``ALIF``; its ``dt`` must equal
             the graph's and its learnable parameters train with the graph).
         params: the model's parameter dataclass (functional models; defaults if ``None``).
@@ -187,37 +182,41 @@ class SpikingRegion(Region):
                  seed: int | None = None) -> None:
         super().__init__(name, size)
         self.neuron: SpikingNeuron | None = None
+        self.spec: registry.ModelSpec | None
         if isinstance(neuron, SpikingNeuron):
             if params is not None:
                 raise ParameterError(f"region {name!r}: params must be None when neuron is a "
                                      f"module (its parameters live in the module)")
             self.neuron = neuron
             self.functional = neuron.functional
-            self.model = next((k for k, m in MODELS.items() if m is neuron.functional),
-                              type(neuron).__name__.lower())
+            self.spec = registry.spec_of(neuron.functional)
+            self.model = self.spec.name if self.spec else type(neuron).__name__.lower()
         else:
             if isinstance(neuron, str):
-                if neuron not in MODELS:
-                    raise ParameterError(f"neuron model must be one of "
-                                         f"{', '.join(map(repr, MODELS))}; got {neuron!r}")
-                self.model, self.functional = neuron, MODELS[neuron]
+                self.spec = registry.get(neuron)
+                self.functional = self.spec.module
             elif isinstance(neuron, types.ModuleType) and hasattr(neuron, "step") \
                     and hasattr(neuron, "initial_state"):
                 self.functional = neuron
-                self.model = next((k for k, m in MODELS.items() if m is neuron),
-                                  neuron.__name__.rsplit(".", 1)[-1])
+                self.spec = registry.spec_of(neuron)
             else:
                 raise ParameterTypeError(
                     f"neuron of region {name!r} must be a model name, a functional model "
                     f"module or a SpikingNeuron, got {type(neuron).__name__}")
+            self.model = self.spec.name if self.spec else \
+                self.functional.__name__.rsplit(".", 1)[-1]
             if params is None:
-                if self.model not in _PARAMS:
+                if self.spec is None:
                     raise ParameterError(f"region {name!r}: params are required for model "
                                          f"{self.model!r}")
-                params = _PARAMS[self.model]()
+                params = self.spec.default_parameters()
             if not is_dataclass(params):
                 raise ParameterTypeError(f"params of region {name!r} must be the model's "
                                          f"parameter dataclass, got {type(params).__name__}")
+            if self.spec is not None and not isinstance(params, self.spec.parameters):
+                raise ParameterTypeError(
+                    f"params of region {name!r} must be {self.spec.parameters.__name__} for "
+                    f"model {self.model!r}, got {type(params).__name__}")
             self._params = params
         self.init = dict(init or {})
         self.seed = seed
@@ -236,10 +235,14 @@ class SpikingRegion(Region):
 
     @property
     def receptors(self) -> tuple[str, ...]:  # type: ignore[override]
+        if self.spec is not None:
+            return self.spec.receptors(self.params())
         return tuple(getattr(self.params(), "receptors", ("input",)))
 
     @property
     def multi_receptor(self) -> bool:
+        if self.spec is not None:
+            return self.spec.multi_receptor
         return hasattr(self.params(), "receptors")
 
     def _dummy_input(self, batch: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -475,5 +478,5 @@ class ModuleRegion(Region):
         return d
 
 
-__all__ = ["DenseRegion", "InputRegion", "MODELS", "ModuleRegion", "PoissonRegion", "Region",
+__all__ = ["DenseRegion", "InputRegion", "ModuleRegion", "PoissonRegion", "Region",
            "SpikingRegion", "default_seed", "poisson_probability"]
