@@ -18,7 +18,7 @@ import torch
 
 from aura_snn.functional.cuba_refractory import CubaRefractoryParameters
 from aura_snn.graph import Graph, SpikingRegion, fixed_probability
-from aura_snn.graph.summary import region_summary
+from aura_snn.metrics.events import region_summary
 
 ms, mV = 1e-3, 1e-3
 DT = 0.1 * ms

@@ -18,7 +18,7 @@ as it was. User errors (bad file, bad field) print one line naming the file, lin
 and field and exit with status 2.
 
 The library code it calls: :mod:`aura_snn.graph.config` (file -> graph),
-:class:`aura_snn.graph.Graph` (run, recorders), :mod:`aura_snn.graph.summary`
+:class:`aura_snn.graph.Graph` (run, recorders), :mod:`aura_snn.metrics.events`
 (statistics) and :mod:`aura_snn.plot.simulation` (figures). Only :mod:`argparse` is
 imported at module import time, so ``aura-snn --help`` stays fast; the simulation
 imports its modules inside :func:`run`.
@@ -134,7 +134,7 @@ def _simulate(cfg, staging, fmt: str, plots: bool, *, quiet: bool,  # noqa: ANN0
     from ..errors import AuraError
     from ..graph.config import build_graph, monitor_specs, params_dict
     from ..graph.recorder import load_recording
-    from ..graph.summary import region_summary
+    from ..metrics.events import region_summary
 
     plotter = _PlotWorker() if plots else None  # imports matplotlib in parallel
     try:

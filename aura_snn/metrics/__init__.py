@@ -1,15 +1,42 @@
-"""Spike statistics and monitors (hooks that never change outputs)."""
+"""Spike statistics and monitors (hooks that never change outputs).
 
-from .monitor import Monitor
-from .stats import (
-    cv_isi,
-    firing_rates,
-    population_rate,
-    sparsity,
-    spike_counts,
-    spike_times,
-    synchrony,
-)
+=================== ===========================================================
+module              what it holds
+=================== ===========================================================
+:mod:`.events`      statistics of event lists ``(t, i)``: rates, CV of ISI,
+                    Golomb synchrony, population rate, ISIs, ``region_summary``;
+                    the one definition of each (numpy only)
+:mod:`.stats`       the same statistics on dense ``[T, ...]`` spike tensors
+                    (calling :mod:`.events`), plus counts, sparsity, spike times
+:mod:`.monitor`     :class:`Monitor`: records neuron modules through hooks
+=================== ===========================================================
 
-__all__ = ["Monitor", "cv_isi", "firing_rates", "population_rate", "sparsity",
-           "spike_counts", "spike_times", "synchrony"]
+The names below are the dense forms; the event forms are ``aura_snn.metrics.events.*``.
+They are imported lazily (PEP 562), so ``aura_snn.metrics.events`` loads without torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Monitor": "monitor",
+    "cv_isi": "stats", "firing_rates": "stats", "population_rate": "stats",
+    "sparsity": "stats", "spike_counts": "stats", "spike_times": "stats",
+    "synchrony": "stats",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

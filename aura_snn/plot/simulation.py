@@ -24,7 +24,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..graph.summary import isis, population_rate
+from ..metrics.events import isis, population_rate
 from ._figure import pyplot, save_figure
 
 #: Spike events of each region: ``{name: (t steps [k] int, i neurons [k] int, n)}``.

@@ -17,7 +17,7 @@ import torch
 from aura_snn.functional.cuba_refractory import CubaRefractoryParameters
 from aura_snn.graph import Graph, InputRegion, PoissonRegion, SpikingRegion, from_indices
 from aura_snn.graph import connectivity as C
-from aura_snn.graph.summary import cv_isi
+from aura_snn.metrics.events import cv_isi
 
 b2 = pytest.importorskip("brian2", reason="Brian2 is the reference for spiking regions "
                                           "(pip install 'aura-snn[peers]')")
