@@ -4,109 +4,53 @@ One step :math:`t` of :meth:`Graph.run`:
 
 1. every region reads its input :math:`x[t]` — the sum of what the projections
    delivered for this step (per receptor), plus a fed tensor for fed regions — and
-   produces its output :math:`y[t]` (spikes, rates or activations) and new state;
-2. every projection takes :math:`y_\text{pre}[t]` and adds
+   produces its output :math:`y[t]` (spikes, rates or activations) and new state.
+   Regions joined by same-step edges update in topological order
+   (:meth:`Graph.step_order`), so the post region sees :math:`y_\text{pre}[t]` in
+   the same step; a cycle must contain a delayed edge;
+2. every delayed projection takes :math:`y_\text{pre}[t]` and adds
    :math:`y_\text{pre}[t] W` into its post region's input of step :math:`t + 1 + d`
    (ring of pending inputs, :mod:`aura_snn.graph.projection`);
-3. traces and plasticity rules run (no grad), monitors record.
-
-Because every edge is at least one step long, the order in which regions update
-within a step does not change any result, and cycles are allowed.
-:meth:`Graph.topological_order` still gives a feed-forward order (for exporters and
-readable plots).
+3. traces and plasticity rules run (no grad; :mod:`aura_snn.graph.plasticity`), and
+   observers (recorders, counters; :mod:`aura_snn.graph.observer`) see the step.
 
 Two backends run the same semantics:
 
-* ``"torch"`` — the Python step loop above, on any device and dtype, with autograd:
-  surrogate gradients through spiking regions, ordinary gradients through dense ones.
+* ``"torch"`` — the Python step loop of :mod:`aura_snn.graph.stepper`, on any device
+  and dtype, with autograd: surrogate gradients through spiking regions, ordinary
+  gradients through dense ones.
 * ``"engine"`` — the compiled event-driven simulator of :mod:`aura_snn.graph.engine`
-  (numba, CPU, no gradients) for graphs of spiking/Poisson/input regions whose models
-  it supports. ``tests/graph/test_engine.py`` checks it gives identical spikes.
+  (numba, CPU, no gradients) for graphs it supports (:meth:`Graph.engine_reason`
+  says why not). ``tests/graph/test_engine.py`` checks it gives identical spikes.
 
 ``"auto"`` (default) takes the engine when it supports the graph, the state lives on
 the CPU and no gradient is needed, else torch.
 
-State (:class:`GraphState`) is kept by the graph between runs (a second ``run``
-continues the first) and can be reset, detached, saved and loaded
+State (:class:`~aura_snn.graph.state.GraphState`) is kept by the graph between runs
+(a second ``run`` continues the first) and can be reset, detached, saved and loaded
 (:meth:`Graph.save_state`: safetensors, written atomically).
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
 from .._checks import check_int, check_positive
-from .._io import atomic_path
-from ..errors import CorruptFileError, ParameterError, ParameterTypeError, ShapeError
-from .projection import Projection, Traces
+from ..errors import ParameterError, ParameterTypeError, ShapeError
+from . import state as _state
+from .observer import Observer
+from .projection import Projection
 from .recorder import PROJECTION_VARIABLES, Recorder
-from .regions import (
-    DenseRegion,
-    ModuleRegion,
-    Region,
-    SpikingRegion,
-    default_seed,
-)
+from .regions import DenseRegion, ModuleRegion, Region, SpikingRegion, default_seed
+from .state import GraphState
 
 BACKENDS = ("auto", "torch", "engine")
-STATE_FORMAT = "aura-snn.graph-state"
-STATE_VERSION = "1"
-
-Slot = list  # one pending step: a list (per receptor) of tensors or None
-
-
-@dataclass
-class GraphState:
-    """Everything that evolves during a run.
-
-    Attributes:
-        t: steps run since the state was created.
-        batch: batch size ``B``.
-        regions: per region, its model state (a ``NamedTuple`` of tensors) or ``None``.
-        pending: per receiving region, the inputs already on their way: ``pending[r][k]``
-            is a list (one entry per receptor) of ``[B, input_size]`` tensors or ``None``
-            (zero) arriving ``k`` steps after the last step run.
-        traces: per projection with traces, its :class:`~aura_snn.graph.projection.Traces`.
-    """
-
-    t: int
-    batch: int
-    regions: dict[str, Any] = field(default_factory=dict)
-    pending: dict[str, list[Slot]] = field(default_factory=dict)
-    traces: dict[str, Traces] = field(default_factory=dict)
-
-    def detach(self) -> GraphState:
-        """A copy cut from the autograd graph (truncated BPTT between runs)."""
-        def d(x: Any) -> Any:
-            if x is None:
-                return None
-            if isinstance(x, torch.Tensor):
-                return x.detach()
-            if isinstance(x, tuple) and hasattr(x, "_fields"):
-                return type(x)(*(d(v) for v in x))
-            if isinstance(x, list):
-                return [d(v) for v in x]
-            return x
-        return GraphState(self.t, self.batch, {k: d(v) for k, v in self.regions.items()},
-                          {k: d(v) for k, v in self.pending.items()},
-                          {k: d(v) for k, v in self.traces.items()})
-
-    @property
-    def device(self) -> torch.device | None:
-        for st in self.regions.values():
-            if st is not None:
-                return st[0].device
-        return None
-
 
 class RunResult(NamedTuple):
     """What :meth:`Graph.run` returns.
@@ -159,6 +103,7 @@ class Graph(nn.Module):
         self.regions = nn.ModuleDict()
         self.projections = nn.ModuleDict()
         self.monitors: list[Recorder] = []
+        self.observers: list[Observer] = []
         self._state: GraphState | None = None
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)
 
@@ -285,6 +230,54 @@ class Graph(nn.Module):
                     indeg[p.post] -= 1
         return order
 
+    def step_order(self) -> list[str]:
+        """The order regions update within a step: topological over the same-step edges
+        (Kahn, ties in the order regions were added). A cycle of same-step edges has no
+        such order and raises, naming its regions (put a delayed edge on the cycle)."""
+        names = list(self.regions)
+        same = [p for p in self.projections.values() if p.same_step]
+        indeg = {n: 0 for n in names}
+        for p in same:
+            if p.pre == p.post:
+                raise ParameterError(f"same-step projection {p.name!r} connects region "
+                                     f"{p.pre!r} to itself: a cycle needs a delay")
+            indeg[p.post] += 1
+        order: list[str] = []
+        ready = [n for n in names if indeg[n] == 0]
+        while ready:
+            n = ready.pop(0)
+            order.append(n)
+            for p in same:
+                if p.pre == n:
+                    indeg[p.post] -= 1
+                    if indeg[p.post] == 0:
+                        ready.append(p.post)
+                        ready.sort(key=names.index)
+        if len(order) < len(names):
+            left = [n for n in names if n not in order]
+            edges = [p.name for p in same if p.pre in left and p.post in left]
+            raise ParameterError(f"same-step projections {edges} form a cycle through regions "
+                                 f"{left}; a cycle must contain a delayed edge "
+                                 f"(same_step=False)")
+        return order
+
+    def engine_reason(self) -> str | None:
+        """Why the compiled engine cannot run this graph (``None`` when it can): the
+        graph-level features it lacks, then :func:`aura_snn.graph.engine.
+        unsupported_reason`."""
+        for p in self.projections.values():
+            if p.same_step:
+                return f"projection {p.name!r} is a same-step edge"
+            if p.synapse is not None:
+                return f"projection {p.name!r} has a synapse model"
+            if p.plastic:
+                return f"projection {p.name!r} is plastic"
+        if self.observers:
+            return f"observer {self.observers[0]!r} is attached (the engine feeds recorders)"
+        from . import engine as _engine
+
+        return _engine.unsupported_reason(self)
+
     def describe(self) -> dict[str, Any]:
         """Plain description: dt, regions, projections, topological order."""
         return {"dt": self.dt, "seed": self.seed,
@@ -328,6 +321,26 @@ class Graph(nn.Module):
             raise ParameterError(f"region {region.name!r} has no receptor {rec!r}; receptors "
                                  f"are {region.receptors}")
 
+    def add_observer(self, observer: Observer) -> Observer:
+        """Attach an :class:`~aura_snn.graph.observer.Observer` (counters, meters, ...);
+        recorders attach with :meth:`monitor`. Returns it; remove with
+        :meth:`remove_observer`."""
+        if not isinstance(observer, Observer):
+            raise ParameterTypeError(f"observer must be an Observer, got "
+                                     f"{type(observer).__name__}")
+        self.observers.append(observer)
+        return observer
+
+    def remove_observer(self, observer: Observer) -> None:
+        """Detach an observer or a recorder."""
+        for lst in (self.observers, self.monitors):
+            if observer in lst:
+                lst.remove(observer)
+
+    def all_observers(self) -> list[Observer]:
+        """Recorders first, then the other observers, in the order they were attached."""
+        return [*self.monitors, *self.observers]
+
     def close_monitors(self) -> None:
         """Flush and finalise every monitor (disk monitors are renamed into place)."""
         for m in self.monitors:
@@ -363,156 +376,67 @@ class Graph(nn.Module):
         if self._state is not None:
             self._state = self._state.detach()
 
-    def _ring_length(self, region: str) -> int:
-        return 1 + max((p.max_delay for p in self.incoming(region)), default=0)
-
     def initial_state(self, batch: int = 1) -> GraphState:
-        """The state before any step: each region's initial state, nothing pending."""
-        batch = check_int("batch", batch, minimum=1)
-        dev, dt_ = self.device, self.dtype
-        st = GraphState(0, batch)
-        for name, r in self.regions.items():
-            st.regions[name] = r.initial_state(batch, dev, dt_)
-            if r.receptors:
-                st.pending[name] = [[None] * len(r.receptors)
-                                    for _ in range(self._ring_length(name))]
-        for name, p in self.projections.items():
-            if p.trace_taus is not None:
-                st.traces[name] = Traces(
-                    torch.zeros(batch, p.n_pre, device=dev, dtype=dt_),
-                    torch.zeros(batch, p.n_post, device=dev, dtype=dt_))
-        return st
-
-    def _conform(self, st: GraphState) -> GraphState:
-        """Fit a state to the current graph: ring lengths, traces enabled since."""
-        for name, r in self.regions.items():
-            if not r.receptors:
-                continue
-            ring = st.pending.setdefault(name, [])
-            need = self._ring_length(name)
-            while len(ring) < need:
-                ring.append([None] * len(r.receptors))
-        for name, p in self.projections.items():
-            if p.trace_taus is not None and name not in st.traces:
-                st.traces[name] = Traces(
-                    torch.zeros(st.batch, p.n_pre, device=self.device, dtype=self.dtype),
-                    torch.zeros(st.batch, p.n_post, device=self.device, dtype=self.dtype))
-        return st
+        """The state before any step: each region's initial state, nothing pending, rules
+        and synapse models at rest (:func:`aura_snn.graph.state.initial_state`)."""
+        return _state.initial_state(self, batch)
 
     def state_tensors(self, state: GraphState | None = None) -> dict[str, torch.Tensor]:
-        """The state as a flat ``{key: tensor}`` dict (what :meth:`save_state` writes):
-        ``t``, ``batch``, ``region.<name>.<field>``, ``pending.<name>``
-        (``[L, R, B, n]``), ``trace.<projection>.pre|post``."""
+        """The state as a flat ``{key: tensor}`` dict (what :meth:`save_state` writes;
+        keys in :mod:`aura_snn.graph.state`)."""
         st = state if state is not None else self._state
         if st is None:
             raise ParameterError("the graph has no state yet: run it or set graph.state")
-        out = {"t": torch.tensor(st.t, dtype=torch.int64),
-               "batch": torch.tensor(st.batch, dtype=torch.int64)}
-        for name, s in st.regions.items():
-            if s is None:
-                continue
-            for f, v in zip(s._fields, s, strict=True):
-                out[f"region.{name}.{f}"] = v.detach()
-        for name, ring in st.pending.items():
-            r = self.region(name)
-            like = torch.zeros(st.batch, r.input_size, device=self.device, dtype=self.dtype)
-            out[f"pending.{name}"] = torch.stack([
-                torch.stack([like if x is None else x.detach() for x in slot]) for slot in ring])
-        for name, tr in st.traces.items():
-            out[f"trace.{name}.pre"] = tr.pre.detach()
-            out[f"trace.{name}.post"] = tr.post.detach()
-        return out
+        return _state.to_tensors(self, st)
 
     def state_from_tensors(self, tensors: Mapping[str, torch.Tensor]) -> GraphState:
         """Inverse of :meth:`state_tensors`; checks every key and shape against the graph."""
-        try:
-            t, batch = int(tensors["t"]), int(tensors["batch"])
-        except KeyError as exc:
-            raise ParameterError(f"state has no {exc} entry") from None
-        dev, dt_ = self.device, self.dtype
-        st = GraphState(t, batch)
-        for name, r in self.regions.items():
-            proto = r.initial_state(batch, dev, dt_)
-            if proto is None:
-                st.regions[name] = None
-                continue
-            vals = []
-            for f, v in zip(proto._fields, proto, strict=True):
-                key = f"region.{name}.{f}"
-                if key not in tensors:
-                    raise ParameterError(f"state does not match the graph: no {key!r}")
-                x = tensors[key]
-                if tuple(x.shape) != tuple(v.shape):
-                    raise ShapeError(f"state {key!r} has shape {tuple(x.shape)}, the graph "
-                                     f"needs {tuple(v.shape)}")
-                vals.append(x.to(device=dev, dtype=v.dtype))
-            st.regions[name] = type(proto)(*vals)
-            if r.receptors:
-                key = f"pending.{name}"
-                ring_t = tensors.get(key)
-                shape_tail = (len(r.receptors), batch, r.input_size)
-                if ring_t is None or tuple(ring_t.shape[1:]) != shape_tail:
-                    raise ShapeError(f"state {key!r} must have shape [L, {shape_tail[0]}, "
-                                     f"{batch}, {r.input_size}], got "
-                                     f"{None if ring_t is None else tuple(ring_t.shape)}")
-                st.pending[name] = [[x.to(device=dev, dtype=dt_) for x in slot]
-                                    for slot in ring_t]
-        for name in list(self.regions):
-            r = self.region(name)
-            if r.receptors and name not in st.pending:
-                st.pending[name] = [[None] * len(r.receptors)]
-        for name, p in self.projections.items():
-            if p.trace_taus is None:
-                continue
-            pre, post = tensors.get(f"trace.{name}.pre"), tensors.get(f"trace.{name}.post")
-            if pre is None or post is None:
-                raise ParameterError(f"state does not match the graph: no traces of "
-                                     f"projection {name!r}")
-            st.traces[name] = Traces(pre.to(device=dev, dtype=dt_), post.to(device=dev,
-                                                                             dtype=dt_))
-        return self._conform(st)
+        return _state.from_tensors(self, tensors)
 
     def save_state(self, path: str | os.PathLike[str], *, weights: bool = True) -> None:
         """Write the state (and, with ``weights``, every parameter and buffer of the
-        graph) to a safetensors file, atomically."""
-        from safetensors.torch import save_file
+        graph, plastic weights included) to a safetensors file, atomically."""
+        from .state_file import save
 
-        tensors = {k: v.cpu().contiguous() for k, v in self.state_tensors().items()}
-        if weights:
-            for k, v in self.state_dict().items():
-                tensors[f"param.{k}"] = v.detach().cpu().contiguous().clone()
-        meta = {"format": STATE_FORMAT, "version": STATE_VERSION, "dt": repr(self.dt),
-                "regions": json.dumps(list(self.regions)),
-                "projections": json.dumps(list(self.projections))}
-        with atomic_path(path, suffix=".safetensors") as tmp:
-            save_file(tensors, str(tmp), metadata=meta)
+        save(self, path, weights=weights)
 
     def load_state(self, path: str | os.PathLike[str], *, weights: bool = True) -> GraphState:
         """Read a file of :meth:`save_state` into the graph (state, and weights if stored
         and ``weights``); a damaged or foreign file raises
         :class:`~aura_snn.errors.CorruptFileError`. Returns the state."""
-        from safetensors import safe_open
+        from .state_file import load
 
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"no state file at {os.fspath(path)!r}")
-        try:
-            with safe_open(os.fspath(path), framework="pt") as f:
-                meta = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
-        except Exception as exc:  # noqa: BLE001 - safetensors raises several types
-            raise CorruptFileError(f"{os.fspath(path)}: not a readable safetensors file "
-                                   f"({exc})") from None
-        if meta.get("format") != STATE_FORMAT:
-            raise CorruptFileError(f"{os.fspath(path)}: not an aura-snn graph state (format "
-                                   f"{meta.get('format')!r})")
-        if not math.isclose(float(meta.get("dt", "nan")), self.dt, rel_tol=1e-12):
-            raise ParameterError(f"state was saved with dt={meta.get('dt')} s, the graph has "
-                                 f"dt={self.dt} s")
-        params = {k[len("param."):]: v for k, v in tensors.items() if k.startswith("param.")}
-        if weights and params:
-            self.load_state_dict(params, strict=True)
-        self._state = self.state_from_tensors(tensors)
+        self._state = load(self, path, weights=weights)
         return self._state
+
+    def rewire(self, projection: str, prune: Any = None, grow: Any = None) -> None:
+        """Prune and grow synapses of a sparse projection without rebuilding the graph
+        (:meth:`~aura_snn.graph.projection.Projection.rewire`); per-synapse rule state
+        of the kept synapses moves with them, grown synapses start at rest."""
+        p = self.projection(projection)
+        n_old = p.nnz
+        source = p.rewire(prune, grow)
+        st = self._state
+        if st is None:
+            return
+        src = torch.from_numpy(source)
+        for rule in p.rules:
+            key = f"{p.name}.{rule.slot}"
+            s = st.rules.get(key)
+            if s is None:
+                continue
+            fresh = rule.initial_state(p, st.batch, self.device, self.dtype)
+            vals = []
+            for old, new in zip(s, fresh, strict=True):
+                if old.dim() and old.shape[-1] == n_old and new.shape[-1] == p.nnz:
+                    v = new.clone()
+                    keep = src >= 0
+                    v[..., keep.to(v.device)] = old[..., src[keep].to(old.device)]
+                    vals.append(v)
+                else:
+                    vals.append(old)
+            st.rules[key] = type(s)(*vals)
+        self._state = _state.conform(self, st)
 
     # -- running ------------------------------------------------------------------
     def _batch_from_inputs(self, inputs: Mapping[str, torch.Tensor]) -> int | None:
@@ -533,7 +457,8 @@ class Graph(nn.Module):
     def run(self, steps: int, inputs: Mapping[str, torch.Tensor] | None = None, *,
             batch_size: int | None = None, record: Iterable[str] = (),
             backend: str = "auto", state: GraphState | None = None, reset: bool = False,
-            progress: bool = False) -> RunResult:
+            progress: bool = False, modulators: Mapping[str, torch.Tensor] | None = None,
+            modulation: Mapping[str, Mapping[str, torch.Tensor]] | None = None) -> RunResult:
         """Run ``steps`` steps of ``dt`` seconds.
 
         Args:
@@ -546,6 +471,12 @@ class Graph(nn.Module):
             state: start from this state instead of the kept one.
             reset: start from the initial state.
             progress: show a tqdm bar of simulated time.
+            modulators: neuromodulator signals for plasticity rules, ``{name: [T] or
+                [T, B]}`` (e.g. ``"dopamine"``); each rule gets step ``t``'s values.
+            modulation: per spiking region, ``{"gain": [T, ...], "threshold": [T, ...]}``
+                broadcastable to ``[B, n]``: the input is multiplied by the gain and the
+                threshold shifted by ``threshold`` (V) in each step (acetylcholine,
+                noradrenaline, adenosine). Runs on the torch backend.
 
         Returns:
             :class:`RunResult`; the final state is also kept in :attr:`state`.
@@ -585,11 +516,19 @@ class Graph(nn.Module):
             start = None
         if start is not None and start.device not in (None, self.device):
             raise ParameterError(f"state lives on {start.device}, the graph on {self.device}")
-        st = self._conform(start if start is not None else self.initial_state(batch))
+        st = _state.conform(self, start if start is not None else self.initial_state(batch))
+        modulators, modulation = dict(modulators or {}), dict(modulation or {})
+        for name, m in modulation.items():
+            if not isinstance(self.region(name), SpikingRegion):
+                raise ParameterError(f"modulation[{name!r}]: only spiking regions take a "
+                                     f"modulation input, {name!r} is {self.region(name).kind}")
+            if not isinstance(m, Mapping) or not set(m) <= {"gain", "threshold"}:
+                raise ParameterError(f"modulation[{name!r}] must be a mapping with keys "
+                                     f"'gain' and/or 'threshold', got {m!r}")
 
-        from . import engine as _engine
-
-        reason = _engine.unsupported_reason(self)
+        reason = self.engine_reason()
+        if reason is None and (modulators or modulation):
+            reason = "the run has modulators or a modulation input"
         if backend == "auto":
             use_engine = reason is None and self.device.type == "cpu" and not self._needs_grad()
         elif backend == "engine":
@@ -603,112 +542,31 @@ class Graph(nn.Module):
             use_engine = False
         t0 = time.perf_counter()
         profile = None
-        if use_engine:
-            outputs, st, profile = _engine.run_graph(self, st, steps, inputs, record,
-                                                     progress)
-        else:
-            outputs, st = self._run_torch(st, steps, inputs, record, progress)
+        observers = self.all_observers()
+        for o in observers:
+            o.start(self, steps)
+        try:
+            if use_engine:
+                from . import engine as _engine
+
+                outputs, st, profile = _engine.run_graph(self, st, steps, inputs, record,
+                                                         progress)
+            else:
+                from .stepper import run_torch
+
+                bar = _progress(progress, steps, self.dt)
+                try:
+                    outputs, st = run_torch(self, st, steps, inputs, record, bar, observers,
+                                            modulators, modulation)
+                finally:
+                    if bar is not None:
+                        bar.close()
+        finally:
+            for o in observers:
+                o.finish(self)
         self._state = st
         return RunResult(outputs, st, "engine" if use_engine else "torch",
                          time.perf_counter() - t0, profile)
-
-    def _run_torch(self, st: GraphState, steps: int, inputs: Mapping[str, torch.Tensor],
-                   record: list[str], progress: bool) -> tuple[dict[str, torch.Tensor],
-                                                              GraphState]:
-        dev, dt_ = self.device, self.dtype
-        batch, t_start = st.batch, st.t
-        fns = {name: r.prepare(self.dt, batch, steps, inputs.get(name), dev, dt_, t_start)
-               for name, r in self.regions.items()}
-        projs = list(self.projections.values())
-        receptor_of = {p.name: self.region(p.post).receptors.index(p.receptor) for p in projs}
-        trace_decay = {p.name: p.trace_decays(self.dt) for p in projs if p.trace_taus}
-        multi = {name: isinstance(r, SpikingRegion) and r.multi_receptor
-                 for name, r in self.regions.items()}
-        regions = dict(st.regions)
-        pending = {k: [list(slot) for slot in v] for k, v in st.pending.items()}
-        traces = dict(st.traces)
-        recorded: dict[str, list[torch.Tensor]] = {n: [] for n in record}
-        bar = _progress(progress, steps, self.dt)
-        for k in range(steps):
-            t = t_start + k
-            outs: dict[str, torch.Tensor] = {}
-            for name, fn in fns.items():
-                x = None
-                if name in pending:
-                    ring = pending[name]
-                    slot = ring.pop(0)
-                    ring.append([None] * len(slot))
-                    if any(v is not None for v in slot):
-                        like = next(v for v in slot if v is not None)
-                        rows = [torch.zeros_like(like) if v is None else v for v in slot]
-                        x = torch.stack(rows) if multi[name] else rows[0]
-                outs[name], regions[name] = fn(x, regions[name], k)
-            for p in projs:
-                ring, r = pending[p.post], receptor_of[p.name]
-                for d, contrib in p.propagate(outs[p.pre]):
-                    cur = ring[d][r]
-                    ring[d][r] = contrib if cur is None else cur + contrib
-            if traces:
-                with torch.no_grad():
-                    for p in projs:
-                        if p.name in traces:
-                            a_pre, a_post = trace_decay[p.name]
-                            tr = traces[p.name]
-                            traces[p.name] = Traces(a_pre * tr.pre + outs[p.pre].detach(),
-                                                    a_post * tr.post + outs[p.post].detach())
-                            p._last_traces = traces[p.name]
-            for p in projs:
-                if p.rules:
-                    with torch.no_grad():
-                        for rule in list(p.rules):
-                            dw = rule(p, outs[p.pre].detach(), outs[p.post].detach(),
-                                      traces.get(p.name))
-                            if dw is not None:
-                                p.apply_update(dw)
-            for m in self.monitors:
-                self._feed_monitor(m, t, outs, regions, traces)
-            for n in record:
-                recorded[n].append(outs[n])
-            if bar is not None and ((k + 1) % 200 == 0 or k + 1 == steps):
-                bar.advance((k + 1) - bar.done)
-        if bar is not None:
-            bar.close()
-        for m in self.monitors:
-            m.flush()
-        st = GraphState(t_start + steps, batch, regions, pending, traces)
-        return {n: torch.stack(v) for n, v in recorded.items()}, st
-
-    def _feed_monitor(self, m: Recorder, t: int, outs: Mapping[str, torch.Tensor],
-                      regions: Mapping[str, Any], traces: Mapping[str, Traces]) -> None:
-        import numpy as np
-
-        if m.is_spikes:
-            b, i = outs[m.target].detach().nonzero(as_tuple=True)
-            m.add_events(np.full(b.numel(), t, dtype=np.int64), b.cpu().numpy(),
-                         i.cpu().numpy(), 1)
-            return
-        if t % m.every:
-            m._push({}, 1)
-            return
-        v = self.monitor_value(m, outs, regions, traces)
-        m.add_rows(np.array([t], dtype=np.int64), m.select(v.detach().cpu().numpy())[None], 1)
-
-    def monitor_value(self, m: Recorder, outs: Mapping[str, torch.Tensor],
-                      regions: Mapping[str, Any], traces: Mapping[str, Traces]
-                      ) -> torch.Tensor:
-        """The current value a (non-spike) monitor records."""
-        if m.target in self.projections:
-            if m.variable == "weights":
-                return self.projections[m.target].effective_weight()
-            tr = traces[m.target]
-            return tr.pre if m.variable == "pre_trace" else tr.post
-        if m.variable == "output":
-            return outs[m.target]
-        base, _, rec = m.variable.partition(":")
-        v = getattr(regions[m.target], base)
-        if rec:
-            v = v[self.regions[m.target].receptors.index(rec)]
-        return v
 
 
 def _progress(enabled: bool, steps: int, dt: float) -> Any:

@@ -9,10 +9,13 @@ dense, or ``nnz`` values at ``(pre_idx, post_idx)``, sparse) and per-synapse del
     x^{(r)}_\text{post}[t] \mathrel{+}= \sum_i y_{\text{pre},i}[t - 1 - d_{ij}]\, W_{ij}
 
 i.e. what a region emits in step :math:`t` reaches its targets in step
-:math:`t + 1 + d`. Every edge is at least one step long, so the update order of the
-regions never matters and cycles are allowed. ``d = 0`` is Brian2's zero synaptic
-delay (its ``on_pre`` runs after the threshold of the spiking step, and the current
-enters the membrane in the next step); a Brian2 delay of ``D`` steps is ``d = D``.
+:math:`t + 1 + d`. ``d = 0`` is Brian2's zero synaptic delay (its ``on_pre`` runs
+after the threshold of the spiking step, and the current enters the membrane in the
+next step); a Brian2 delay of ``D`` steps is ``d = D``. A **same-step** edge
+(``same_step=True``, no delay) delivers in the step itself,
+:math:`x_\text{post}[t] \mathrel{+}= y_\text{pre}[t] W`, as a stack of
+:mod:`aura_snn.neurons` modules, NIR, snnTorch and Norse do: the graph then updates
+``post`` after ``pre`` within the step (a cycle must contain a delayed edge).
 Units: :math:`W` in the unit of the receptor's input (V for the voltage-like currents
 of :mod:`aura_snn.functional`).
 
@@ -20,25 +23,28 @@ Sign constraints (Dale's law): ``sign="exc"`` requires :math:`W \ge 0`, ``"inh"`
 :math:`W \le 0`; violations at construction raise, and the weights used in a step
 are clamped to the allowed half-line (so gradient steps that cross zero stop at 0).
 
-Plasticity (rules live in the ``neuromodulation`` package; this is their socket):
-:meth:`Projection.enable_traces` makes the graph keep exponentially filtered traces
-of the pre and post outputs,
+Plasticity (rules live in the ``neuromodulation`` package; the socket is
+:mod:`aura_snn.graph.plasticity`): the weight used in a step is
+:math:`W = \text{clamp}(W_\text{learned} + W_\text{plastic})`, the learned part the
+``weight`` tensor (an ``nn.Parameter`` when ``learnable``), the plastic part a
+buffer that rules change (:meth:`Projection.apply_update`), so gradients through time
+stay right. :meth:`Projection.enable_traces` makes the graph keep traces
+(:mod:`aura_snn.functional.traces`) of the presynaptic activity *at the synapse*
+(after the delay) and of the postsynaptic output,
 
 .. math::
-    x_\text{pre}[t] = a_\text{pre}\,x_\text{pre}[t-1] + y_\text{pre}[t], \qquad
+    x_\text{pre}[t] = a_\text{pre}\,x_\text{pre}[t-1] + y_\text{pre}[t - 1 - d], \qquad
     x_\text{post}[t] = a_\text{post}\,x_\text{post}[t-1] + y_\text{post}[t]
 
-(:math:`a` from :func:`aura_snn.functional.decay.decay`; :math:`y` what each region
-emitted in step :math:`t`, before any delay), and after every step calls each rule
-attached with :meth:`Projection.add_rule` as ``rule(projection, pre, post, traces)``
-under ``torch.no_grad()``; a returned tensor is applied with
-:meth:`Projection.apply_update` (outside autograd, sign constraints and bounds
-enforced). See :class:`PlasticityRule`.
+(uniform delays; :math:`y_\text{pre}[t]` for a same-step edge). An optional synapse
+model (:class:`~aura_snn.graph.plasticity.SynapseModel`, e.g. short-term plasticity)
+scales what each presynaptic neuron transmits; :meth:`Projection.rewire` prunes and
+grows synapses of a sparse projection in place.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,36 +52,12 @@ from torch import nn
 
 from .._checks import check_positive
 from ..errors import ParameterError, ParameterTypeError, ShapeError
-from ..functional.decay import decay
+from ..functional.traces import trace_decay
 from .connectivity import Connectivity, draw_values
+from .plasticity import CallableRule, PlasticityRule, SynapseModel, Traces
 from .regions import _check_name
 
 SIGNS = (None, "exc", "inh")
-
-
-class Traces(NamedTuple):
-    """Pre and post traces of a projection, ``[B, n_pre]`` and ``[B, n_post]``."""
-
-    pre: torch.Tensor
-    post: torch.Tensor
-
-
-class PlasticityRule(Protocol):
-    """What a plasticity rule implements (duck-typed; any callable works).
-
-    Called after every step, under ``torch.no_grad()``::
-
-        dw = rule(projection, pre_spikes, post_spikes, traces)
-
-    with ``pre_spikes`` ``[B, n_pre]`` and ``post_spikes`` ``[B, n_post]`` the outputs
-    emitted in this step and ``traces`` the :class:`Traces` after this step's update
-    (``None`` unless :meth:`Projection.enable_traces` was called). Return ``None`` or a
-    weight change shaped like ``projection.weight`` (``[n_pre, n_post]`` dense, ``[nnz]``
-    sparse); the graph applies it with :meth:`Projection.apply_update`.
-    """
-
-    def __call__(self, projection: Projection, pre: torch.Tensor, post: torch.Tensor,
-                 traces: Traces | None) -> torch.Tensor | None: ...
 
 
 class _RuleHandle:
@@ -83,6 +65,7 @@ class _RuleHandle:
         self._proj, self._rule = proj, rule
 
     def remove(self) -> None:
+        """Detach the rule (its state leaves the graph state at the next run)."""
         if self._rule in self._proj.rules:
             self._proj.rules.remove(self._rule)
 
@@ -127,8 +110,11 @@ class Projection(nn.Module):
         receptor: receptor of ``post`` to drive (default: its first, e.g. ``"exc"``).
         learnable: store the weights as an ``nn.Parameter``.
         sparse: force the storage (``True`` turns a dense tensor into its nonzeros).
-        w_min, w_max: bounds enforced by :meth:`apply_update` (optional).
+        w_min, w_max: bounds of the effective weight, enforced by :meth:`apply_update`
+            (optional, V).
         seed: seed for drawn weight values.
+        same_step: deliver in the step of emission (module docstring); needs delay 0.
+        synapse: an optional :class:`~aura_snn.graph.plasticity.SynapseModel`.
 
     Order of per-synapse arrays (``[nnz]`` weights and delays), route by route; value
     ``s`` belongs to the ``s``-th synapse of that order:
@@ -165,7 +151,8 @@ class Projection(nn.Module):
                  delay: int | torch.Tensor | np.ndarray = 0, sign: str | None = None,
                  receptor: str | None = None, learnable: bool = False,
                  sparse: bool | None = None, w_min: float | None = None,
-                 w_max: float | None = None, seed: int | None = None) -> None:
+                 w_max: float | None = None, seed: int | None = None,
+                 same_step: bool = False, synapse: SynapseModel | None = None) -> None:
         super().__init__()
         self.name = _check_name(name)
         self.pre, self.post = _check_name(pre), _check_name(post)
@@ -177,9 +164,15 @@ class Projection(nn.Module):
                                      f"{receptor!r}")
         self.sign, self.receptor, self.learnable = sign, receptor, bool(learnable)
         self.w_min, self.w_max = w_min, w_max
-        self.rules: list[Any] = []
+        self.rules: list[PlasticityRule] = []
+        self._rule_count = 0
         self.trace_taus: tuple[float, float] | None = None
         self._last_traces: Traces | None = None
+        if synapse is not None and not isinstance(synapse, SynapseModel):
+            raise ParameterTypeError(f"synapse of projection {name!r} must be a SynapseModel, "
+                                     f"got {type(synapse).__name__}")
+        self.synapse = synapse
+        self.same_step = bool(same_step)
 
         if connectivity is not None:
             if not isinstance(connectivity, Connectivity):
@@ -223,6 +216,9 @@ class Projection(nn.Module):
                                  f"values")
         self._check_sign(w_np)
         self._set_delay(delay)
+        if self.same_step and self.max_delay != 0:
+            raise ParameterError(f"projection {name!r}: a same-step edge has no delay; got a "
+                                 f"delay of up to {self.max_delay} steps")
 
     # -- construction -------------------------------------------------------------
     def _store_weight(self, w: torch.Tensor) -> None:
@@ -315,9 +311,21 @@ class Projection(nn.Module):
     def uniform_delay(self) -> bool:
         return self.delay.dim() == 0
 
+    @property
+    def plastic(self) -> bool:
+        """Whether the projection has a plastic part (a rule was attached)."""
+        return "plastic_weight" in self._buffers
+
+    def make_plastic(self) -> None:
+        """Add the plastic buffer :math:`W_\text{plastic}` (zeros) if it is not there."""
+        if not self.plastic:
+            self.register_buffer("plastic_weight", torch.zeros_like(self.weight.detach()))
+
     def effective_weight(self) -> torch.Tensor:
-        """The weights a step uses: clamped to the sign constraint."""
+        """The weights a step uses: learned + plastic, clamped to the sign constraint."""
         w = self.weight
+        if self.plastic:
+            w = w + self.plastic_weight.to(w.dtype)
         if self.sign == "exc":
             return w.clamp_min(0.0)
         if self.sign == "inh":
@@ -354,7 +362,9 @@ class Projection(nn.Module):
                 "sparse": self.sparse, "synapses": self.nnz, "sign": self.sign,
                 "delay": int(self.delay) if self.uniform_delay else "per-synapse",
                 "max_delay": self.max_delay, "learnable": self.learnable,
-                "plastic": bool(self.rules), "traces": self.trace_taus}
+                "plastic": bool(self.rules), "traces": self.trace_taus,
+                "same_step": self.same_step,
+                "synapse": None if self.synapse is None else type(self.synapse).__name__}
 
     def extra_repr(self) -> str:
         return (f"{self.pre!r} -> {self.post!r} ({self.receptor}), {self.n_pre}x{self.n_post}, "
@@ -364,7 +374,8 @@ class Projection(nn.Module):
     # -- propagation --------------------------------------------------------------
     def propagate(self, y: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
         """Contributions of the pre output ``y`` ``[B, n_pre]`` emitted in one step:
-        ``[(d, x [B, n_post]), ...]``, one per distinct delay ``d`` (steps)."""
+        ``[(d, x [B, n_post]), ...]``, one per distinct delay ``d`` (steps). ``y`` is
+        what is transmitted (after any synapse model's efficacy)."""
         w = self.effective_weight().to(y.dtype)
         out = []
         for d, sel in self._groups():
@@ -377,6 +388,32 @@ class Projection(nn.Module):
             out.append((d, x))
         return out
 
+    def at_synapses(self, history: list[torch.Tensor], current: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Presynaptic activity arriving at the synapses in this step: ``(pre, pre_syn)``.
+
+        ``history[k]`` is what the pre region emitted ``k + 1`` steps ago (``[B, n_pre]``),
+        ``current`` what it emits now. A synapse of delay ``d`` receives ``history[d]``
+        (``current`` for a same-step edge). ``pre`` ``[B, n_pre]`` is the activity of
+        the smallest delay; ``pre_syn`` is per synapse (``[B, nnz]`` sparse, ``[B, n_pre,
+        n_post]`` dense with per-synapse delays), ``None`` for a dense uniform delay."""
+        if self.same_step:
+            pre = current
+            return pre, (pre[:, self.pre_idx] if self.sparse else None)
+        groups = self._groups()
+        pre = history[groups[0][0]]
+        if self.uniform_delay:
+            return pre, (pre[:, self.pre_idx] if self.sparse else None)
+        if self.sparse:
+            syn = pre.new_zeros(pre.shape[0], self.nnz)
+            for d, sel in groups:
+                syn[:, sel] = history[d][:, self.pre_idx[sel]]
+            return pre, syn
+        syn = pre.new_zeros(pre.shape[0], self.n_pre, self.n_post)
+        for d, sel in groups:
+            syn = syn + history[d][:, :, None] * sel.to(pre.dtype)
+        return pre, syn
+
     # -- plasticity ---------------------------------------------------------------
     def enable_traces(self, tau_pre: float, tau_post: float) -> None:
         """Keep pre/post traces with time constants ``tau_pre``, ``tau_post`` (s)."""
@@ -385,11 +422,13 @@ class Projection(nn.Module):
         self.trace_taus = (float(tau_pre), float(tau_post))
 
     def trace_decays(self, dt: float) -> tuple[float, float]:
-        """Per-step decay factors of the traces (``exact`` discretisation)."""
+        """Per-step decay factors of the traces (:func:`~aura_snn.functional.traces.
+        trace_decay`)."""
         if self.trace_taus is None:
             raise ParameterError(f"projection {self.name!r} has no traces; call "
                                  f"enable_traces(tau_pre, tau_post) first")
-        return (float(decay(self.trace_taus[0], dt)), float(decay(self.trace_taus[1], dt)))
+        return (float(trace_decay(self.trace_taus[0], dt)),
+                float(trace_decay(self.trace_taus[1], dt)))
 
     @property
     def pre_trace(self) -> torch.Tensor | None:
@@ -401,21 +440,30 @@ class Projection(nn.Module):
         """The post trace after the last step run (a view of ``graph.state.traces``)."""
         return None if self._last_traces is None else self._last_traces.post
 
-    def add_rule(self, rule: PlasticityRule) -> _RuleHandle:
-        """Attach a plasticity rule (see :class:`PlasticityRule`); returns a handle with
-        ``remove()``."""
-        if not callable(rule):
-            raise ParameterTypeError(f"rule must be callable, got {type(rule).__name__}")
+    def add_rule(self, rule: PlasticityRule | Any) -> _RuleHandle:
+        """Attach a plasticity rule: a :class:`~aura_snn.graph.plasticity.PlasticityRule`
+        or a callable ``rule(projection, pre, post, traces) -> dw`` (adapted by
+        :class:`~aura_snn.graph.plasticity.CallableRule`). Makes the projection plastic.
+        Returns a handle with ``remove()``."""
+        if not isinstance(rule, PlasticityRule):
+            if not callable(rule):
+                raise ParameterTypeError(f"rule must be a PlasticityRule or callable, got "
+                                         f"{type(rule).__name__}")
+            rule = CallableRule(rule, self)
+        rule.slot = f"rule{self._rule_count}"  # its key in the graph state
+        self._rule_count += 1
+        self.make_plastic()
         self.rules.append(rule)
         return _RuleHandle(self, rule)
 
     @torch.no_grad()
     def apply_update(self, dw: torch.Tensor) -> None:
-        """``W += dw`` outside autograd, then clamp to ``sign`` and ``[w_min, w_max]``.
+        """Add ``dw`` to the plastic part, outside autograd, keeping the effective weight
+        within ``sign`` and ``[w_min, w_max]`` (the learned part is never written).
 
         ``dw`` is shaped like :attr:`weight` (``[n_pre, n_post]`` dense, ``[nnz]``
         sparse); a dense ``[n_pre, n_post]`` change on a sparse projection is read at
-        the synapses (structure is never changed here).
+        the synapses (structure is changed only by :meth:`rewire`).
         """
         if not isinstance(dw, torch.Tensor):
             raise ParameterTypeError(f"dw must be a tensor, got {type(dw).__name__}")
@@ -424,14 +472,106 @@ class Projection(nn.Module):
         if dw.shape != self.weight.shape:
             raise ShapeError(f"dw for projection {self.name!r} must have shape "
                              f"{list(self.weight.shape)}, got {tuple(dw.shape)}")
-        w = self.weight.data
-        w.add_(dw.to(w.dtype))
+        self.make_plastic()
+        learned = self.weight.detach()
+        w = learned + self.plastic_weight + dw.to(learned.dtype)
         if self.sign == "exc":
-            w.clamp_(min=0.0)
+            w = w.clamp_min(0.0)
         elif self.sign == "inh":
-            w.clamp_(max=0.0)
+            w = w.clamp_max(0.0)
         if self.w_min is not None or self.w_max is not None:
-            w.clamp_(min=self.w_min, max=self.w_max)
+            w = w.clamp(min=self.w_min, max=self.w_max)
+        self.plastic_weight = w - learned
+
+    # -- structure ----------------------------------------------------------------
+    @torch.no_grad()
+    def rewire(self, prune: torch.Tensor | np.ndarray | None = None,
+               grow: tuple[Any, Any, Any] | tuple[Any, Any, Any, Any] | None = None
+               ) -> np.ndarray:
+        """Prune and grow synapses of a sparse, non-learnable projection in place.
+
+        Args:
+            prune: a boolean mask ``[nnz]`` or indices (stored order) of synapses to remove.
+            grow: ``(pre, post, weight)`` or ``(pre, post, weight, delay)`` arrays of new
+                synapses (weight in V, delay in steps, default 0).
+
+        Returns:
+            ``source [nnz_new]``: for each synapse now stored, its index before the call,
+            or ``-1`` for a grown one (:meth:`~aura_snn.graph.Graph.rewire` uses it to
+            carry per-synapse rule state along). Plastic parts move with their synapse;
+            grown synapses start with none.
+        """
+        if not self.sparse:
+            raise ParameterError(f"projection {self.name!r} is dense; only sparse projections "
+                                 f"can be rewired")
+        if self.learnable:
+            raise ParameterError(f"projection {self.name!r} is learnable; rewiring would "
+                                 f"replace its Parameter under the optimizer")
+        n = self.nnz
+        keep = np.ones(n, dtype=bool)
+        if prune is not None:
+            pr = np.asarray(prune.cpu() if isinstance(prune, torch.Tensor) else prune)
+            if pr.dtype == bool:
+                if pr.shape != (n,):
+                    raise ShapeError(f"prune mask of projection {self.name!r} must have shape "
+                                     f"[{n}], got {pr.shape}")
+                keep &= ~pr
+            else:
+                pr = pr.astype(np.int64).ravel()
+                if pr.size and (pr.min() < 0 or pr.max() >= n):
+                    raise ParameterError(f"prune indices of projection {self.name!r} must lie "
+                                         f"in [0, {n}), got {pr.min()}..{pr.max()}")
+                keep[pr] = False
+        dev, dt_ = self.weight.device, self.weight.dtype
+        kept = torch.from_numpy(np.nonzero(keep)[0]).to(dev)
+        d_old = self.delay.expand(n) if self.uniform_delay else self.delay
+        pre, post = [self.pre_idx[kept]], [self.post_idx[kept]]
+        w, d = [self.weight[kept]], [d_old[kept]]
+        plastic = [self.plastic_weight[kept]] if self.plastic else None
+        source = [kept.cpu().numpy()]
+        if grow is not None:
+            if len(grow) not in (3, 4):
+                raise ParameterError("grow must be (pre, post, weight) or (pre, post, weight, "
+                                     "delay)")
+            g_pre = torch.as_tensor(np.asarray(grow[0]), dtype=torch.int64, device=dev).ravel()
+            g_post = torch.as_tensor(np.asarray(grow[1]), dtype=torch.int64, device=dev).ravel()
+            m = g_pre.numel()
+            if g_post.numel() != m:
+                raise ShapeError(f"grow of projection {self.name!r}: pre and post differ in "
+                                 f"length ({m} vs {g_post.numel()})")
+            if m and (int(g_pre.min()) < 0 or int(g_pre.max()) >= self.n_pre
+                      or int(g_post.min()) < 0 or int(g_post.max()) >= self.n_post):
+                raise ParameterError(f"grow of projection {self.name!r}: indices out of range "
+                                     f"[0, {self.n_pre}) x [0, {self.n_post})")
+            g_w = torch.as_tensor(np.asarray(grow[2], dtype=np.float64)).to(dev, dt_)
+            g_w = g_w.expand(m).clone() if g_w.dim() == 0 else g_w.ravel()
+            g_d = torch.as_tensor(np.asarray(grow[3] if len(grow) == 4 else 0),
+                                  dtype=torch.int64, device=dev)
+            g_d = g_d.expand(m).clone() if g_d.dim() == 0 else g_d.ravel()
+            if g_w.numel() != m or g_d.numel() != m:
+                raise ShapeError(f"grow of projection {self.name!r}: weight and delay need "
+                                 f"{m} values")
+            if not bool(torch.isfinite(g_w).all()):
+                raise ParameterError(f"grow of projection {self.name!r}: NaN or infinite "
+                                     f"weight")
+            self._check_sign(g_w.cpu().numpy())
+            pre.append(g_pre)
+            post.append(g_post)
+            w.append(g_w)
+            d.append(g_d)
+            if plastic is not None:
+                plastic.append(torch.zeros_like(g_w))
+            source.append(np.full(m, -1, np.int64))
+        for k in range(len(self._group_delays)):
+            self._buffers.pop(f"_delay_sel_{k}", None)
+        self._set_sparse(torch.cat(pre), torch.cat(post), torch.cat(w))
+        src = np.concatenate(source)
+        order = None if self._order is None else self._order.cpu().numpy()
+        self._set_delay(torch.cat(d))
+        if plastic is not None:
+            pl = torch.cat(plastic)
+            self.plastic_weight = pl if order is None else pl[torch.from_numpy(order).to(dev)]
+        return src if order is None else src[order]
 
 
 __all__ = ["PlasticityRule", "Projection", "SIGNS", "Traces"]

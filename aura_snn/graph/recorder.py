@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CorruptFileError, ParameterError
+from .observer import Chunk, Observer, Probe
 
 REGION_VARIABLES = ("spikes", "output")
 PROJECTION_VARIABLES = ("weights", "pre_trace", "post_trace")
@@ -187,8 +188,12 @@ def load_recording(path: str | os.PathLike[str]) -> Recording:
     return rec
 
 
-class Recorder:
+class Recorder(Observer):
     """Record one variable of one region or projection (module docstring).
+
+    An :class:`~aura_snn.graph.observer.Observer`: it asks the graph for the spikes of
+    its region or for one :class:`~aura_snn.graph.observer.Probe`, and stores what each
+    :class:`~aura_snn.graph.observer.Chunk` brings.
 
     Args:
         target: region or projection name.
@@ -226,6 +231,32 @@ class Recorder:
         self._buf: dict[str, list[np.ndarray]] = {}
         self._buf_steps = 0
         self._result: Recording | None = None
+        self._probe = Probe(target, variable, self.neurons, every)
+
+    # -- the observer interface -----------------------------------------------------
+    @property
+    def spike_regions(self) -> frozenset[str]:  # type: ignore[override]
+        return frozenset({self.target}) if self.is_spikes else frozenset()
+
+    @property
+    def probes(self) -> tuple[Probe, ...]:
+        return () if self.is_spikes else (self._probe,)
+
+    def observe(self, chunk: Chunk) -> None:
+        """Store the spikes or probe rows of one chunk of steps."""
+        if self.is_spikes:
+            empty = np.zeros(0, np.int64)
+            t, b, i = chunk.spikes.get(self.target, (empty, empty, empty))
+            self.add_events(t, b, i, chunk.steps)
+        else:
+            t_rows, values = chunk.values[self._probe]
+            if t_rows.size:
+                self.add_rows(t_rows, values, chunk.steps)
+            else:
+                self._push({}, chunk.steps)
+
+    def finish(self, graph: Any) -> None:
+        self.flush()
 
     @property
     def is_spikes(self) -> bool:
@@ -256,7 +287,7 @@ class Recorder:
             self._writer.append({k: np.concatenate(v) for k, v in self._buf.items()})
         self._buf, self._buf_steps = {}, 0
 
-    # -- feeding (called by the graph / engine) ------------------------------------
+    # -- storing --------------------------------------------------------------------
     def select(self, values: np.ndarray) -> np.ndarray:
         """Keep the selected columns (last axis)."""
         return values if self.neurons is None else values[..., self.neurons]
