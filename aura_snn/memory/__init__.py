@@ -3,14 +3,16 @@
 =======================  ==================================================
 module                   what it holds
 =======================  ==================================================
-:mod:`.store`            :class:`EpisodicMemory`, :class:`SearchResult`
+:mod:`.store`            :class:`EpisodicMemory` (``to_tensors``/``from_tensors``),
+                         :class:`SearchResult`
 :mod:`.ivf`              :class:`IVFIndex` (k-means lists, nprobe search)
 :mod:`.kmeans`           :func:`kmeans`, :func:`assign` (seeded, torch)
 :mod:`.faiss_backend`    :class:`FaissIVFIndex` (``backend="faiss"``, extra ``peers``)
 :mod:`.cogmap`           :class:`CognitiveMap`, :func:`build_cognitive_map`
 :mod:`.replay`           :class:`PrioritizedReplay`, :class:`SumTree`
 :mod:`.ingest`           :func:`ingest_jsonl`, :func:`ingest_csv_pairs`
-:mod:`.persist`          file format (safetensors + JSON header), :data:`FORMAT_VERSION`
+:mod:`.persist`          the file around ``to_tensors`` (safetensors, checksums,
+                         atomic write), :data:`FORMAT_VERSION`
 =======================  ==================================================
 """
 

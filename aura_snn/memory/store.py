@@ -50,13 +50,22 @@ compared in log form, ``log w_i - (t - a_i)/tau``, so it never underflows. When
 the write itself included, since they compete on the same score.
 :meth:`~EpisodicMemory.decay` also forgets memories whose retention fell below
 ``min_retention``.
+
+Tensors and files
+-----------------
+:meth:`~EpisodicMemory.to_tensors` gives the whole store (entries, clock, settings,
+trained index) as named CPU tensors plus a JSON ``config`` string, and
+:meth:`~EpisodicMemory.from_tensors` rebuilds an identical store from them (searches
+return the same ids and scores). :meth:`~EpisodicMemory.save` and
+:meth:`~EpisodicMemory.load` put exactly those in one safetensors file
+(:mod:`aura_snn.memory.persist`: checksums, format version, atomic write).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -468,6 +477,187 @@ class EpisodicMemory:
             self.index.to(self.device)
         return self
 
+    # ---------------------------------------------------- tensor interface
+    def to_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+        """The whole store as named CPU tensors and string metadata (what :meth:`save` writes).
+
+        Returns ``(tensors, metadata)``; the tensors are contiguous copies on the CPU
+        (changing them does not change the store), ``n`` the live memories in id order:
+
+        =====================  ===========  ==============================================
+        tensor                 dtype        content
+        =====================  ===========  ==============================================
+        ``ids``                int64 [n]    live ids, increasing
+        ``keys``               dtype [n,d]  keys as stored (unit rows for cosine)
+        ``values``             [n, dv]      values (only when ``value_dim > 0``)
+        ``importance``         float64 [n]  importance ``w_i``
+        ``last_access``        float64 [n]  clock step of last access ``a_i``
+        ``metadata``           uint8        UTF-8 JSON list of n dicts / nulls
+        ``ivf.centroids``      [nlist, d]   IVF centroids (backend ivf, once trained)
+        ``ivf.list_sizes``     int64        keys per list
+        ``ivf.list_ids``       int64 [n]    ids in list order (lists rebuilt row for row)
+        ``faiss.index``        uint8        ``faiss.serialize_index`` bytes (backend faiss)
+        =====================  ===========  ==============================================
+
+        ``metadata["config"]`` is JSON: ``constructor`` (every constructor argument but
+        ``device``) and ``state`` (the clock ``step`` in steps, ``next_id``, and the
+        index's settings and drift reference, or null when not indexed). The inverse
+        is :meth:`from_tensors`; :mod:`.persist` adds only the file format around them.
+        """
+        rows = np.flatnonzero(self._table.alive)
+        r = torch.from_numpy(rows).to(self.device)
+        tensors: dict[str, torch.Tensor] = {
+            "ids": torch.from_numpy(self._table.ids[rows].copy()),
+            "keys": self._keys[r].cpu().contiguous(),
+            "importance": torch.from_numpy(self._importance[rows].copy()),
+            "last_access": torch.from_numpy(self._last[rows].copy()),
+            "metadata": torch.frombuffer(
+                bytearray(json.dumps([self._meta[i] for i in rows.tolist()]).encode("utf-8")),
+                dtype=torch.uint8),
+        }
+        if self._values is not None:
+            tensors["values"] = self._values[r].cpu().contiguous()
+        if isinstance(self.index, IVFIndex):
+            list_ids, sizes = self.index.list_order()
+            tensors["ivf.centroids"] = self.index.centroids.cpu().clone().contiguous()
+            tensors["ivf.list_sizes"] = torch.from_numpy(np.array(sizes, dtype=np.int64))
+            tensors["ivf.list_ids"] = list_ids.cpu().clone().contiguous()
+        elif self.index is not None:
+            tensors["faiss.index"] = torch.from_numpy(
+                np.array(self.index.serialize(), dtype=np.uint8))
+        constructor: dict[str, Any] = {
+            "dim": self.dim, "value_dim": self.value_dim, "metric": self.metric,
+            "backend": self.backend, "capacity": self.capacity, "tau": self.tau,
+            "min_retention": self.min_retention, "clock_per_write": self.clock_per_write,
+            "nlist": self.nlist, "nprobe": self.nprobe, "train_min": self.train_min,
+            "kmeans_iters": self.kmeans_iters, "seed": self.seed, "kernel": self.kernel,
+            "auto_rebuild": self.auto_rebuild,
+            "dtype": _dtype_name(self.dtype), "value_dtype": _dtype_name(self.value_dtype),
+            **self._index_args,
+        }
+        state = {"step": self.step, "next_id": self._next_id,
+                 "index": None if self.index is None else self.index.config()}
+        return tensors, {"config": json.dumps({"constructor": constructor, "state": state})}
+
+    @classmethod
+    def from_tensors(cls, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str], *,
+                     device: torch.device | str | None = None) -> EpisodicMemory:
+        """A new store from the output of :meth:`to_tensors`, on ``device`` (default CPU).
+
+        Every tensor is checked (presence, dtype, shape; ids strictly increasing below
+        ``next_id``; finite keys, importance and last access; metadata a list of ``n``
+        dicts or nulls; IVF lists a permutation of the ids) before the store is built;
+        a mismatch raises :class:`~aura_snn.errors.InputValueError` (or
+        :class:`~aura_snn.errors.ShapeError`) naming the tensor. The tensors are copied:
+        the new store shares no memory with them. The index is restored list for list,
+        so searches return exactly what the original store returned.
+        """
+        try:
+            cfg = json.loads(metadata["config"])
+            ctor = dict(cfg["constructor"])
+            state = cfg["state"]
+            next_id, step, idx_cfg = int(state["next_id"]), float(state["step"]), state["index"]
+        except KeyError as exc:
+            raise InputValueError(f"metadata['config'] has no {exc} entry") from None
+        except (TypeError, ValueError) as exc:
+            raise InputValueError(f"metadata['config'] is not the JSON that to_tensors "
+                                  f"writes ({exc})") from None
+        ctor["dtype"] = _dtype_from(ctor.get("dtype"))
+        ctor["value_dtype"] = _dtype_from(ctor.get("value_dtype"))
+        try:
+            mem = cls(**ctor, device=device)
+        except TypeError as exc:
+            raise InputValueError(f"metadata['config'] constructor arguments: {exc}") from None
+
+        bad = [k for k, v in tensors.items() if not isinstance(v, torch.Tensor)]
+        if bad:
+            raise InputValueError(f"tensors must map names to torch.Tensor; {bad[0]!r} is "
+                                  f"{type(tensors[bad[0]]).__name__}")
+        t = {k: v.detach().cpu() for k, v in tensors.items()}
+
+        def expect(name: str, dtype: torch.dtype, shape: tuple[int, ...]) -> torch.Tensor:
+            if name not in t:
+                raise InputValueError(f"tensor {name!r} is missing")
+            x = t[name]
+            if x.dtype != dtype or tuple(x.shape) != shape:
+                raise ShapeError(f"tensor {name!r} has dtype {x.dtype} and shape "
+                                 f"{tuple(x.shape)}, expected {dtype} and {shape}")
+            return x
+
+        n = t["ids"].shape[0] if "ids" in t and t["ids"].dim() == 1 else 0
+        ids_np = expect("ids", torch.long, (n,)).numpy().copy()
+        if n and ((np.diff(ids_np) <= 0).any() or ids_np[0] < 0 or ids_np[-1] >= next_id):
+            raise InputValueError("tensor 'ids' is not strictly increasing within "
+                                  f"[0, next_id={next_id})")
+        keys = expect("keys", mem.dtype, (n, mem.dim))
+        imp = expect("importance", torch.float64, (n,)).numpy()
+        last = expect("last_access", torch.float64, (n,)).numpy()
+        if not (np.isfinite(imp).all() and (imp >= 0).all() and np.isfinite(last).all()):
+            raise InputValueError("tensors 'importance' (finite, >= 0) or 'last_access' "
+                                  "(finite) hold invalid values")
+        if not bool(torch.isfinite(keys).all()):
+            raise InputValueError("tensor 'keys' holds NaN or infinite values")
+        values = (expect("values", mem.value_dtype, (n, mem.value_dim)) if mem.value_dim
+                  else None)
+        meta_t = t.get("metadata")
+        if meta_t is None:
+            raise InputValueError("tensor 'metadata' is missing")
+        if meta_t.dtype != torch.uint8 or meta_t.dim() != 1:
+            raise ShapeError(f"tensor 'metadata' has dtype {meta_t.dtype} and shape "
+                             f"{tuple(meta_t.shape)}, expected torch.uint8 and [bytes]")
+        try:
+            meta = json.loads(bytes(meta_t.numpy()))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise InputValueError(f"tensor 'metadata' is not UTF-8 JSON ({exc})") from None
+        if not isinstance(meta, list) or len(meta) != n or any(
+                m is not None and not isinstance(m, dict) for m in meta):
+            raise InputValueError(f"tensor 'metadata' is not a list of {n} dicts or nulls")
+
+        mem._table.append(ids_np)
+        mem._ensure_rows(n)
+        mem._keys[:n] = keys.to(mem.device)
+        if values is not None:
+            mem._values[:n] = values.to(mem.device)
+        mem._importance[:n] = imp
+        mem._last[:n] = last
+        mem._meta = list(meta)
+        mem.step = step
+        mem._next_id = next_id
+        if idx_cfg is not None:
+            if not isinstance(idx_cfg, dict) or not {"trained_size", "trained_imbalance"} <= set(
+                    idx_cfg):
+                raise InputValueError("metadata['config'] state.index needs trained_size and "
+                                      f"trained_imbalance, got {idx_cfg!r}")
+            mem.index = mem._restore_index(t, ids_np, keys, idx_cfg)
+        return mem
+
+    def _restore_index(self, t: Mapping[str, torch.Tensor], ids_np: np.ndarray,
+                       keys: torch.Tensor, cfg: dict[str, Any]) -> Any:
+        index = self._new_index()
+        if self.backend == "faiss":
+            if "faiss.index" not in t:
+                raise InputValueError("tensor 'faiss.index' is missing")
+            index.deserialize(t["faiss.index"].numpy(), ids_np, cfg["trained_size"],
+                              cfg["trained_imbalance"])
+            return index
+        for name in ("ivf.centroids", "ivf.list_sizes", "ivf.list_ids"):
+            if name not in t:
+                raise InputValueError(f"tensor {name!r} is missing")
+        cent, sizes, list_ids = t["ivf.centroids"], t["ivf.list_sizes"], t["ivf.list_ids"]
+        if cent.dim() != 2 or cent.shape[1] != self.dim or cent.dtype != self.dtype:
+            raise ShapeError(f"tensor 'ivf.centroids' has shape {tuple(cent.shape)} and dtype "
+                             f"{cent.dtype}, expected [nlist, {self.dim}] and {self.dtype}")
+        if (sizes.dtype != torch.long or sizes.shape != (cent.shape[0],)
+                or bool((sizes < 0).any()) or int(sizes.sum()) != ids_np.size):
+            raise InputValueError("tensor 'ivf.list_sizes' does not match the centroids and ids")
+        if list_ids.dtype != torch.long or not np.array_equal(np.sort(list_ids.numpy()), ids_np):
+            raise InputValueError("tensor 'ivf.list_ids' is not a permutation of 'ids'")
+        rows = np.searchsorted(ids_np, list_ids.numpy())
+        index.restore(cent.clone(), sizes.numpy().copy(), list_ids.clone(),
+                      keys[torch.from_numpy(rows)], cfg["trained_size"],
+                      cfg["trained_imbalance"])
+        return index
+
     # --------------------------------------------------------- persistence
     def save(self, path: str | Path) -> None:
         """Write the whole store to ``path`` atomically (see :mod:`.persist`)."""
@@ -544,6 +734,17 @@ def _as_ids(ids: Any, name: str) -> torch.Tensor:
     if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
         raise ParameterTypeError(f"{name} must be integer ids, got dtype {t.dtype}")
     return t.to("cpu", torch.long).reshape(-1)
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _dtype_from(name: Any) -> torch.dtype:
+    dtype = getattr(torch, str(name), None)
+    if not isinstance(dtype, torch.dtype):
+        raise InputValueError(f"unknown dtype {name!r} in metadata['config']")
+    return dtype
 
 
 def _grown(t: torch.Tensor, rows: int) -> torch.Tensor:
