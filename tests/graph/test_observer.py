@@ -1,0 +1,72 @@
+"""The observer hook: one interface for recorders and counters, on the torch stepper.
+
+Oracle for the synaptic event counts: recorded spikes times the out-degree of each
+presynaptic neuron, computed here with numpy from the weight matrix's nonzeros.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from aura_snn.graph import Graph, InputRegion, Observer, Probe, SpikingRegion, fixed_probability
+
+
+class Counter(Observer):
+    spike_regions = None          # every spiking region
+    count_events = True
+
+    def __init__(self) -> None:
+        self.events: dict[str, list[np.ndarray]] = {}
+        self.spikes: dict[str, int] = {}
+        self.rows: list[np.ndarray] = []
+        self.probe = Probe("E", "v", np.array([0, 3]), every=5)
+        self.calls = {"start": 0, "finish": 0}
+
+    @property
+    def probes(self) -> tuple[Probe, ...]:
+        return (self.probe,)
+
+    def start(self, graph, steps):  # noqa: ANN001, ANN201
+        self.calls["start"] += 1
+
+    def observe(self, chunk):  # noqa: ANN001, ANN201
+        for k, v in chunk.events.items():
+            self.events.setdefault(k, []).append(v)
+        for k, (t, _, _) in chunk.spikes.items():
+            self.spikes[k] = self.spikes.get(k, 0) + t.size
+        t_rows, vals = chunk.values[self.probe]
+        if t_rows.size:
+            self.rows.append(vals)
+
+    def finish(self, graph):  # noqa: ANN001, ANN201
+        self.calls["finish"] += 1
+
+
+def test_observer_gets_spikes_probes_and_synaptic_event_counts() -> None:
+    T, B = 300, 2
+    g = Graph(dt=1e-3, seed=3).double()
+    g.add(InputRegion("in", 20))
+    g.add(SpikingRegion("E", 10, "lif"))
+    g.connect("in", "E", connectivity=fixed_probability(20, 10, 0.3, seed=1), weight=4.0)
+    g.connect("E", "E", torch.full((10, 10), 0.05, dtype=torch.float64), name="rec")
+    x = (torch.rand(T, B, 20, generator=torch.Generator().manual_seed(0)) < 0.1).double()
+    obs = g.add_observer(Counter())
+    rec = g.monitor("E", "spikes")
+    r = g.run(T, inputs={"in": x}, record=["E"])
+    assert r.backend == "torch" and obs.calls == {"start": 1, "finish": 1}
+    w_in = g.projection("in-E").dense_weight().detach().numpy()
+    deg_in = (w_in != 0).sum(1)
+    e = r.outputs["E"].numpy()
+    expect_in = (x.numpy() * deg_in).sum((1, 2))
+    expect_rec = (e * 10).sum((1, 2))
+    assert np.array_equal(np.concatenate(obs.events["in-E"]), expect_in)
+    assert np.array_equal(np.concatenate(obs.events["rec"]), expect_rec)
+    assert obs.spikes == {"in": int(x.sum()), "E": int(e.sum())} and e.sum() > 50
+    assert len(rec.data()["t"]) == int(e.sum())
+    # probe rows of v (neurons 0 and 3) at steps 0, 5, 10, ...; the last is step 295
+    assert len(obs.rows) == T // 5 and obs.rows[0].shape == (1, B, 2)
+    g.remove_observer(obs)
+    assert g.engine_reason() is None
+    r2 = g.run(296, inputs={"in": x[:296]}, reset=True, backend="torch")
+    assert np.array_equal(obs.rows[-1][0], r2.state.regions["E"].v[:, [0, 3]].numpy())
