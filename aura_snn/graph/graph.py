@@ -270,8 +270,8 @@ class Graph(nn.Module):
                 return f"projection {p.name!r} is a same-step edge"
             if p.synapse is not None:
                 return f"projection {p.name!r} has a synapse model"
-            if p.plastic:
-                return f"projection {p.name!r} is plastic"
+            if p.rules:
+                return f"projection {p.name!r} has plasticity rules"
         if self.observers:
             return f"observer {self.observers[0]!r} is attached (the engine feeds recorders)"
         from . import engine as _engine
