@@ -39,3 +39,8 @@ class CorruptFileError(AuraError, ValueError):
 
 class MissingExtraError(AuraError, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
+
+
+class StateMismatchError(ParameterError):
+    """A saved state is intact but was saved from another graph (a region's size or
+    model, a projection's structure, ``dt``); the message names the first difference."""

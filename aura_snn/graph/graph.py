@@ -402,8 +402,10 @@ class Graph(nn.Module):
 
     def load_state(self, path: str | os.PathLike[str], *, weights: bool = True) -> GraphState:
         """Read a file of :meth:`save_state` into the graph (state, and weights if stored
-        and ``weights``); a damaged or foreign file raises
-        :class:`~aura_snn.errors.CorruptFileError`. Returns the state."""
+        and ``weights``), all or nothing: a damaged or foreign file raises
+        :class:`~aura_snn.errors.CorruptFileError`, a state saved from another graph
+        :class:`~aura_snn.errors.StateMismatchError`, and the graph is left as it was
+        (:mod:`aura_snn.graph.state_file`). Returns the state."""
         from .state_file import load
 
         self._state = load(self, path, weights=weights)

@@ -25,7 +25,7 @@ key                             value
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -200,28 +200,54 @@ def _take(tensors: Mapping[str, torch.Tensor], key: str, shape: tuple[int, ...],
     return x.to(device=graph.device, dtype=dtype)
 
 
-def _fields_from(tensors: Mapping[str, torch.Tensor], prefix: str, proto: Any,
-                 graph: Graph) -> Any:
-    if proto is None:
+def _fields_from(tensors: Mapping[str, torch.Tensor], prefix: str,
+                 make: Callable[[int], Any], batch: int, graph: Graph) -> Any:
+    """The state ``make(batch)`` would build, taken from ``tensors`` (checked field by
+    field). Its shapes come from ``make(1)`` and ``make(2)`` (a dimension that differs is
+    the batch dimension), so a ``batch`` read from a file allocates nothing by itself."""
+    one = make(1)
+    if one is None:
         return None
-    return type(proto)(*(_take(tensors, f"{prefix}.{f}", tuple(v.shape), v, graph)
-                         for f, v in zip(proto._fields, proto, strict=True)))
+    if batch == 1:
+        spec = [(tuple(v.shape), v.dtype) for v in one]
+    else:
+        two = make(2)
+        spec = []
+        for v1, v2 in zip(one, two, strict=True):
+            if v1.dim() != v2.dim():  # pragma: no cover - not a batch dimension: build it
+                return _fields_from(tensors, prefix, lambda _: make(batch), 1, graph)
+            spec.append((tuple(batch if a != b else a for a, b in zip(v1.shape, v2.shape,
+                                                                      strict=True)), v1.dtype))
+    return type(one)(*(_take(tensors, f"{prefix}.{f}", shape, dtype, graph)
+                       for f, (shape, dtype) in zip(one._fields, spec, strict=True)))
+
+
+def _count(tensors: Mapping[str, torch.Tensor], key: str) -> int:
+    if key not in tensors:
+        raise ParameterError(f"state has no {key!r} entry")
+    x = tensors[key]
+    if not isinstance(x, torch.Tensor) or x.dim() != 0 or x.is_floating_point() \
+            or x.is_complex() or x.dtype == torch.bool:
+        raise ParameterError(f"state {key!r} must be an integer scalar tensor, got "
+                             f"{type(x).__name__} {getattr(x, 'dtype', '')} of shape "
+                             f"{tuple(getattr(x, 'shape', ()))}")
+    return int(x)
 
 
 def from_tensors(graph: Graph, tensors: Mapping[str, torch.Tensor]) -> GraphState:
     """Inverse of :func:`to_tensors`; checks every key and shape against the graph and
-    builds a new state (the graph is not changed)."""
-    try:
-        t, batch = int(tensors["t"]), int(tensors["batch"])
-    except KeyError as exc:
-        raise ParameterError(f"state has no {exc} entry") from None
+    builds a new state (the graph is not changed). ``t`` and ``batch`` must be integer
+    scalars; nothing is allocated from ``batch`` before the tensors given are found to
+    have its shapes (a file's ``batch`` cannot make it allocate more than the file)."""
+    t, batch = _count(tensors, "t"), _count(tensors, "batch")
     if batch < 1 or t < 0:
         raise ParameterError(f"state has t={t}, batch={batch}; need t >= 0, batch >= 1")
     dev, dt_ = graph.device, graph.dtype
     st = GraphState(t, batch)
     for name, r in graph.regions.items():
         st.regions[name] = _fields_from(tensors, f"region.{name}",
-                                        r.initial_state(batch, dev, dt_), graph)
+                                        lambda b, r=r: r.initial_state(b, dev, dt_), batch,
+                                        graph)
         if r.receptors:
             key = f"pending.{name}"
             ring_t = tensors.get(key)
@@ -242,12 +268,13 @@ def from_tensors(graph: Graph, tensors: Mapping[str, torch.Tensor]) -> GraphStat
             st.history[name] = list(h.unbind(0))
         for rule in p.rules:
             key = f"{name}.{rule.slot}"
-            st.rules[key] = _fields_from(tensors, f"rule.{key}",
-                                         rule.initial_state(p, batch, dev, dt_), graph)
+            st.rules[key] = _fields_from(
+                tensors, f"rule.{key}", lambda b, rule=rule, p=p: rule.initial_state(
+                    p, b, dev, dt_), batch, graph)
         if p.synapse is not None:
             st.synapses[name] = _fields_from(
-                tensors, f"synapse.{name}", p.synapse.initial_state(p.n_pre, batch, dev, dt_),
-                graph)
+                tensors, f"synapse.{name}", lambda b, p=p: p.synapse.initial_state(
+                    p.n_pre, b, dev, dt_), batch, graph)
     return conform(graph, st)
 
 
