@@ -26,34 +26,37 @@ tensor                 dtype        content
 
 The safetensors header metadata holds ``format``, ``format_version``, ``config`` (JSON:
 every constructor argument, the clock ``step``, ``next_id`` and the index's drift
-reference) and ``checksums`` (JSON: CRC-32 of every tensor's bytes). Loading checks
-the format, version and checksums here, then dtypes, shapes and cross-references in
-:meth:`~EpisodicMemory.from_tensors`; any failure raises
-:class:`~aura_snn.errors.CorruptFileError` naming the file, and nothing is changed in
-memory.
+reference), ``checksums`` (JSON: CRC-32 of every tensor's bytes) and ``header_checksum``
+(CRC-32 of the other header entries and of every tensor's name, dtype and shape;
+:mod:`aura_snn._io`). Loading checks the format and version, then the header checksum
+(before any setting is read), then every tensor's checksum, then dtypes, shapes and
+cross-references in :meth:`~EpisodicMemory.from_tensors`; any failure raises
+:class:`~aura_snn.errors.CorruptFileError` naming the file and the first bad entry, and
+nothing is changed in memory. Files written before the header was checksummed (no
+``header_checksum``) are refused the same way: load them with the version that wrote
+them and save them again.
 """
 
 from __future__ import annotations
 
-import json
-import zlib
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from .._io import atomic_path
+from .._io import (
+    CHECKSUMS,
+    HEADER_CHECKSUM,
+    read_safetensors,
+    verify_safetensors,
+    write_safetensors,
+)
 from ..errors import AuraError, CorruptFileError
 from .store import EpisodicMemory
 
 FORMAT = "aura_snn.memory.EpisodicMemory"
 FORMAT_VERSION = 1
 
-_RESERVED = ("format", "format_version", "checksums")
-
-
-def _crc(t: torch.Tensor) -> int:
-    return zlib.crc32(np.ascontiguousarray(t.contiguous().view(-1).view(torch.uint8).numpy()))
+_RESERVED = ("format", "format_version", CHECKSUMS, HEADER_CHECKSUM)
 
 
 def save_memory(mem: EpisodicMemory, path: str | Path) -> None:
@@ -62,26 +65,8 @@ def save_memory(mem: EpisodicMemory, path: str | Path) -> None:
     clash = sorted(set(meta) & set(_RESERVED))
     if clash:  # pragma: no cover - to_tensors writes only "config"
         raise RuntimeError(f"to_tensors metadata uses reserved header keys {clash}")
-    header = {"format": FORMAT, "format_version": str(FORMAT_VERSION), **meta,
-              "checksums": json.dumps({k: _crc(v) for k, v in tensors.items()})}
-    from safetensors.torch import save_file
-
-    with atomic_path(path, suffix=".safetensors") as tmp:
-        save_file(tensors, str(tmp), metadata=header)
-
-
-def _read(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            header = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except FileNotFoundError:
-        raise
-    except Exception as exc:  # safetensors raises its own error type for bad headers/sizes
-        raise CorruptFileError(f"{path}: not a readable safetensors file ({exc})") from exc
-    return header, tensors
+    header = {"format": FORMAT, "format_version": str(FORMAT_VERSION), **meta}
+    write_safetensors(path, tensors, header)
 
 
 def load_memory(path: str | Path, device: torch.device | str | None = None) -> EpisodicMemory:
@@ -89,9 +74,9 @@ def load_memory(path: str | Path, device: torch.device | str | None = None) -> E
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no memory file at {path}")
-    header, t = _read(path)
+    header, t = read_safetensors(path)
+    _check_header(path, header, t)
     try:
-        _check_header(path, header, t)
         meta = {k: v for k, v in header.items() if k not in _RESERVED}
         return EpisodicMemory.from_tensors(t, meta, device=device)
     except CorruptFileError:
@@ -101,18 +86,10 @@ def load_memory(path: str | Path, device: torch.device | str | None = None) -> E
 
 
 def _check_header(path: Path, header: dict[str, str], t: dict[str, torch.Tensor]) -> None:
-    """Format, version and the checksum of every tensor."""
-    def bad(msg: str) -> CorruptFileError:
-        return CorruptFileError(f"{path}: {msg}")
-
+    """Format, version, the header checksum and the checksum of every tensor."""
     if header.get("format") != FORMAT:
-        raise bad(f"format {header.get('format')!r} is not {FORMAT!r}")
+        raise CorruptFileError(f"{path}: format {header.get('format')!r} is not {FORMAT!r}")
     if header.get("format_version") != str(FORMAT_VERSION):
-        raise bad(f"format_version {header.get('format_version')!r} is not supported "
-                  f"(this version reads {FORMAT_VERSION})")
-    sums = json.loads(header["checksums"])
-    if set(sums) != set(t):
-        raise bad(f"tensors {sorted(t)} do not match the checksum list {sorted(sums)}")
-    for name, tensor in t.items():
-        if _crc(tensor) != sums[name]:
-            raise bad(f"checksum mismatch in tensor {name!r} (file corrupted)")
+        raise CorruptFileError(f"{path}: format_version {header.get('format_version')!r} is "
+                               f"not supported (this version reads {FORMAT_VERSION})")
+    verify_safetensors(path, header, t)
