@@ -29,7 +29,10 @@ import torch
 
 norse = pytest.importorskip("norse.torch", reason="peer oracle: pip install norse (extra 'peers')")
 
-from norse.torch.functional.lif import LIFFeedForwardState  # noqa: E402
+from norse.torch.functional.lif import (  # noqa: E402
+    LIFFeedForwardState,
+    lif_feed_forward_step,
+)
 from norse.torch.functional.lif_box import LIFBoxFeedForwardState  # noqa: E402
 from norse.torch.functional.reset import reset_subtract, reset_value  # noqa: E402
 from norse.torch.functional.threshold import threshold as norse_threshold  # noqa: E402
@@ -132,3 +135,178 @@ def test_bptt_matches_lif_box(reset, backend, build64):
     (g_ours,) = torch.autograd.grad((out.spikes * w_s).sum() + (out.v * w_v).sum(), x)
     assert torch.equal(out.spikes, z)
     assert float((g_ours - g_peer).abs().max()) <= 1e-10
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bptt_matches_lif_cubalif(backend, build64):
+    """CubaLIF's input gradients (fused kernel and reference loop) against Norse's
+    current-based LIF over 1,000 steps: a loss on spikes, membranes and the final
+    current. Norse's step function is iterated with ``unbind`` here: its ``LIF`` module
+    indexes ``x[t]``, whose backward is quadratic in ``T`` (README, Performance)."""
+    x = (torch.rand(T, B, N, dtype=torch.float64) * 0.5).requires_grad_()
+    tau_mem, tau_syn = 10e-3, 5e-3
+    p = norse.LIFParameters(tau_syn_inv=_f64(tau_inv_from_tau(tau_syn)),
+                            tau_mem_inv=_f64(tau_inv_from_tau(tau_mem)),
+                            v_leak=_f64(V_LEAK), v_th=_f64(V_TH), v_reset=_f64(V_RESET),
+                            method="super", alpha=_f64(100.0))
+    state = LIFFeedForwardState(v=torch.full_like(x[0], V_LEAK), i=torch.zeros_like(x[0]))
+    zs, vs = [], []
+    for x_t in x.unbind(0):
+        z_t, state = lif_feed_forward_step(x_t, state, p, dt=DT)
+        zs.append(z_t)
+        vs.append(state.v)
+    z, v = torch.stack(zs), torch.stack(vs)
+    ours = build64(CubaLIF, tau_mem=tau_mem, tau_syn=tau_syn, dt=DT, threshold=V_TH,
+                   v_leak=V_LEAK, v_reset=V_RESET, integration="euler", reset="zero",
+                   order="current_first", surrogate="fast_sigmoid", slope=1.0,
+                   backend=backend)
+    out = ours.run(x, record_v=True)
+    assert torch.equal(out.spikes, z)
+    w_s, w_v = torch.randn_like(x), torch.randn_like(x)
+    a_syn = 1.0 - DT / tau_syn  # Norse stores i after this step's decay
+    (g_peer,) = torch.autograd.grad((z * w_s).sum() + (v * w_v).sum() + state.i.sum(), x)
+    (g_ours,) = torch.autograd.grad((out.spikes * w_s).sum() + (out.v * w_v).sum()
+                                    + (a_syn * out.state.i).sum(), x)
+    scale, err = float(g_peer.abs().max()), float((g_ours - g_peer).abs().max())
+    assert err <= 1e-10 * scale, f"input gradient: error {err:.3e} (|grad| {scale:.3e})"
+
+
+# -- ALIF against Norse's LSNN -------------------------------------------------------------
+# Norse ``lsnn_feed_forward_step`` (norse/torch/functional/lsnn.py, 1.1.0) keeps the
+# *threshold itself* as its state ``b``, relaxing to ``v_th`` (Euler) and raised by
+# ``beta`` per spike; its membrane is current-based, reset to ``v_reset`` (the spike keeps
+# its gradient, in the reset and in the threshold increment). The mapping to our ALIF:
+#
+# * threshold: Norse ``b = v_th + beta * b_ours`` (our ``b`` counts spikes, decaying with
+#   ``tau_adapt``), so ``ALIF(threshold=v_th, beta=beta, tau_adapt=1/tau_adapt_inv,
+#   integration="euler")``; Norse starts from ``b = v_th`` (our ``b = 0``);
+# * current: Norse's membrane integrates the current of the previous step. With
+#   ``tau_syn_inv = 1/dt`` the current decays to exactly 0 each step (``dt * (1/dt)`` is
+#   1.0 in float64), so it holds only the last input: our ``x[t]`` is Norse's input
+#   ``[t - 1]`` (``x[0] = 0``), with ``input_scaling="ode"`` (``g = dt/tau_mem``);
+# * ``reset="zero"``, ``detach_reset=False``; surrogate ``"super"`` = our
+#   ``fast_sigmoid`` with slope 1 (above).
+TAU_ADAPT_INV = 20.0  # 1/s: tau_adapt = 50 ms
+BETA_ADAPT = 0.3  # V per spike
+RATE_SCALE = 5.0  # V per step at most (uniform input)
+
+
+def _lsnn_run(inp: torch.Tensor, beta: torch.Tensor, v_th: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    from norse.torch.functional.lsnn import (
+        LSNNFeedForwardState,
+        LSNNParameters,
+        lsnn_feed_forward_step,
+    )
+
+    p = LSNNParameters(tau_syn_inv=_f64(1.0 / DT), tau_mem_inv=_f64(TAU_MEM_INV),
+                       tau_adapt_inv=_f64(TAU_ADAPT_INV), v_leak=_f64(V_LEAK), v_th=v_th,
+                       v_reset=_f64(V_RESET), beta=beta, method="super", alpha=100.0)
+    state = LSNNFeedForwardState(v=torch.full_like(inp[0], V_LEAK),
+                                 i=torch.zeros_like(inp[0]), b=v_th.expand_as(inp[0]))
+    zs, vs = [], []
+    for x_t in inp.unbind(0):
+        z, state = lsnn_feed_forward_step(x_t, state, p, dt=DT)
+        zs.append(z)
+        vs.append(state.v)
+    return torch.stack(zs), torch.stack(vs), state.b
+
+
+def test_lsnn_matches_alif(build64, assert_same_trains):
+    """1,000 steps: identical spikes, membranes and thresholds within 1e-12 V, and the
+    gradients of a loss on spikes and membranes with respect to the input, ``beta``
+    and the threshold within 1e-10 (relative): the adaptation increment and the reset
+    carry the spike's surrogate gradient in both."""
+    from aura_snn import ALIF
+    from aura_snn.functional import alif, loop
+
+    inp = (torch.rand(T, B, N, dtype=torch.float64) * RATE_SCALE).requires_grad_()
+    x = torch.cat([torch.zeros_like(inp[:1]), inp[:-1]])  # ours sees Norse's input a step later
+    beta_n, vth_n = _f64(BETA_ADAPT).requires_grad_(), _f64(V_TH).requires_grad_()
+    z, v, b_n = _lsnn_run(inp, beta_n, vth_n)
+    kwargs = dict(dt=DT, v_leak=V_LEAK, v_reset=V_RESET, integration="euler", reset="zero",
+                  surrogate="fast_sigmoid", slope=1.0, detach_reset=False)
+    ours = build64(ALIF, tau_from_tau_inv(TAU_MEM_INV), tau_from_tau_inv(TAU_ADAPT_INV),
+                   beta=BETA_ADAPT, threshold=V_TH, **kwargs)
+    out = ours.run(x, record_v=True)
+    assert_same_trains(out.spikes, out.v, z, v)
+    assert float((V_TH + BETA_ADAPT * out.state.b - b_n).detach().abs().max()) <= 1e-12
+    assert float(out.state.b.detach().max()) > 1.0  # the threshold did adapt
+    # parameter gradients through the functional step (the module's beta is a constant)
+    beta_o, vth_o = _f64(BETA_ADAPT).requires_grad_(), _f64(V_TH).requires_grad_()
+    kwargs.pop("dt")
+    p = alif.ALIFParameters(tau_mem=tau_from_tau_inv(TAU_MEM_INV),
+                            tau_adapt=tau_from_tau_inv(TAU_ADAPT_INV), beta=beta_o,
+                            threshold=vth_o, **kwargs)
+    fn = loop.run(alif.step, x, None, p, DT, record_v=True)
+    assert torch.equal(fn.spikes, z)
+    w_s, w_v = torch.randn_like(x), torch.randn_like(x)
+    g_peer = torch.autograd.grad((z * w_s).sum() + (v * w_v).sum(), (inp, beta_n, vth_n))
+    g_mod = torch.autograd.grad((out.spikes * w_s).sum() + (out.v * w_v).sum(), inp)
+    g_fn = torch.autograd.grad((fn.spikes * w_s).sum() + (fn.v * w_v).sum(),
+                               (inp, beta_o, vth_o))
+    for name, a, b in (("x (module)", g_mod[0], g_peer[0]), ("x", g_fn[0], g_peer[0]),
+                       ("beta", g_fn[1], g_peer[1]), ("threshold", g_fn[2], g_peer[2])):
+        scale, err = float(b.abs().max()), float((a - b).abs().max())
+        assert scale > 0, name
+        assert err <= 1e-10 * scale, f"d loss/d {name}: error {err:.3e} (|grad| {scale:.3e})"
+
+
+# -- cuba_refractory against Norse's LIFRefrac ---------------------------------------------
+# Norse ``lif_refrac_feed_forward_step`` (norse/torch/functional/lif_refrac.py, 1.1.0) is
+# its current-based LIF (``i += x``, the membrane sees the new current, then ``i`` decays:
+# our ``cuba_refractory`` with one receptor and ``integration="euler"``) with a counter
+# ``rho``: set to ``rho_reset`` by a spike, the membrane held and spikes masked while
+# ``rho > 0``, counting down by one per step. It holds ``rho_reset`` steps after a spike;
+# ours holds ``n_ref - 1`` (Brian2's convention), so ``rho_reset = n_ref - 1``. Norse's
+# mask is a surrogate spike of ``rho``, and ``rho`` depends on the spikes, so its
+# gradient also flows through the counter; ours does not (the counter is a whole number
+# of steps). The test cuts that path by handing Norse ``rho`` detached each step.
+N_REF = 3  # steps (refractory = 3 ms at dt = 1 ms)
+REFRAC_SCALE = 3.0  # V per step at most: a drive that the refractory period limits
+
+
+def test_lif_refrac_matches_cuba_refractory(assert_same_trains):
+    from norse.torch.functional.lif_refrac import (
+        LIFRefracFeedForwardState,
+        LIFRefracParameters,
+        lif_refrac_feed_forward_step,
+    )
+
+    from aura_snn.functional import cuba_refractory, loop
+
+    tau_mem, tau_syn = 10e-3, 5e-3
+    x = (torch.rand(T, B, N, dtype=torch.float64) * REFRAC_SCALE).requires_grad_()
+    lif_p = norse.LIFParameters(tau_syn_inv=_f64(tau_inv_from_tau(tau_syn)),
+                                tau_mem_inv=_f64(tau_inv_from_tau(tau_mem)),
+                                v_leak=_f64(V_LEAK), v_th=_f64(V_TH), v_reset=_f64(V_RESET),
+                                method="super", alpha=_f64(100.0))
+    p_n = LIFRefracParameters(lif=lif_p, rho_reset=_f64(N_REF - 1))
+    state = LIFRefracFeedForwardState(
+        LIFFeedForwardState(v=torch.full_like(x[0], V_LEAK), i=torch.zeros_like(x[0])),
+        torch.zeros_like(x[0]))
+    zs, vs = [], []
+    for x_t in x.unbind(0):
+        state = LIFRefracFeedForwardState(state.lif, state.rho.detach())
+        z, state = lif_refrac_feed_forward_step(x_t, state, p_n, dt=DT)
+        zs.append(z)
+        vs.append(state.lif.v)
+    z, v = torch.stack(zs), torch.stack(vs)
+    p = cuba_refractory.CubaRefractoryParameters(
+        tau_mem=tau_mem, tau_syn=(tau_syn,), receptors=("exc",), v_leak=V_LEAK,
+        threshold=V_TH, v_reset=V_RESET, refractory=N_REF * DT, integration="euler",
+        surrogate="fast_sigmoid", slope=1.0)
+    out = loop.run(cuba_refractory.step, x[:, None], None, p, DT, record_v=True)
+    assert_same_trains(out.spikes, out.v, z, v)
+    assert float((out.state.i[0] - state.lif.i).detach().abs().max()) <= 1e-12
+    # the clamp is exercised: after every spike the membrane is held at v_reset, and
+    # the strong drive brings most neurons back to threshold soon after it ends
+    held = (out.v[1:] == out.v[:-1]) & (out.spikes[:-1] > 0)
+    assert int(held.sum()) == int(out.spikes[:-1].sum())
+    gaps = torch.diff(torch.nonzero(out.spikes[:, 0, 0].detach())[:, 0])
+    assert int(gaps.min()) >= N_REF and float(gaps.double().mean()) < 2 * N_REF
+    w_s, w_v = torch.randn_like(x), torch.randn_like(x)
+    (g_peer,) = torch.autograd.grad((z * w_s).sum() + (v * w_v).sum(), x)
+    (g_ours,) = torch.autograd.grad((out.spikes * w_s).sum() + (out.v * w_v).sum(), x)
+    scale, err = float(g_peer.abs().max()), float((g_ours - g_peer).abs().max())
+    assert err <= 1e-10 * scale, f"input gradient: error {err:.3e} (|grad| {scale:.3e})"
