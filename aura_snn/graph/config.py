@@ -174,17 +174,37 @@ def toml_lines(text: str) -> LineMap:
     return LineMap(lines)
 
 
-def yaml_load_with_lines(text: str) -> tuple[Any, LineMap]:
-    """Parse YAML (safe) and map every key path to its line."""
+def yaml_load_with_lines(text: str, name: str = "<yaml>") -> tuple[Any, LineMap]:
+    """Parse YAML (safe) and map every key path to its line.
+
+    Aliases (``*name``) are refused before anything is expanded: a file of a few hundred
+    bytes can nest aliases so that expanding them takes gigabytes ("billion laughs").
+    Composing is linear (an alias is the same node object again), so the walk below
+    stops at the first node it meets twice, which is the first alias in document
+    order, and raises a :class:`ConfigError` naming ``name``, the alias's line and field.
+    """
     import yaml
 
+    alias = _first_alias(text)
     node = yaml.compose(text, Loader=yaml.SafeLoader)
     lines: dict[Path_, int] = {}
+    seen: set[int] = set()
+
+    def visit(n: Any, path: Path_) -> None:
+        if id(n) in seen:
+            line, anchor, anchor_line = alias or (None, "?", None)
+            where = f"{name}:{line}" if line else name
+            raise ConfigError(f"{where}: {_fmt_path(path)}: YAML aliases are not allowed "
+                              f"(*{anchor} refers to the anchor &{anchor} of line "
+                              f"{anchor_line}); write the value out")
+        seen.add(id(n))
 
     def walk(n: Any, path: Path_) -> None:
+        visit(n, path)
         if isinstance(n, yaml.MappingNode):
             for k, v in n.value:
                 key = (*path, str(k.value))
+                visit(k, key)
                 lines[key] = k.start_mark.line + 1
                 walk(v, key)
         elif isinstance(n, yaml.SequenceNode):
@@ -194,6 +214,86 @@ def yaml_load_with_lines(text: str) -> tuple[Any, LineMap]:
     if node is not None:
         walk(node, ())
     return yaml.safe_load(text), LineMap(lines)
+
+
+def _first_alias(text: str) -> tuple[int, str, int | None] | None:
+    """``(line, anchor, line of the anchor)`` of the first YAML alias, from the event
+    stream (linear in the text: events expand nothing); None without aliases or when
+    the alias names no anchor (composing reports that)."""
+    import yaml
+
+    anchors: dict[str, int] = {}
+    for ev in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(ev, yaml.AliasEvent):
+            if ev.anchor in anchors:
+                return ev.start_mark.line + 1, ev.anchor, anchors[ev.anchor]
+            return None
+        anchor = getattr(ev, "anchor", None)
+        if anchor is not None:
+            anchors.setdefault(anchor, ev.start_mark.line + 1)
+    return None
+
+
+#: Deepest nesting of brackets a network file may have (the format needs 4 levels); a
+#: deeper file would exhaust the parsers' recursion.
+MAX_DEPTH = 64
+_NEST = re.compile(r"[\[\]{}\"'#\n]")
+
+
+def _check_depth(text: str, name: str) -> None:
+    """Refuse brackets nested deeper than :data:`MAX_DEPTH` (outside strings and
+    comments, which end at the end of a line here) before any parser recurses into them."""
+    depth, line, quote, comment = 0, 1, "", False
+    for m in _NEST.finditer(text):
+        ch = m.group()
+        if ch == "\n":
+            line, quote, comment = line + 1, "", False
+        elif comment:
+            continue
+        elif quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "#":
+            comment = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ConfigError(f"{name}:{line}: nested more than {MAX_DEPTH} levels deep; "
+                                  f"a network file needs at most 4")
+        else:
+            depth = max(0, depth - 1)
+
+
+def _decode(raw: bytes, p: Path) -> str:
+    """The file's text (UTF-8, with or without a byte-order mark), or a
+    :class:`ConfigError` naming the line, field and column of the first bad byte."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        start = exc.start + (3 if raw.startswith(b"\xef\xbb\xbf") else 0)
+        line = raw.count(b"\n", 0, start) + 1
+        col = start - (raw.rfind(b"\n", 0, start) + 1) + 1
+        hint = " (it looks like UTF-16)" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+        field_ = _field_at(raw.decode("utf-8", errors="replace"), p.suffix.lower(), line)
+        raise ConfigError(f"{p.name}:{line}: {field_}: not UTF-8 text (byte "
+                          f"0x{raw[start]:02x} at column {col}){hint}; save the file as "
+                          f"UTF-8") from None
+
+
+def _field_at(text: str, suffix: str, line: int) -> str:
+    """The deepest key path on ``line`` of a file that may not parse, for messages."""
+    try:
+        if suffix == ".toml":
+            lines = toml_lines(text).lines
+        else:
+            _check_depth(text, "")
+            lines = yaml_load_with_lines(text)[1].lines
+    except Exception:  # noqa: BLE001 - the caller reports the encoding either way
+        return "(top level)"
+    paths = [path for path, no in lines.items() if no == line]
+    return _fmt_path(max(paths, key=len)) if paths else "(top level)"
 
 
 # -- parsed file ----------------------------------------------------------------------
@@ -288,29 +388,37 @@ def load_config(path: str | Path) -> NetworkConfig:
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"{p}: no such file")
-    text = p.read_text(encoding="utf-8")
+    if not p.is_file():
+        raise ConfigError(f"{p}: not a file")
     suffix = p.suffix.lower()
-    if suffix == ".toml":
-        import tomllib
-
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            m = re.search(r"line (\d+)", str(exc))
-            raise ConfigError(f"{p.name}:{m.group(1) if m else '?'}: invalid TOML: {exc}") \
-                from None
-        lines = toml_lines(text)
-    elif suffix in (".yaml", ".yml"):
-        import yaml
-
-        try:
-            data, lines = yaml_load_with_lines(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = mark.line + 1 if mark is not None else "?"
-            raise ConfigError(f"{p.name}:{line}: invalid YAML: {exc}") from None
-    else:
+    if suffix not in (".toml", ".yaml", ".yml"):
         raise ConfigError(f"{p}: network files must end in .toml, .yaml or .yml")
+    text = _decode(p.read_bytes(), p)
+    _check_depth(text, p.name)
+    try:
+        if suffix == ".toml":
+            import tomllib
+
+            try:
+                data = tomllib.loads(text)
+            except tomllib.TOMLDecodeError as exc:
+                m = re.search(r"line (\d+)", str(exc))
+                raise ConfigError(f"{p.name}:{m.group(1) if m else '?'}: invalid TOML: "
+                                  f"{exc}") from None
+            lines = toml_lines(text)
+        else:
+            import yaml
+
+            try:
+                data, lines = yaml_load_with_lines(text, p.name)
+            except yaml.YAMLError as exc:
+                mark = getattr(exc, "problem_mark", None)
+                line = mark.line + 1 if mark is not None else "?"
+                raise ConfigError(f"{p.name}:{line}: invalid YAML: "
+                                  f"{' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise ConfigError(f"{p.name}: nested too deeply to read (a network file needs at "
+                          f"most 4 levels)") from None
     cfg = NetworkConfig(p, data if data is not None else {}, lines)
     _check_keys(cfg, cfg.data, TOP_KEYS, ())
     sim = _check_keys(cfg, cfg.data.get("simulation", {}), SIM_KEYS, ("simulation",))
@@ -322,6 +430,9 @@ def load_config(path: str | Path) -> NetworkConfig:
     if cfg.duration < cfg.dt:
         raise cfg.error(("simulation", "duration"), f"must be at least one step (dt = "
                                                    f"{cfg.dt} s), got {cfg.duration} s")
+    too_long = duration_problem(cfg.duration, cfg.dt)
+    if too_long:
+        raise cfg.error(("simulation", "duration"), too_long)
     cfg.seed = _int(cfg, sim.get("seed", 0), ("simulation", "seed"))
     cfg.backend = _choice(cfg, sim.get("backend", "auto"), ("auto", "engine", "torch"),
                           ("simulation", "backend"))
@@ -361,6 +472,21 @@ def load_config(path: str | Path) -> NetworkConfig:
             raise cfg.error(("monitor", i, "target"), f"unknown region or projection "
                                                       f"{m['target']!r}; known: {list(names)}")
     return cfg
+
+
+#: Most steps a run may have: step indices and times ``t · dt`` stay exact in float64.
+MAX_STEPS = 2 ** 53
+
+
+def duration_problem(duration: float, dt: float) -> str | None:
+    """Why ``duration`` (s) cannot be run at step ``dt`` (s), or None: it must be finite,
+    at least one step and at most :data:`MAX_STEPS` steps."""
+    if not (math.isfinite(duration) and duration >= dt):
+        return f"must be a finite time of at least one step ({dt} s), got {duration}"
+    if duration / dt > MAX_STEPS:
+        return (f"must be at most {MAX_STEPS} steps of dt = {dt} s ({MAX_STEPS * dt:.4g} s), "
+                f"got {duration:g} s")
+    return None
 
 
 def _check_name(cfg: NetworkConfig, table: dict, path: Path_, names: dict[str, int]) -> None:
@@ -505,8 +631,189 @@ def _connectivity(cfg: NetworkConfig, raw: Any, n_pre: int, n_post: int, same: b
                       periodic=periodic, seed=seed, autapses=autapses)
 
 
+# -- sizing a network before it is built -----------------------------------------------
+#: Bytes per neuron and per synapse of a built and running graph (state, inputs per
+#: receptor, spikes, the compiled engine's copies; weight, indices and delay, the
+#: engine's CSR copy and the temporaries of building it), measured on the engine with
+#: float64 and rounded up: 4e6 neurons and 9e6 to 36e6 synapses cost 80 and 90 bytes.
+BYTES_PER_NEURON = 144
+BYTES_PER_SYNAPSE = 96
+_DISTANCE_BLOCK = 1024  # rows of connectivity.distance's vectorised blocks
+
+
+@dataclass(frozen=True)
+class NetworkSize:
+    """What a network file will take once built, estimated from the file alone.
+
+    ``neurons`` and ``synapses`` (the expected count for random rules) sum over regions
+    and projections; ``bytes`` is the estimated peak memory; ``regions`` and
+    ``projections`` give the bytes of each, keyed by the field that sets them
+    (``("region", i, "size")``, ``("projection", i, "connectivity")``).
+    """
+
+    neurons: int
+    synapses: int
+    bytes: int
+    regions: dict[Path_, int]
+    projections: dict[Path_, int]
+
+    def blame(self, available: int) -> Path_:
+        """The field to change when the network does not fit in ``available`` bytes:
+        the largest region when the neurons alone do not fit, else the largest
+        projection."""
+        if self.projections and sum(self.regions.values()) <= available:
+            return max(self.projections, key=self.projections.__getitem__)
+        return max(self.regions, key=self.regions.__getitem__, default=("region",))
+
+
+def _raw_number(raw: dict, key: str, default: float) -> float:
+    v = raw.get(key, default)
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and \
+        math.isfinite(v) else default
+
+
+def _expected_synapses(raw: Any, n_pre: int, n_post: int, same: bool, width: float) -> float:
+    """Expected synapses of a ``connectivity`` table (0 when it is invalid: building the
+    graph reports that)."""
+    if not isinstance(raw, dict):
+        return 0.0
+    rule = raw.get("rule")
+    pairs = float(n_pre) * (n_post - (1 if same and raw.get("autapses") is False else 0))
+    if rule == "fixed_probability":
+        return min(1.0, max(0.0, _raw_number(raw, "p", 0.0))) * pairs
+    if rule == "fixed_indegree":
+        return max(0.0, _raw_number(raw, "k", 0.0)) * n_post
+    if rule == "fixed_outdegree":
+        return max(0.0, _raw_number(raw, "k", 0.0)) * n_pre
+    if rule == "one_to_one":
+        return float(min(n_pre, n_post))
+    if rule == "all_to_all":
+        return pairs
+    if rule == "distance":
+        p_max = min(1.0, max(0.0, _raw_number(raw, "p_max", 0.0)))
+        try:
+            sigma = abs(parse_quantity(raw.get("sigma", 0.0), "length",
+                                       NetworkConfig(Path("."), {}, LineMap({})), ()))
+        except ConfigError:
+            sigma = 0.0
+        # a gaussian or exponential profile integrates to 2 pi sigma^2 over the sheet
+        return p_max * pairs * min(1.0, 2 * math.pi * sigma ** 2 / width ** 2)
+    return 0.0
+
+
+def network_size(cfg: NetworkConfig) -> NetworkSize:
+    """Estimate the neurons, synapses and memory of ``cfg``'s network without building it.
+
+    Per region ``BYTES_PER_NEURON · size`` (halved state for float32 is ignored: the
+    estimate errs high), plus ``16 · T · size`` bytes for an input file's values
+    (read as float64 and converted once); per projection ``BYTES_PER_SYNAPSE ·
+    E[synapses]`` with ``E`` the rule's expected count (``p · n_pre · n_post``,
+    ``k · n``, ...; ``distance``: ``p_max · n_pre · n_post · min(1, 2πσ²/w²)`` on a
+    sheet of width ``w``) plus the distance rule's block of ``1024 · n_post`` pair
+    distances (48 bytes each). Sizes are checked (``>= 1``) as :func:`build_graph`
+    checks them.
+    """
+    sizes: dict[str, int] = {}
+    widths: dict[str, float] = {}
+    regions: dict[Path_, int] = {}
+    for i, r in enumerate(cfg.data["region"]):
+        path: Path_ = ("region", i)
+        if "size" not in r:
+            raise cfg.error(path, "missing key 'size'")
+        n = _int(cfg, r["size"], (*path, "size"), 1)
+        sizes[r["name"]] = n
+        pos = r.get("positions")
+        widths[r["name"]] = _raw_number(pos, "width", 1.0) if isinstance(pos, dict) else 1.0
+        b = BYTES_PER_NEURON * n
+        if r.get("model") == "input" and isinstance(r.get("file"), str):
+            try:
+                arr = np.load(cfg.path.parent / r["file"], mmap_mode="r", allow_pickle=False)
+                b += 16 * int(np.prod(arr.shape, dtype=np.float64))
+            except (OSError, ValueError):
+                pass  # building reports an unreadable file
+        regions[(*path, "size")] = b
+    projections: dict[Path_, int] = {}
+    synapses = 0.0
+    for i, pr in enumerate(cfg.data["projection"]):
+        pre, post = sizes.get(pr["pre"]), sizes.get(pr["post"])
+        if pre is None or post is None:
+            continue
+        raw = pr.get("connectivity")
+        k = _expected_synapses(raw, pre, post, pr["pre"] == pr["post"],
+                               max(widths.get(pr["post"], 1.0), 1e-300))
+        synapses += k
+        b = BYTES_PER_SYNAPSE * k
+        if isinstance(raw, dict) and raw.get("rule") == "distance":
+            b += 48.0 * min(pre, _DISTANCE_BLOCK) * post
+        projections[("projection", i, "connectivity")] = int(b)
+    total = sum(regions.values()) + sum(projections.values())
+    return NetworkSize(sum(sizes.values()), int(round(synapses)), int(total), regions,
+                       projections)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this process may still take: the smaller of the system's
+    available memory (``MemAvailable`` in ``/proc/meminfo``, else ``sysconf``) and the
+    room left under a cgroup v2 limit; None when neither can be read."""
+    import os
+
+    found: list[int] = []
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+                    break
+    except (OSError, ValueError, IndexError):
+        try:
+            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (OSError, ValueError, AttributeError):
+            pass
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
+            found.append(max(0, int(limit) - used))
+    except (OSError, ValueError):
+        pass
+    return min(found) if found else None
+
+
+def human_bytes(n: float) -> str:
+    """``n`` bytes with a decimal prefix and three digits: ``8 GB``, ``144 TB``."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000:
+            return f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n:.3g} PB"
+
+
+def check_fits(cfg: NetworkConfig, available: int | None = None) -> NetworkSize:
+    """Refuse a network that would not fit in memory, before anything is allocated.
+
+    ``available`` (bytes) defaults to :func:`available_memory`; with neither, nothing
+    is refused. Raises a :class:`ConfigError` at the field to change
+    (:meth:`NetworkSize.blame`) giving the estimate: neurons, synapses, bytes, and the
+    bytes available.
+    """
+    size = network_size(cfg)
+    if available is None:
+        available = available_memory()
+    if available is not None and size.bytes > available:
+        raise cfg.error(size.blame(available), (
+            f"the network does not fit in memory: {size.neurons} neurons and {size.synapses} "
+            f"synapses need about {size.bytes} bytes ({human_bytes(size.bytes)}), more than "
+            f"the {available} bytes ({human_bytes(available)}) available"))
+    return size
+
+
 def build_graph(cfg: NetworkConfig) -> Built:
-    """Build the :class:`~aura_snn.graph.Graph` a config describes (imports torch)."""
+    """Build the :class:`~aura_snn.graph.Graph` a config describes (imports torch).
+
+    The network is sized first (:func:`check_fits`): one that would not fit in memory
+    is refused before anything is allocated.
+    """
+    check_fits(cfg)
     import torch
 
     from .graph import Graph
@@ -560,7 +867,20 @@ def build_graph(cfg: NetworkConfig) -> Built:
                 if arr.shape[0] < cfg.steps:
                     raise cfg.error((*path, "file"), f"has {arr.shape[0]} steps, the run needs "
                                                      f"{cfg.steps}")
-                inputs[name] = torch.as_tensor(np.ascontiguousarray(arr, dtype=np.float64))
+                try:
+                    arr = np.ascontiguousarray(arr, dtype=np.float64)
+                except (TypeError, ValueError):
+                    raise cfg.error((*path, "file"), f"{r['file']} must hold numbers, got "
+                                                     f"dtype {arr.dtype}") from None
+                bad = ~np.isfinite(arr)
+                if bad.any():
+                    t_bad, _, i_bad = np.unravel_index(int(np.argmax(bad)), arr.shape)
+                    k = int(bad.sum())
+                    raise cfg.error((*path, "file"), (
+                        f"{r['file']} holds {k} NaN or infinite value{'s' if k > 1 else ''} "
+                        f"(the first at step {t_bad}, neuron {i_bad})"))
+                del bad
+                inputs[name] = torch.as_tensor(arr)
                 region = InputRegion(name, size)
             else:
                 params = _model_params(cfg, model, r.get("params"), (*path, "params"))
@@ -621,8 +941,10 @@ def build_graph(cfg: NetworkConfig) -> Built:
     return Built(g, inputs, cfg.steps, cfg)
 
 
-def monitor_specs(cfg: NetworkConfig) -> list[dict[str, Any]]:
-    """The ``[[monitor]]`` tables, checked and normalised."""
+def monitor_specs(cfg: NetworkConfig, graph: Any = None) -> list[dict[str, Any]]:
+    """The ``[[monitor]]`` tables, checked and normalised; with the built ``graph``,
+    ``neurons`` are also checked against the target's size (neurons of a region,
+    synapses of a projection's ``weights``, its pre or post neurons for traces)."""
     out = []
     for i, m in enumerate(cfg.data["monitor"]):
         path: Path_ = ("monitor", i)
@@ -634,8 +956,27 @@ def monitor_specs(cfg: NetworkConfig) -> list[dict[str, Any]]:
                                                    isinstance(x, bool) and x >= 0 for x in nr):
                 raise cfg.error((*path, "neurons"), "must be a list of neuron indices >= 0")
             spec["neurons"] = nr
+            if graph is not None and nr:
+                _check_monitor_range(cfg, graph, spec, (*path, "neurons"))
         out.append((spec, path))
     return out  # type: ignore[return-value]
+
+
+def _check_monitor_range(cfg: NetworkConfig, graph: Any, spec: dict, path: Path_) -> None:
+    target, variable, top = spec["target"], spec["variable"], max(spec["neurons"])
+    if target in graph.regions:
+        n, what = graph.regions[target].size, f"region {target!r} of {{}} neurons"
+        unit = "neuron"
+    elif target in graph.projections:
+        p = graph.projections[target]
+        n, unit = {"pre_trace": (p.n_pre, "neuron"), "post_trace": (p.n_post, "neuron")}.get(
+            variable, (p.nnz, "synapse"))
+        what = (f"projection {target!r} of {{}} synapses" if unit == "synapse" else
+                f"the {variable} of projection {target!r} ({{}} neurons)")
+    else:
+        return
+    if top >= n:
+        raise cfg.error(path, f"{unit} {top} is out of range for {what.format(n)}")
 
 
 def params_dict(p: Any) -> dict[str, Any]:
@@ -650,5 +991,7 @@ def params_dict(p: Any) -> dict[str, Any]:
     return out
 
 
-__all__ = ["Built", "ConfigError", "LineMap", "NetworkConfig", "build_graph", "load_config",
-           "monitor_specs", "parse_quantity", "toml_lines", "yaml_load_with_lines"]
+__all__ = ["MAX_DEPTH", "MAX_STEPS", "Built", "ConfigError", "LineMap", "NetworkConfig",
+           "NetworkSize", "available_memory", "build_graph", "check_fits", "duration_problem",
+           "human_bytes", "load_config", "monitor_specs", "network_size", "parse_quantity",
+           "toml_lines", "yaml_load_with_lines"]

@@ -261,3 +261,71 @@ def test_cli_parser_imports_neither_torch_nor_numpy() -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        cwd=ROOT, timeout=60)
     assert r.stdout.split() == ["False", "False"], r.stderr
+
+
+# -- hostile YAML (issue "Hardening what landed", item 7) -------------------------------
+LAUGHS = """\
+a: &a [lol,lol,lol,lol,lol,lol,lol,lol,lol]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+"""
+
+
+def test_billion_laughs_yaml_is_refused_before_any_expansion(tmp_path: Path) -> None:
+    """A 324-byte file whose aliases expand to 9**9 strings. Loaded in a child limited to
+    1 GiB of address space and 60 s, so an expanding loader fails this test instead of
+    taking the machine with it."""
+    path = tmp_path / "laughs.yaml"
+    path.write_text(LAUGHS)
+    assert len(LAUGHS.encode()) == 324
+    code = ("import resource, sys\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+            "from aura_snn.errors import ConfigError\n"
+            "from aura_snn.graph.config import load_config\n"
+            "try:\n"
+            f"    load_config({str(path)!r})\n"
+            "except ConfigError as exc:\n"
+            "    print(exc)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       cwd=ROOT, timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout == ("laughs.yaml:2: b[0]: YAML aliases are not allowed (*a refers to "
+                        "the anchor &a of line 1); write the value out\n")
+
+
+def test_yaml_alias_names_the_line_and_field_of_its_use(tmp_path: Path) -> None:
+    text = """\
+    simulation:
+      dt: 0.1 ms
+    region:
+      - name: E
+        size: 10
+        params: &p {tau_mem: 10 ms, threshold: 1.0}
+        model: lif
+      - name: I
+        size: 5
+        model: lif
+        params: *p
+    """
+    msg = _err(tmp_path, text, "net.yaml")
+    assert msg == ("net.yaml:11: region[1].params: YAML aliases are not allowed (*p refers to "
+                   "the anchor &p of line 6); write the value out")
+
+
+@pytest.mark.parametrize("name,text", [
+    ("deep.yaml", "a: " + "[" * 5000 + "]" * 5000 + "\n"),
+    ("deep.toml", "[simulation]\nseed = 1\nx = " + "[" * 5000 + "]" * 5000 + "\n"),
+])
+def test_deeply_nested_file_is_one_error(tmp_path: Path, name: str, text: str) -> None:
+    (tmp_path / name).write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / name)
+    line = 1 if name.endswith("yaml") else 3
+    assert str(info.value).startswith(f"{name}:{line}: "), str(info.value)
+    assert "nested more than 64 levels deep" in str(info.value)
