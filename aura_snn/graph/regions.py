@@ -189,7 +189,7 @@ class SpikingRegion(Region):
                                      f"module (its parameters live in the module)")
             self.neuron = neuron
             self.functional = neuron.functional
-            self.spec = registry.spec_of(neuron.functional)
+            self.spec = neuron.spec
             self.model = self.spec.name if self.spec else type(neuron).__name__.lower()
         else:
             if isinstance(neuron, str):

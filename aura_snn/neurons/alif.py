@@ -19,8 +19,7 @@ class ALIF(SpikingNeuron):
         must be ``"spike"``. Runs on the reference backend (no fused kernel).
     """
 
-    functional = F
-    params_cls = F.ALIFParameters
+    spec = F.SPEC
     time_constants = ("tau_mem", "tau_adapt")
 
     def __init__(self, tau_mem: float | torch.Tensor = 20e-3,

@@ -32,6 +32,7 @@ from ..errors import ParameterError, ShapeError
 from ..functional.firing import RESET_AT, RESETS
 from ..functional.loop import MultiStep
 from ..functional.loop import run as reference_run
+from ..functional.registry import ModelSpec
 from ..functional.surrogate import SURROGATES
 
 BACKENDS = ("auto", "fused", "reference")
@@ -59,11 +60,11 @@ class _ObserverHandle:
 
 
 class SpikingNeuron(nn.Module):
-    """Base class: subclasses set ``functional`` (a module with ``step`` and
-    ``initial_state``), ``params_cls``, ``time_constants`` and optionally ``fused``."""
+    """Base class: subclasses set ``spec`` (the model's
+    :class:`~aura_snn.functional.registry.ModelSpec`: its functional module and parameter
+    dataclass), ``time_constants`` and optionally ``fused``."""
 
-    functional: Any = None
-    params_cls: type = object
+    spec: ModelSpec | None = None
     time_constants: tuple[str, ...] = ()
     fused: Callable[..., MultiStep] | None = None
 
@@ -96,6 +97,16 @@ class SpikingNeuron(nn.Module):
             self._store(name, tau, learn_tau)
         self._observers: list[tuple[Observer, bool]] = []
         self.neuron_parameters()  # validate the combination once, at construction
+
+    @property
+    def functional(self) -> Any:
+        """The model's functional module (``step``, ``initial_state``), from its spec."""
+        return self.spec.module
+
+    @property
+    def params_cls(self) -> type:
+        """The model's parameter dataclass, from its spec."""
+        return self.spec.parameters
 
     def _store(self, name: str, value: float | torch.Tensor, learnable: bool) -> None:
         """Learnable values become ``nn.Parameter`` in the default dtype (they train with

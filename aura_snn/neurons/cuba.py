@@ -28,8 +28,7 @@ class CubaLIF(SpikingNeuron):
     stores the current after its decay, ``norse.i == (1 - dt / tau_syn) * state.i``).
     """
 
-    functional = F
-    params_cls = F.CubaLIFParameters
+    spec = F.SPEC
     time_constants = ("tau_mem", "tau_syn")
     fused = staticmethod(cuba_multistep)
 

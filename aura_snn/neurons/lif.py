@@ -44,8 +44,7 @@ class LIF(SpikingNeuron):
     ``LIFBoxCell`` to ``LIF(integration="euler", reset="zero")``.
     """
 
-    functional = F
-    params_cls = F.LIFParameters
+    spec = F.SPEC
     time_constants = ("tau_mem",)
     fused = staticmethod(lif_multistep)
 
