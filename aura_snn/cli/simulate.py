@@ -9,13 +9,21 @@ Writes into ``DIR``:
   synapses and weights; run settings and timings;
 * ``raster.png``, ``population_rate.png``, ``isi_histogram.png``,
   ``weight_histogram.png`` (unless ``--no-plots``);
-* ``network.<ext>`` — a copy of the file that was run.
+* ``network.<ext>`` — a copy of the file that was run;
+* ``manifest.json`` — the names of the files above that this run wrote.
 
-Nothing is half-written: everything goes to a staging folder beside ``DIR`` and each
-file is moved into ``DIR`` (atomic renames) only after the simulation and the
-summary succeeded; on an error the staging folder is removed and ``DIR`` is left
-as it was. User errors (bad file, bad field) print one line naming the file, line
-and field and exit with status 2.
+Nothing is half-written and nothing is written before the run succeeded: the network
+is sized first (one that does not fit in memory is refused with its estimate), the
+results go to a hidden staging folder in the nearest existing folder above ``DIR``,
+and only after the simulation and the summary succeeded are the missing parents of
+``DIR`` created and each file moved in (atomic renames). A previous run's output in
+``DIR`` is replaced whole: the files its ``manifest.json`` lists that this run does
+not write again are removed; other files in ``DIR`` are never touched, and a
+``manifest.json`` we did not write is refused. On an error, Ctrl+C or SIGTERM the
+staging folder is removed and ``DIR`` is left as it was.
+
+Exit status: 0; 2 for a user error (bad file, field or option; a network too large),
+printed as one line ``file:line: field: message``; 130 on Ctrl+C; 143 on SIGTERM.
 
 The library code it calls: :mod:`aura_snn.graph.config` (file -> graph),
 :class:`aura_snn.graph.Graph` (run, recorders), :mod:`aura_snn.metrics.events`
@@ -39,8 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      "format is documented in aura_snn/graph/config.py.")
     parser.add_argument("file", help="network file (.toml, .yaml or .yml)")
     parser.add_argument("--out", required=True, metavar="DIR",
-                        help="output folder (created; existing files of the same names are "
-                             "replaced)")
+                        help="output folder (created; the files of a previous run into it "
+                             "are replaced, other files are kept)")
     parser.add_argument("--backend", choices=("auto", "engine", "torch"),
                         help="override [simulation].backend")
     parser.add_argument("--duration", type=float, metavar="SECONDS",
@@ -54,19 +62,76 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``simulate``; returns the exit status (0 ok, 2 user error)."""
+    """Run ``simulate``; returns the exit status: 0 ok, 2 a user error (one line on
+    stderr naming the file, line and field), 130 on Ctrl+C (SIGINT), 143 on SIGTERM."""
     import sys
 
     from ..errors import AuraError
 
+    stops = _Signals()
+    started = {"progress": False}
     try:
-        return _run(args)
-    except (AuraError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-        print(f"aura-snn simulate: error: {exc}", file=sys.stderr)
+        with stops:
+            return _run(args, stops, started)
+    except (_Stop, KeyboardInterrupt) as exc:
+        signum = exc.signum if isinstance(exc, _Stop) else 2
+        name = "interrupted" if signum == 2 else "terminated"
+        print(("\n" if started["progress"] else "")
+              + f"aura-snn simulate: {name}; nothing was written to {args.out}",
+              file=sys.stderr)
+        return 128 + signum
+    except (AuraError, OSError) as exc:
+        print(("\n" if started["progress"] else "") + f"aura-snn simulate: error: {exc}",
+              file=sys.stderr)
         return 2
 
 
-def _run(args: argparse.Namespace) -> int:
+class _Stop(BaseException):
+    """SIGINT or SIGTERM arrived (a BaseException, like KeyboardInterrupt, so that no
+    ``except Exception`` swallows it and every ``finally`` runs)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _Signals:
+    """While entered (in the main thread), SIGINT and SIGTERM raise :class:`_Stop`, so
+    the staging folder is removed as for any other error. While ``defer`` is set (the
+    results are being moved into place) a signal is only recorded and reported at the
+    end; after the first signal, later ones are recorded too, so cleanup is not
+    interrupted."""
+
+    def __init__(self) -> None:
+        self.pending: int | None = None
+        self.defer = False
+        self.saved: dict[int, object] = {}
+
+    def _handler(self, signum: int, frame: object) -> None:
+        if self.defer or self.pending is not None:
+            self.pending = self.pending or signum
+            return
+        self.pending = signum
+        raise _Stop(signum)
+
+    def __enter__(self) -> _Signals:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.saved[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        for sig, old in self.saved.items():
+            signal.signal(sig, old)  # type: ignore[arg-type]
+        self.saved.clear()
+
+
+def _run(args: argparse.Namespace, stops: _Signals, started: dict) -> int:
     import contextlib
     import os
     import shutil
@@ -75,18 +140,18 @@ def _run(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from ..graph.config import load_config
+    from ..graph.config import duration_problem, load_config
 
     t_start = time.perf_counter()
     cfg = load_config(args.file)
     if args.duration is not None:
-        if not args.duration >= cfg.dt:
-            raise _cfg_error(f"--duration must be at least one step ({cfg.dt} s), got "
-                             f"{args.duration}")
+        problem = duration_problem(float(args.duration), cfg.dt)
+        if problem:
+            raise _cfg_error(f"--duration: {problem}")
         cfg.duration = float(args.duration)
     if args.seed is not None:
         if args.seed < 0:
-            raise _cfg_error(f"--seed must be >= 0, got {args.seed}")
+            raise _cfg_error(f"--seed: must be >= 0, got {args.seed}")
         cfg.seed = args.seed
     cfg.backend = args.backend or cfg.backend
     cfg.dtype = args.dtype or cfg.dtype
@@ -95,26 +160,54 @@ def _run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
-        raise _cfg_error(f"--out {str(out)!r} exists and is not a folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+        raise _cfg_error(f"--out: {str(out)!r} exists and is not a folder")
+    previous = _previous_files(out)
+    # nothing is created outside the staging folder until the run succeeded: it goes in
+    # the nearest folder that exists above --out (resolved, so that it shares the file
+    # system of its target), or in --out itself when that folder is read-only
+    target = out.resolve()
+    anchor = target.parent
+    while not anchor.exists():
+        anchor = anchor.parent
+    if not anchor.is_dir():
+        raise _cfg_error(f"--out: {str(anchor)!r} is not a folder")
+    if target.is_dir() and not os.access(anchor, os.W_OK):
+        anchor = target
+    plotter = _PlotWorker() if plots else None  # imports matplotlib in parallel
+    staging = None
     try:
-        summary = _simulate(cfg, staging, fmt, plots, quiet=args.quiet, t_start=t_start)
-        out.mkdir(parents=True, exist_ok=True)
+        built = _build(cfg)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=anchor))
+        try:
+            summary = _simulate(cfg, built, staging, fmt, plotter, quiet=args.quiet,
+                                t_start=t_start, started=started)
+        except _RunError as exc:
+            msg = str(exc.error)
+            for form in {str(staging), str(staging.resolve())}:
+                msg = msg.replace(form, str(out))
+            raise cfg.error(exc.path, msg) from None
+        except (MemoryError, RuntimeError) as exc:
+            raise _out_of_memory(cfg, exc) from None
         names = sorted(p.name for p in staging.iterdir())
-        umask = os.umask(0)
-        os.umask(umask)
-        for name in names:  # temporary files are created 0600; results follow the umask
-            os.chmod(staging / name, 0o666 & ~umask)
-            os.replace(staging / name, out / name)
+        stops.defer = True  # from here on a signal waits: the results are being kept
+        _commit(staging, out, names, previous)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            shutil.rmtree(staging)
+        if plotter is not None:
+            plotter.close()
+        if staging is not None:
+            with contextlib.suppress(FileNotFoundError):
+                shutil.rmtree(staging)
     line = ", ".join(f"{n} {r['rate_hz']:.3g} Hz" for n, r in summary["regions"].items()
                      if r["rate_hz"] is not None)
+    speed = summary["timing_s"]["simulate"]
     print(f"simulated {summary['duration_s']:g} s ({summary['steps']} steps, "
-          f"{summary['backend']}) in {summary['timing_s']['simulate']:.3g} s; {line}; "
+          f"{summary['backend']}) in {speed:.3g} s; {line}; "
           f"wrote {len(names)} files to {out}", file=sys.stdout)
+    if stops.pending is not None:  # arrived while the results were being kept
+        name = "interrupted" if stops.pending == 2 else "terminated"
+        print(f"aura-snn simulate: {name} after the results were written to {out}",
+              file=sys.stderr)
+        return 128 + stops.pending
     return 0
 
 
@@ -124,97 +217,182 @@ def _cfg_error(msg: str) -> Exception:
     return ConfigError(msg)
 
 
-def _simulate(cfg, staging, fmt: str, plots: bool, *, quiet: bool,  # noqa: ANN001
-              t_start: float) -> dict:
+def _build(cfg):  # noqa: ANN001, ANN202
+    try:
+        from ..graph.config import build_graph
+
+        return build_graph(cfg)
+    except (MemoryError, RuntimeError) as exc:
+        raise _out_of_memory(cfg, exc) from None
+
+
+def _out_of_memory(cfg, exc: BaseException) -> Exception:  # noqa: ANN001
+    """One line for an allocation that failed although the network was sized to fit;
+    any other RuntimeError is a bug and keeps its traceback."""
+    from ..graph.config import available_memory, human_bytes, network_size
+
+    text = str(exc)
+    if not isinstance(exc, MemoryError) and "allocate" not in text and \
+            "out of memory" not in text:
+        return exc
+    size = network_size(cfg)
+    avail = available_memory()
+    return _cfg_error(f"{cfg.path.name}: ran out of memory ({size.neurons} neurons, "
+                      f"{size.synapses} synapses, estimated {human_bytes(size.bytes)}, "
+                      f"{human_bytes(avail) if avail is not None else 'unknown'} available)")
+
+
+class _RunError(Exception):
+    """An error found while running, with the field it belongs to."""
+
+    def __init__(self, path: tuple, error: Exception) -> None:
+        super().__init__(str(error))
+        self.path, self.error = path, error
+
+
+#: The file a run of ``simulate`` leaves in ``--out`` listing the files it wrote, so
+#: that the next run into the same folder replaces them (and only them).
+MANIFEST = "manifest.json"
+_TOOL = "aura-snn simulate"
+
+
+def _previous_files(out) -> set[str]:  # noqa: ANN001
+    """Names the previous run of ours wrote into ``out`` (its manifest); a manifest
+    that we did not write is refused rather than overwritten."""
+    import json
+
+    path = out / MANIFEST
+    if not path.exists():
+        return set()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        ok = isinstance(data, dict) and data.get("written_by") == _TOOL
+        names = data.get("files", []) if ok else None
+    except (OSError, ValueError):
+        ok, names = False, None
+    if not ok or not isinstance(names, list):
+        raise _cfg_error(f"--out: {str(path)!r} was not written by {_TOOL}; choose another "
+                         f"folder or remove it")
+    # only plain names in this folder: a manifest never reaches outside it
+    return {n for n in names if isinstance(n, str) and n not in ("", ".", "..", MANIFEST)
+            and "/" not in n and "\\" not in n and "\0" not in n}
+
+
+def _commit(staging, out, names: list[str], previous: set[str]) -> None:  # noqa: ANN001
+    """Move the run's files from ``staging`` into ``out`` and remove the files of the
+    previous run that this one did not write again.
+
+    The manifest first lists the union of both runs, then only this run's, so at every
+    instant each file of ours in ``out`` is listed and a crash can be cleaned by the
+    next run. Files that neither run wrote are never touched."""
+    import os
+
+    from .. import __version__
+    from .._io import atomic_write_json
+
+    def manifest(files: list[str]) -> dict:
+        return {"written_by": _TOOL, "version": __version__, "files": files}
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / MANIFEST, manifest(sorted(set(names) | previous)))
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in names:  # temporary files are created 0600; results follow the umask
+        os.chmod(staging / name, 0o666 & ~umask)
+        os.replace(staging / name, out / name)
+    for name in sorted(previous - set(names)):
+        old = out / name
+        if old.is_file() and not old.is_symlink():
+            old.unlink()
+    atomic_write_json(out / MANIFEST, manifest(names))
+
+
+def _simulate(cfg, built, staging, fmt: str, plotter, *, quiet: bool,  # noqa: ANN001
+              t_start: float, started: dict) -> dict:
     import json
     import shutil
     import time
 
     from .._io import atomic_write_json
     from ..errors import AuraError
-    from ..graph.config import build_graph, monitor_specs, params_dict
+    from ..graph.config import monitor_specs, params_dict
     from ..graph.recorder import load_recording
     from ..metrics.events import region_summary
 
-    plotter = _PlotWorker() if plots else None  # imports matplotlib in parallel
-    try:
-        t0 = time.perf_counter()
-        built = build_graph(cfg)
-        g = built.graph
-        ext = "npz" if fmt == "npz" else "h5"
-        spiking = [n for n, r in g.regions.items() if r.kind == "spiking"]
-        files: dict[str, str] = {}
-        for n in spiking:
-            g.monitor(n, "spikes", to=staging / f"spikes_{n}.{ext}")
-            files[f"spikes_{n}"] = f"spikes_{n}.{ext}"
-        for spec, path in monitor_specs(cfg):
-            if spec["variable"] == "spikes" and spec["target"] in spiking:
-                continue
-            fname = f"monitor_{spec['target']}_{spec['variable'].replace(':', '-')}.{ext}"
-            try:
-                g.monitor(spec["target"], spec["variable"], neurons=spec["neurons"],
-                          every=spec["every"], to=staging / fname)
-            except AuraError as exc:
-                raise cfg.error((*path, "variable"), str(exc)) from None
-            files[f"monitor_{spec['target']}_{spec['variable']}"] = fname
-        t_build = time.perf_counter() - t0
-
-        import torch
-
-        t0 = time.perf_counter()
+    t0 = time.perf_counter()
+    g = built.graph
+    ext = "npz" if fmt == "npz" else "h5"
+    spiking = [n for n, r in g.regions.items() if r.kind == "spiking"]
+    files: dict[str, str] = {}
+    for n in spiking:
+        g.monitor(n, "spikes", to=staging / f"spikes_{n}.{ext}")
+        files[f"spikes_{n}"] = f"spikes_{n}.{ext}"
+    for spec, path in monitor_specs(cfg, g):
+        if spec["variable"] == "spikes" and spec["target"] in spiking:
+            continue
+        fname = f"monitor_{spec['target']}_{spec['variable'].replace(':', '-')}.{ext}"
         try:
-            with torch.no_grad():
-                res = g.run(built.steps, built.inputs, backend=cfg.backend,
-                            progress=not quiet)
+            g.monitor(spec["target"], spec["variable"], neurons=spec["neurons"],
+                      every=spec["every"], to=staging / fname)
         except AuraError as exc:
-            raise cfg.error(("simulation", "backend"), str(exc)) from None
-        g.close_monitors()
-        t_sim = time.perf_counter() - t0
+            raise cfg.error((*path, "variable"), str(exc)) from None
+        files[f"monitor_{spec['target']}_{spec['variable']}"] = fname
+    t_build = time.perf_counter() - t0
 
-        t0 = time.perf_counter()
-        steps, dt = built.steps, cfg.dt
-        spikes, regions, weights, projections = {}, {}, {}, {}
-        for n in spiking:
-            rec = load_recording(staging / files[f"spikes_{n}"])
-            spikes[n] = (rec["t"], rec["i"], g.regions[n].size)
-        coo = {name: p.to_coo() for name, p in g.projections.items()}
-        for name, (_, _, w, _) in coo.items():
-            weights[name] = w
-        if plotter is not None:  # the child draws while this process summarises
-            plotter.submit(staging, spikes, weights, dt, steps,
-                           int(cfg.output["raster_neurons"]))
-        for n, (t, i, size) in spikes.items():
-            regions[n] = {**region_summary(t, i, size, steps, dt),
-                          "model": g.regions[n].model,
-                          "params": params_dict(g.regions[n].params())}
-        for name, p in g.projections.items():
-            _, _, w, d = coo[name]
-            projections[name] = {
-                "pre": p.pre, "post": p.post, "receptor": p.receptor, "synapses": int(w.size),
-                "weight_mean": float(w.mean()) if w.size else None,
-                "weight_std": float(w.std()) if w.size else None,
-                "delay_steps_max": int(d.max()) if d.size else 0}
-        shutil.copyfile(cfg.path, staging / f"network{cfg.path.suffix.lower()}")
-        if plotter is not None:
-            plotter.wait()
-        t_write = time.perf_counter() - t0
-        summary = {
-            "network": str(cfg.path), "duration_s": steps * dt, "dt_s": dt, "steps": steps,
-            "seed": cfg.seed, "dtype": cfg.dtype, "backend": res.backend,
-            "regions": regions, "projections": projections,
-            "files": sorted(files.values()) + (
-                ["raster.png", "population_rate.png", "isi_histogram.png",
-                 "weight_histogram.png"] if plotter is not None else []),
-            "timing_s": {"build": t_build, "simulate": t_sim, "write": t_write,
-                         "total": time.perf_counter() - t_start},
-            "speed_x_realtime": steps * dt / t_sim if t_sim > 0 else None,
-        }
-        atomic_write_json(staging / "summary.json", summary)
-        json.dumps(summary)  # fail here, not later, if something is not serialisable
-        return summary
-    finally:
-        if plotter is not None:
-            plotter.close()
+    import torch
+
+    t0 = time.perf_counter()
+    started["progress"] = not quiet
+    try:
+        with torch.no_grad():
+            res = g.run(built.steps, built.inputs, backend=cfg.backend, progress=not quiet)
+        g.close_monitors()
+    except AuraError as exc:
+        # the file's errors were found before; what is left belongs to the run as a whole
+        raise _RunError(("simulation",), exc) from None
+    started["progress"] = False
+    t_sim = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    steps, dt = built.steps, cfg.dt
+    spikes, regions, weights, projections = {}, {}, {}, {}
+    for n in spiking:
+        rec = load_recording(staging / files[f"spikes_{n}"])
+        spikes[n] = (rec["t"], rec["i"], g.regions[n].size)
+    coo = {name: p.to_coo() for name, p in g.projections.items()}
+    for name, (_, _, w, _) in coo.items():
+        weights[name] = w
+    if plotter is not None:  # the child draws while this process summarises
+        plotter.submit(staging, spikes, weights, dt, steps, int(cfg.output["raster_neurons"]))
+    for n, (t, i, size) in spikes.items():
+        regions[n] = {**region_summary(t, i, size, steps, dt),
+                      "model": g.regions[n].model,
+                      "params": params_dict(g.regions[n].params())}
+    for name, p in g.projections.items():
+        _, _, w, d = coo[name]
+        projections[name] = {
+            "pre": p.pre, "post": p.post, "receptor": p.receptor, "synapses": int(w.size),
+            "weight_mean": float(w.mean()) if w.size else None,
+            "weight_std": float(w.std()) if w.size else None,
+            "delay_steps_max": int(d.max()) if d.size else 0}
+    shutil.copyfile(cfg.path, staging / f"network{cfg.path.suffix.lower()}")
+    if plotter is not None:
+        plotter.wait()
+    t_write = time.perf_counter() - t0
+    summary = {
+        "network": str(cfg.path), "duration_s": steps * dt, "dt_s": dt, "steps": steps,
+        "seed": cfg.seed, "dtype": cfg.dtype, "backend": res.backend,
+        "regions": regions, "projections": projections,
+        "files": sorted(files.values()) + (
+            ["raster.png", "population_rate.png", "isi_histogram.png",
+             "weight_histogram.png"] if plotter is not None else []),
+        "timing_s": {"build": t_build, "simulate": t_sim, "write": t_write,
+                     "total": time.perf_counter() - t_start},
+        "speed_x_realtime": steps * dt / t_sim if t_sim > 0 else None,
+    }
+    json.dumps(summary)  # fail here, not later, if something is not serialisable
+    atomic_write_json(staging / "summary.json", summary)
+    return summary
 
 
 class _PlotWorker:
@@ -224,16 +402,23 @@ class _PlotWorker:
 
     def __init__(self) -> None:
         import multiprocessing as mp
+        import signal
 
         self.proc = None
+        # the child inherits the parent's signal handlers; it installs its own before
+        # it takes SIGINT or SIGTERM, so both stay blocked across the fork
+        stops = {signal.SIGINT, signal.SIGTERM}
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
         try:
             ctx = mp.get_context("fork")
             self.conn, child = ctx.Pipe()
-            self.proc = ctx.Process(target=_plot_child, args=(child,), daemon=True)
+            self.proc = ctx.Process(target=_plot_child, args=(child, mask), daemon=True)
             self.proc.start()
             child.close()
         except (OSError, ValueError, RuntimeError):  # pragma: no cover - no fork
             self.proc = None
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         self.job = None
 
     def submit(self, staging, spikes, weights, dt, steps, raster_neurons) -> None:  # noqa: ANN001
@@ -259,7 +444,14 @@ class _PlotWorker:
             self.proc = None
 
 
-def _plot_child(conn) -> None:  # noqa: ANN001 - runs in the child process
+def _plot_child(conn, mask) -> None:  # noqa: ANN001 - runs in the child process
+    import signal
+
+    # the parent handles Ctrl+C (sent to the whole process group) and ends this child
+    # with SIGTERM: neither may print a traceback here
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     import matplotlib
 
     matplotlib.use("Agg")

@@ -186,7 +186,8 @@ def test_simulate_writes_results(tmp_path: Path, capsys: pytest.CaptureFixture[s
     out = tmp_path / "out"
     assert _cli(str(net), "--out", str(out), "--quiet") == 0
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(["isi_histogram.png", "monitor_E_v.npz", "network.toml",
+    assert names == sorted(["isi_histogram.png", "manifest.json", "monitor_E_v.npz",
+                            "network.toml",
                             "population_rate.png", "raster.png", "spikes_E.npz",
                             "summary.json", "weight_histogram.png"])
     summary = json.loads((out / "summary.json").read_text())
