@@ -1,29 +1,37 @@
 r"""Compiled (numba) inner loops of the graph engine; see :mod:`aura_snn.graph.engine`.
 
-The equations are those of :mod:`aura_snn.functional` (``lif``, ``cuba``,
-``cuba_refractory``), written as one family so a single loop serves all three:
+Every spiking region is one member of the compiled LIF family
+(:class:`~aura_snn.functional.registry.CompiledFamily`, from its model's
+``spec.compile``), and every neuron is updated by the one per-neuron step of
+:mod:`aura_snn.kernels.family` (``receptor`` per receptor, then ``neuron``), which the
+fused kernels compile too. The loops here only load a neuron's state and
+coefficients, call that step and store the result; ``tests/graph/test_engine.py``
+checks bit-identical results against the torch stepper.
 
-.. math::
-    \hat\imath_r = b_r i_r + x_r \;(\text{or } b_r i_r \text{ if late}),\quad
-    u = v_\text{leak} + a_m (v - v_\text{leak}) + \sum_r k_r \hat\imath_r,\quad
-    i_r \leftarrow c_r \hat\imath_r \;(+ x_r \text{ if late})
+A region's loop is chosen by what its model's state holds (``roles``) and its number
+of receptors, not by the model's name:
 
-=================== ====== ======= ======= ===== =========================================
-model               b_r    c_r     k_r     late  note
-=================== ====== ======= ======= ===== =========================================
-lif                 0      0       g       no    no current; :math:`\hat\imath = x`
-cuba current_first  a_s    1       k       no
-cuba voltage_first  1      a_s     k       yes   the input enters after the membrane step
-cuba_refractory     1      a_r     k_r     no    plus the refractory counter
-=================== ====== ======= ======= ===== =========================================
+====== ======== ========= ========= =========== ===================================
+kind   current  refractory adaptation receptors   e.g.
+====== ======== ========= ========= =========== ===================================
+0      no       no        no        1           ``lif``
+1      no       no        yes       1           ``alif``
+2      yes      no        no        1           ``cuba``
+3      yes      yes       no        2           ``cuba_refractory`` (exc, inh)
+4      yes      yes       yes       any         any other member (generic)
+====== ======== ========= ========= =========== ===================================
 
-The coefficients are computed by :mod:`aura_snn.functional` and passed in; the
-operations are done in the same order as the torch reference (multiplying by 1 and
-adding 0 are exact), so results are bit-identical. The neuron loops are free of
-data-dependent branches (selects only) and branch-invariant in their mode flags, so
-LLVM vectorises them; spikes are then collected from a byte mask, 8 neurons per
-64-bit word, and propagated event by event through a CSR table into a ring buffer of
-pending inputs (``pend[(t + 1 + d) % L]``).
+The generic loop computes every family member exactly (a missing current has
+:math:`b = c = 0`, a missing refractory period :math:`n_\text{ref} = 0`, a missing
+adaptation :math:`a_b = \beta = 0`; each is then an exact no-op), the others drop
+the state they do not have from the loop. Each loop runs with scalar coefficients or
+with per-neuron ones (level 1: every coefficient but the receptors' :math:`b_r, c_r`;
+level 2: all of them), read from rows of a per-region block (:data:`ROWS`). The kind
+and level are compile-time constants at each call site of :func:`run_steps` (the
+loops are inlined there), the reset code, ``late`` and ``next_step`` loop-invariant
+selects, so every variant is straight-line code that LLVM vectorises. Spikes are then
+collected from a byte mask, 8 neurons per 64-bit word, and propagated event by event
+through a CSR table into a ring buffer of pending inputs (``pend[(t + 1 + d) % L]``).
 
 Uniform numbers of Poisson regions: splitmix64 of a counter (:mod:`._rng`).
 """
@@ -32,9 +40,23 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numba import types
+from numba.extending import overload
+
+from ..kernels import family
 
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 _inline = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+_FAMILY = family.numba_inline()
+_receptor = _FAMILY["receptor"]
+_neuron = _FAMILY["neuron"]
+
+#: Kind of loop by ``(current, refractory, adaptation, receptors)``; others: GENERIC.
+KINDS = {(False, False, False, 1): 0, (False, False, True, 1): 1, (True, False, False, 1): 2,
+         (True, True, False, 2): 3}
+GENERIC = 4
+#: Rows of a region's per-neuron coefficient block: these, then ``k, b, c`` per receptor.
+ROWS = ("am", "vl", "th", "vr", "ab", "beta")
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -51,83 +73,210 @@ def uniform(ctr):  # noqa: ANN001, ANN201 - compiled
     return np.float64(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
+def _at(a, j):  # noqa: ANN001, ANN202
+    """``a[j]`` for a per-neuron array, ``a`` for a scalar (compiled by the overload)."""
+    raise RuntimeError("only callable from compiled code")
+
+
+@overload(_at, inline="always")
+def _at_impl(a, j):  # noqa: ANN001, ANN202
+    if isinstance(a, types.Array):
+        return lambda a, j: a[j]
+    return lambda a, j: a
+
+
 @_inline
-def _fire(u, vo, refj, th, vr, rz, rs, nref, zero):  # pragma: no cover - compiled
-    """Refractory clamp, threshold and reset of one neuron: ``(v, ref, spike)``.
-
-    ``c = max(ref - 1, 0)``; refractory (``c > 0``): the membrane keeps ``vo``; a spike
-    needs ``c == 0`` and ``u - th > 0``; reset to ``vr`` (``rz``), by ``th`` (``rs``) or
-    none."""
-    c = refj - 1
-    c = c if c > 0 else 0
-    free = c == 0
-    u = u if free else vo
-    s = free & (u - th > zero)
-    vres = vr if rz else (u - th if rs else u)
-    return (vres if s else u), (nref if s else c), s
-
-
-@_jit
-def _neurons_r1(n, xr0, v, c0, ref, flag, am, vl, th, vr, reset, nref, late,
-                k0, b0, cc0, zero, one):  # pragma: no cover - compiled
-    """Single-receptor population: inputs ``xr0`` (cleared), state ``v``, ``c0``, ``ref``.
-
-    The mode flags enter as 0/1 factors and loop-invariant selects, not branches, so
-    the loop vectorises whatever the flags (``late``: where ``x`` enters; ``reset``:
-    0 subtract, 1 to ``vr``, 2 none)."""
-    xa = zero if late else one
-    xb = one - xa
-    rz, rs = reset == 1, reset == 0
+def _loop_r1(n, xr0, v, c0, ref, bt, flag, am, vl, th, vr, ab, beta, k0, b0, cc0, reset, nref,
+             late, nxt, cur, refr, adapt, zero, one):  # pragma: no cover - compiled
+    """One receptor: inputs ``xr0`` (read and cleared), state ``v``, current ``c0`` (if
+    ``cur``), ``ref`` (if ``refr``), ``bt`` (if ``adapt``); spikes into ``flag``.
+    Coefficients are scalars or per-neuron arrays (:func:`_at`)."""
     for j in range(n):
         x = xr0[j]
         xr0[j] = zero
-        ie = b0 * c0[j] + xa * x
-        c0[j] = cc0 * ie + xb * x
-        vo = v[j]
-        u = vl + am * (vo - vl) + k0 * ie
-        v[j], ref[j], flag[j] = _fire(u, vo, ref[j], th, vr, rz, rs, nref, zero)
+        if cur:
+            ie, inew = _receptor(c0[j], x, _at(b0, j), _at(cc0, j), late, zero)
+            c0[j] = inew
+        else:
+            ie = x
+        vn, rn, bn, s, _ = _neuron(
+            v[j], ref[j] if refr else 0, bt[j] if adapt else zero, _at(k0, j) * ie,
+            _at(am, j), _at(vl, j), _at(th, j), _at(vr, j), _at(ab, j), _at(beta, j), nref,
+            reset, nxt, adapt, refr, zero, one)
+        v[j] = vn
+        if refr:
+            ref[j] = rn
+        if adapt:
+            bt[j] = bn
+        flag[j] = s
 
 
-@_jit
-def _neurons_r2(n, xr0, xr1, v, c0, c1, ref, flag, am, vl, th, vr, reset, nref, late,
-                k0, b0, cc0, k1, b1, cc1, zero, one):  # pragma: no cover - compiled
-    """Two-receptor population (e.g. exc/inh): as :func:`_neurons_r1`; the drive is
-    ``k0 ie0 + k1 ie1`` in that order."""
-    xa = zero if late else one
-    xb = one - xa
-    rz, rs = reset == 1, reset == 0
+@_inline
+def _loop_r2(n, xr0, xr1, v, c0, c1, ref, bt, flag, am, vl, th, vr, ab, beta, k0, b0, cc0,
+             k1, b1, cc1, reset, nref, late, nxt, refr, adapt, zero,
+             one):  # pragma: no cover - compiled
+    """Two receptors with currents (e.g. exc/inh); the drive is ``k0 ie0 + k1 ie1``."""
     for j in range(n):
         x0 = xr0[j]
         x1 = xr1[j]
         xr0[j] = zero
         xr1[j] = zero
-        ie0 = b0 * c0[j] + xa * x0
-        ie1 = b1 * c1[j] + xa * x1
-        c0[j] = cc0 * ie0 + xb * x0
-        c1[j] = cc1 * ie1 + xb * x1
-        vo = v[j]
-        u = vl + am * (vo - vl) + (k0 * ie0 + k1 * ie1)
-        v[j], ref[j], flag[j] = _fire(u, vo, ref[j], th, vr, rz, rs, nref, zero)
+        ie0, i0 = _receptor(c0[j], x0, _at(b0, j), _at(cc0, j), late, zero)
+        ie1, i1 = _receptor(c1[j], x1, _at(b1, j), _at(cc1, j), late, zero)
+        c0[j] = i0
+        c1[j] = i1
+        vn, rn, bn, s, _ = _neuron(
+            v[j], ref[j] if refr else 0, bt[j] if adapt else zero,
+            _at(k0, j) * ie0 + _at(k1, j) * ie1, _at(am, j), _at(vl, j), _at(th, j),
+            _at(vr, j), _at(ab, j), _at(beta, j), nref, reset, nxt, adapt, refr, zero, one)
+        v[j] = vn
+        if refr:
+            ref[j] = rn
+        if adapt:
+            bt[j] = bn
+        flag[j] = s
 
 
-@_jit
-def _neurons_rn(n, nrec, xr, v, cur, ref, flag, am, vl, th, vr, reset, nref, late,
-                kk, bb, cc, zero, one):  # pragma: no cover - compiled
-    """Any number of receptors (rows of ``xr``/``cur``); drive summed in receptor order."""
-    xa = zero if late else one
-    xb = one - xa
-    rz, rs = reset == 1, reset == 0
+@_inline
+def _loop_generic(n, nrec, xr, v, cur, ref, bt, flag, P, reset, nref, late, nxt, zero,
+                  one):  # pragma: no cover - compiled
+    """Any member: ``nrec`` receptors (rows of ``xr``/``cur``), drive summed in receptor
+    order, every coefficient per neuron (rows of ``P``, :data:`ROWS`)."""
     for j in range(n):
         drive = zero
         for r in range(nrec):
             x = xr[r, j]
             xr[r, j] = zero
-            e = bb[r] * cur[r, j] + xa * x
-            cur[r, j] = cc[r] * e + xb * x
-            drive = kk[r] * e if r == 0 else drive + kk[r] * e
-        vo = v[j]
-        u = vl + am * (vo - vl) + drive
-        v[j], ref[j], flag[j] = _fire(u, vo, ref[j], th, vr, rz, rs, nref, zero)
+            ie, inew = _receptor(cur[r, j], x, P[7 + 3 * r, j], P[8 + 3 * r, j], late, zero)
+            cur[r, j] = inew
+            kie = P[6 + 3 * r, j] * ie
+            drive = kie if r == 0 else drive + kie
+        vn, rn, bn, s, _ = _neuron(v[j], ref[j], bt[j], drive, P[0, j], P[1, j], P[2, j],
+                                   P[3, j], P[4, j], P[5, j], nref, reset, nxt, True, True,
+                                   zero, one)
+        v[j] = vn
+        ref[j] = rn
+        bt[j] = bn
+        flag[j] = s
+
+
+# One compiled function per (kind, level): the loop inlined with its flags as constants.
+# Each is its own compilation unit (compiling them all inlined into run_steps takes
+# minutes); run_steps calls the region's one once per step, which costs nothing.
+# Arguments: n, inputs, v, currents, ref, b, spikes, scalar coefficients (ROWS), [R, 3]
+# receptor scalars, per-neuron block, reset, n_ref, late, next_step, zero, one.
+
+@_jit
+def _lif_s(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero,
+           one):  # pragma: no cover - compiled
+    _loop_r1(n, xs, v, cur, ref, bt, flag, f[0], f[1], f[2], f[3], f[4], f[5], rc[0, 0],
+             rc[0, 1], rc[0, 2], reset, nref, late, nxt, False, False, False, zero, one)
+
+
+@_jit
+def _lif_p(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero,
+           one):  # pragma: no cover - compiled
+    _loop_r1(n, xs, v, cur, ref, bt, flag, P[0], P[1], P[2], P[3], P[4], P[5], P[6],
+             rc[0, 1], rc[0, 2], reset, nref, late, nxt, False, False, False, zero, one)
+
+
+@_jit
+def _alif_s(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero,
+            one):  # pragma: no cover - compiled
+    _loop_r1(n, xs, v, cur, ref, bt, flag, f[0], f[1], f[2], f[3], f[4], f[5], rc[0, 0],
+             rc[0, 1], rc[0, 2], reset, nref, late, nxt, False, False, True, zero, one)
+
+
+@_jit
+def _alif_p(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero,
+            one):  # pragma: no cover - compiled
+    _loop_r1(n, xs, v, cur, ref, bt, flag, P[0], P[1], P[2], P[3], P[4], P[5], P[6],
+             rc[0, 1], rc[0, 2], reset, nref, late, nxt, False, False, True, zero, one)
+
+
+@_jit
+def _cuba_s(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero,
+            one):  # pragma: no cover - compiled
+    _loop_r1(n, xs, v, cur, ref, bt, flag, f[0], f[1], f[2], f[3], f[4], f[5], rc[0, 0],
+             rc[0, 1], rc[0, 2], reset, nref, late, nxt, True, False, False, zero, one)
+
+
+@_jit
+def _cuba_p1(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero,
+             one):  # pragma: no cover - compiled
+    _loop_r1(n, xs, v, cur, ref, bt, flag, P[0], P[1], P[2], P[3], P[4], P[5], P[6],
+             rc[0, 1], rc[0, 2], reset, nref, late, nxt, True, False, False, zero, one)
+
+
+@_jit
+def _cuba_p2(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero,
+             one):  # pragma: no cover - compiled
+    _loop_r1(n, xs, v, cur, ref, bt, flag, P[0], P[1], P[2], P[3], P[4], P[5], P[6], P[7],
+             P[8], reset, nref, late, nxt, True, False, False, zero, one)
+
+
+@_jit
+def _cr2_s(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero,
+           one):  # pragma: no cover - compiled
+    _loop_r2(n, xs[:n], xs[n:], v, cur[:n], cur[n:], ref, bt, flag, f[0], f[1], f[2], f[3],
+             f[4], f[5], rc[0, 0], rc[0, 1], rc[0, 2], rc[1, 0], rc[1, 1], rc[1, 2], reset, nref,
+             late, nxt, True, False, zero, one)
+
+
+@_jit
+def _cr2_p1(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero,
+            one):  # pragma: no cover - compiled
+    _loop_r2(n, xs[:n], xs[n:], v, cur[:n], cur[n:], ref, bt, flag, P[0], P[1], P[2], P[3],
+             P[4], P[5], P[6], rc[0, 1], rc[0, 2], P[9], rc[1, 1], rc[1, 2], reset, nref,
+             late, nxt, True, False, zero, one)
+
+
+@_jit
+def _cr2_p2(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero,
+            one):  # pragma: no cover - compiled
+    _loop_r2(n, xs[:n], xs[n:], v, cur[:n], cur[n:], ref, bt, flag, P[0], P[1], P[2], P[3],
+             P[4], P[5], P[6], P[7], P[8], P[9], P[10], P[11], reset, nref, late, nxt, True,
+             False, zero, one)
+
+
+@_jit
+def _generic(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero,
+             one):  # pragma: no cover - compiled
+    R = rc.shape[0]
+    _loop_generic(n, R, xs.reshape((R, n)), v, cur.reshape((R, n)), ref, bt, flag, P, reset,
+                  nref, late, nxt, zero, one)
+
+
+@_inline
+def _update(kind, lvl, n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt,
+            zero, one):  # pragma: no cover - compiled
+    """Update one region with the function of its kind and level (module docstring)."""
+    if kind == 0:
+        if lvl == 0:
+            _lif_s(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero, one)
+        else:
+            _lif_p(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero, one)
+    elif kind == 1:
+        if lvl == 0:
+            _alif_s(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero, one)
+        else:
+            _alif_p(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero, one)
+    elif kind == 2:
+        if lvl == 0:
+            _cuba_s(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero, one)
+        elif lvl == 1:
+            _cuba_p1(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero, one)
+        else:
+            _cuba_p2(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero, one)
+    elif kind == 3:
+        if lvl == 0:
+            _cr2_s(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero, one)
+        elif lvl == 1:
+            _cr2_p1(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero, one)
+        else:
+            _cr2_p2(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero, one)
+    else:
+        _generic(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero, one)
 
 
 @_jit
@@ -152,9 +301,9 @@ def _deliver(j, val, t, L, pend, indptr, tgt, w, dl, has_dl):  # pragma: no cove
 
 @_jit
 def run_steps(n_steps, t0, L, batch, bidx,
-              v, cur, ref, pend, flag,
-              sp_off, sp_n, sp_R, sp_coff, sp_kof, sp_reset, sp_nref, sp_late, sp_f, rc,
-              sp_out,
+              v, cur, ref, bt, pend, flag,
+              sp_off, sp_n, sp_R, sp_coff, sp_kof, sp_kind, sp_lvl, sp_poff, sp_reset,
+              sp_nref, sp_late, sp_nxt, sp_f, rc, pn, sp_out,
               po_out, po_n, po_poff, po_key, po_p,
               fd_out, fd_n, fd_voff, fd_vals,
               indptr, tgt, w, dl, has_dl,
@@ -181,26 +330,14 @@ def run_steps(n_steps, t0, L, batch, bidx,
         xs = pend[slot]
         # 1. spiking regions
         for g in range(sp_n.shape[0]):
-            o, n, co, ko = sp_off[g], sp_n[g], sp_coff[g], sp_kof[g]
-            fo = sp_out[g]
-            am, vl, th, vr = sp_f[g, 0], sp_f[g, 1], sp_f[g, 2], sp_f[g, 3]
-            R = sp_R[g]
-            reset, nref, late = sp_reset[g], sp_nref[g], sp_late[g]
-            if R == 1:
-                _neurons_r1(n, xs[co:co + n], v[o:o + n], cur[co:co + n], ref[o:o + n],
-                            flag[fo:fo + n], am, vl, th, vr, reset, nref, late,
-                            rc[ko, 0], rc[ko, 1], rc[ko, 2], zero, one)
-            elif R == 2:
-                _neurons_r2(n, xs[co:co + n], xs[co + n:co + 2 * n], v[o:o + n],
-                            cur[co:co + n], cur[co + n:co + 2 * n], ref[o:o + n],
-                            flag[fo:fo + n], am, vl, th, vr, reset, nref, late,
-                            rc[ko, 0], rc[ko, 1], rc[ko, 2],
-                            rc[ko + 1, 0], rc[ko + 1, 1], rc[ko + 1, 2], zero, one)
-            else:
-                _neurons_rn(n, R, xs[co:co + R * n].reshape(R, n), v[o:o + n],
-                            cur[co:co + R * n].reshape(R, n), ref[o:o + n],
-                            flag[fo:fo + n], am, vl, th, vr, reset, nref, late,
-                            rc[ko:ko + R, 0], rc[ko:ko + R, 1], rc[ko:ko + R, 2], zero, one)
+            o, n, co, R = sp_off[g], sp_n[g], sp_coff[g], sp_R[g]
+            fo, ko, po = sp_out[g], sp_kof[g], sp_poff[g]
+            rows = 6 + 3 * R if (sp_lvl[g] > 0 or sp_kind[g] == GENERIC) else 0
+            P = pn[po:po + rows * n].reshape((rows, n))
+            _update(sp_kind[g], sp_lvl[g], n, xs[co:co + R * n], v[o:o + n],
+                    cur[co:co + R * n], ref[o:o + n], bt[o:o + n], flag[fo:fo + n], sp_f[g],
+                    rc[ko:ko + R], P, sp_reset[g], sp_nref[g], sp_late[g] != 0,
+                    sp_nxt[g] != 0, zero, one)
         # 2. Poisson regions
         for g in range(po_n.shape[0]):
             n = po_n[g]
@@ -222,8 +359,10 @@ def run_steps(n_steps, t0, L, batch, bidx,
                     pr_out[npr, q] = cur[k]
                 elif src == 2:
                     pr_out[npr, q] = ref[k]
-                else:
+                elif src == 3:
                     pr_out[npr, q] = flag[k]
+                else:
+                    pr_out[npr, q] = bt[k]
             npr += 1
         # 5. collect spikes (8 mask bytes at a time) and propagate them
         for wi in range(nwords + 1):

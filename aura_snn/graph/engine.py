@@ -3,9 +3,15 @@ r"""Compiled event-driven engine: runs a graph without a Python step loop.
 For no-gradient runs on the CPU, :meth:`aura_snn.graph.Graph.run` hands supported
 graphs to this engine. It compiles the graph into flat arrays once per run:
 
-* all spiking neurons in one state vector (``v``, receptor currents, refractory
-  counters), region by region, with per-region coefficients computed by
-  :mod:`aura_snn.functional` (``lif``, ``cuba``, ``cuba_refractory``);
+* all spiking neurons in one state vector (membrane ``v``, receptor currents,
+  refractory counters, adaptation traces), region by region. Each region's model is
+  read from the registry (:mod:`aura_snn.functional.registry`): ``spec.compile(p,
+  dt)`` gives its coefficients in the compiled family's encoding
+  (:class:`~aura_snn.functional.registry.CompiledFamily`), ``spec.roles`` which state
+  field is the membrane, the current(s), the refractory counter and the adaptation
+  trace, ``spec.multi_receptor`` the shape of the currents. A coefficient is a scalar
+  per region, or a per-neuron array when the parameters it comes from are tensors of
+  shape ``[n]``;
 * every projection merged into one CSR table indexed by presynaptic output, whose
   entries point straight at a postsynaptic receptor input, with per-synapse delays;
 * pending inputs in a ring buffer ``pend[L, inputs]`` (``L = 2 + max delay``): a
@@ -13,18 +19,20 @@ graphs to this engine. It compiles the graph into flat arrays once per run:
   ``(t + 1 + d) % L``, read and cleared in step ``t + 1 + d``.
 
 Each step, :func:`aura_snn.graph._kernels.run_steps` updates every population with a
-vectorised loop, gathers the spikes from a byte mask and propagates only those
-(event-driven: the cost of synaptic transmission grows with the number of spikes
-times the out-degree, not with the number of synapses). It runs chunks of steps
-between which monitors are fed (and streamed to disk) and the progress bar advances.
+vectorised loop around the family's one per-neuron step (:mod:`aura_snn.kernels.
+family`, shared with the fused kernels), gathers the spikes from a byte mask and
+propagates only those (event-driven: the cost of synaptic transmission grows with the
+number of spikes times the out-degree, not with the number of synapses). It runs
+chunks of steps between which monitors are fed (and streamed to disk) and the
+progress bar advances.
 
 What it supports (:func:`unsupported_reason` says why not otherwise): spiking
-regions of the models ``lif``, ``cuba``, ``cuba_refractory`` (functional or neuron
-modules) with scalar parameters and ``reset_at="spike"``; Poisson regions; input
-regions; any projection without plasticity rules or traces; monitors of spikes,
-outputs, state fields and weights. Float32 and float64. A batch runs as independent
-copies in lockstep, each in its own thread (the kernel releases the GIL), so a batch
-uses the available cores.
+regions of every model whose spec has a ``compile`` (``lif``, ``cuba``, ``alif``,
+``cuba_refractory``; functional or neuron modules), with scalar or per-neuron
+parameters and either reset timing; Poisson regions; input regions; any projection
+without plasticity rules or traces; monitors of spikes, outputs, state fields and
+weights. Float32 and float64. A batch runs as independent copies in lockstep, each in
+its own thread (the kernel releases the GIL), so a batch uses the available cores.
 
 It computes exactly what the torch stepper computes, in the same order
 (``tests/graph/test_engine.py`` asserts identical spikes and states over thousands of
@@ -36,6 +44,7 @@ exact in any order.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Mapping
@@ -46,63 +55,111 @@ import numpy as np
 import torch
 
 from ..errors import ParameterError
-from ..functional import cuba as F_cuba
-from ..functional import cuba_refractory as F_cr
-from ..functional import lif as F_lif
+from ..functional.registry import CompiledFamily
 from . import _kernels
 from ._rng import MASK64, region_key
 from .graph import Graph, GraphState
 from .projection import Projection
 from .regions import InputRegion, PoissonRegion, SpikingRegion
 
-SUPPORTED_MODELS = ("lif", "cuba", "cuba_refractory")
-_RESET_CODE = {"subtract": 0, "zero": 1, "none": 2}
+#: Probe source code of each state role (the kernel's probe table; 3 is a region output).
+_ROLE_SRC = {"v": 0, "i": 1, "ref": 2, "b": 4}
 
 
-def _scalar(name: str, value: Any) -> float | None:
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            return None
-        return float(value.detach())
-    return float(value)
+@dataclass
+class _Coefficients:
+    """A spiking region in the engine's encoding (see :mod:`._kernels`)."""
+
+    kind: int
+    level: int                     # 0 scalar, 1 per-neuron but b_r, c_r, 2 all per-neuron
+    scalars: np.ndarray            # [6]: _kernels.ROWS
+    receptors: np.ndarray          # [R, 3]: k, b, c
+    block: np.ndarray | None       # [6 + 3 R, n] per-neuron coefficients (level > 0, generic)
+    reset: int
+    n_ref: int
+    late: bool
+    next_step: bool
 
 
-def _region_coefficients(r: SpikingRegion, dt: float) -> dict[str, Any] | str:
+def _check_parameters(r: SpikingRegion, p: Any, dtype: torch.dtype) -> str | None:
+    """Why ``p``'s tensors cannot become per-neuron coefficients (``None`` if they can):
+    each must broadcast to ``[n]``, and must not be wider than the graph's dtype (torch
+    would then compute in that wider type)."""
+    for f in dataclasses.fields(p):
+        value = getattr(p, f.name)
+        for k, t in enumerate(value if isinstance(value, tuple) else (value,)):
+            if not isinstance(t, torch.Tensor) or t.dim() == 0:
+                continue
+            name = f"{f.name}[{k}]" if isinstance(value, tuple) else f.name
+            try:
+                ok = torch.broadcast_shapes(t.shape, (r.size,)) == (r.size,)
+            except RuntimeError:
+                ok = False
+            if not ok:
+                return (f"region {r.name!r} has a per-neuron {name} of shape "
+                        f"{tuple(t.shape)} (engine: scalars or shape [n] = ({r.size},))")
+            if t.is_floating_point() and torch.promote_types(t.dtype, dtype) != dtype:
+                return (f"region {r.name!r} has a per-neuron {name} in {t.dtype}, wider than "
+                        f"the graph's {dtype} (torch would compute it in {t.dtype}; convert "
+                        f"the parameter, or the graph with .to({t.dtype}))")
+    return None
+
+
+def _values(c: Any, n: int, dtype: np.dtype) -> np.ndarray | float:
+    """A coefficient as a float (one value for the region) or an ``[n]`` array."""
+    if isinstance(c, torch.Tensor):
+        if c.numel() == 1:
+            return float(c.detach().reshape(()))
+        return np.ascontiguousarray(np.broadcast_to(
+            c.detach().cpu().numpy().astype(dtype), (n,)))
+    return float(c)
+
+
+def _region_coefficients(r: SpikingRegion, dt: float, dtype: torch.dtype
+                         ) -> _Coefficients | str:
     """Engine coefficients of a spiking region, or the reason it is unsupported."""
-    if r.model not in SUPPORTED_MODELS:
-        return f"region {r.name!r} uses model {r.model!r} (engine: {SUPPORTED_MODELS})"
+    spec = r.spec
+    if spec is None or spec.compile is None:
+        return (f"region {r.name!r} uses model {r.model!r}, which has no compiled family "
+                f"(its registry spec has no compile)")
     p = r.params()
-    if p.reset_at != "spike":
-        return f"region {r.name!r} uses reset_at={p.reset_at!r} (engine: 'spike')"
-    scal = {}
-    for key in ("threshold", "v_reset", "v_leak", "tau_mem"):
-        val = _scalar(key, getattr(p, key))
-        if val is None:
-            return f"region {r.name!r} has a per-neuron {key} (engine: scalars)"
-        scal[key] = val
-    if r.model == "lif":
-        a, g = F_lif.coefficients(p, dt)
-        rec = [(float(g), 0.0, 0.0)]
-        late, nref = 0, 0
-    elif r.model == "cuba":
-        if _scalar("tau_syn", p.tau_syn) is None:
-            return f"region {r.name!r} has a per-neuron tau_syn (engine: scalars)"
-        a, a_s, k = F_cuba.coefficients(p, dt)
-        if p.order == "current_first":
-            rec, late = [(float(k), float(a_s), 1.0)], 0
-        else:
-            rec, late = [(float(k), 1.0, float(a_s))], 1
-        nref = 0
-    else:
-        for tau in p.tau_syn:
-            if _scalar("tau_syn", tau) is None:
-                return f"region {r.name!r} has a per-neuron tau_syn (engine: scalars)"
-        a, a_syn, ks, nref = F_cr.coefficients(p, dt)
-        rec = [(float(k), 1.0, float(ar)) for k, ar in zip(ks, a_syn, strict=True)]
-        late = 0
-    return {"am": float(a), "vl": scal["v_leak"], "th": scal["threshold"],
-            "vr": scal["v_reset"], "reset": _RESET_CODE[p.reset], "nref": int(nref),
-            "late": late, "rec": rec}
+    why = _check_parameters(r, p, dtype)
+    if why is not None:
+        return why
+    roles = dict(spec.roles)
+    unknown = [f for f in spec.state._fields if f not in roles.values()]
+    if unknown or set(roles) - set(_ROLE_SRC):
+        return (f"region {r.name!r} (model {r.model!r}) has state field(s) {unknown} or "
+                f"roles {sorted(set(roles) - set(_ROLE_SRC))} outside the compiled family "
+                f"(roles: {sorted(_ROLE_SRC)})")
+    fam: CompiledFamily = spec.compile(p, dt)
+    npdt = np.float64 if dtype == torch.float64 else np.float32
+    n, R = r.size, len(fam.receptors)
+    has_i, refr, adapt = "i" in roles, "ref" in roles, "b" in roles
+    mem = [_values(c, n, npdt) for c in (fam.a_m, fam.v_leak, fam.threshold, fam.v_reset,
+                                         fam.a_adapt, fam.beta)]
+    rec = [[_values(c, n, npdt) for c in kbc] for kbc in fam.receptors]
+    if not has_i and (fam.late or any(isinstance(c, np.ndarray) or c != 0.0
+                                      for _, b, cc in rec for c in (b, cc))):
+        return (f"region {r.name!r} (model {r.model!r}): its compiled receptors keep a current "
+                f"(b, c != 0 or late) but its state has none (no 'i' role)")
+    if not adapt and any(isinstance(c, np.ndarray) or c != 0.0 for c in mem[4:]):
+        return (f"region {r.name!r} (model {r.model!r}): its compiled family adapts "
+                f"(a_adapt, beta != 0) but its state has no adaptation trace (no 'b' role)")
+    a_part = [*mem, *(kbc[0] for kbc in rec)]
+    b_part = [c for kbc in rec for c in kbc[1:]]
+    level = 2 if any(isinstance(c, np.ndarray) for c in b_part) else \
+        1 if any(isinstance(c, np.ndarray) for c in a_part) else 0
+    kind = _kernels.KINDS.get((has_i, refr, adapt, R), _kernels.GENERIC)
+    block = None
+    if level > 0 or kind == _kernels.GENERIC:
+        rows = [*mem, *(c for kbc in rec for c in kbc)]
+        block = np.stack([np.broadcast_to(np.asarray(c, dtype=npdt), (n,)) for c in rows])
+    scal = np.asarray([np.nan if isinstance(c, np.ndarray) else c for c in mem], dtype=npdt)
+    rc = np.asarray([[np.nan if isinstance(c, np.ndarray) else c for c in kbc] for kbc in rec],
+                    dtype=npdt).reshape(R, 3)
+    return _Coefficients(kind, level, scal, rc, block, int(fam.reset), int(fam.n_ref),
+                         bool(fam.late), bool(fam.next_step))
 
 
 def unsupported_reason(graph: Graph) -> str | None:
@@ -111,7 +168,7 @@ def unsupported_reason(graph: Graph) -> str | None:
         return f"dtype {graph.dtype} (engine: float32, float64)"
     for r in graph.regions.values():
         if isinstance(r, SpikingRegion):
-            c = _region_coefficients(r, graph.dt)
+            c = _region_coefficients(r, graph.dt, graph.dtype)
             if isinstance(c, str):
                 return c
         elif not isinstance(r, (PoissonRegion, InputRegion)):
@@ -140,11 +197,16 @@ class _Layout:
     sp_R: np.ndarray
     sp_coff: np.ndarray
     sp_kof: np.ndarray
+    sp_kind: np.ndarray
+    sp_lvl: np.ndarray
+    sp_poff: np.ndarray
     sp_reset: np.ndarray
     sp_nref: np.ndarray
     sp_late: np.ndarray
+    sp_nxt: np.ndarray
     sp_f: np.ndarray
     rc: np.ndarray
+    pn: np.ndarray
     sp_out: np.ndarray
     n_v: int
     n_in: int
@@ -185,7 +247,9 @@ def build_layout(graph: Graph) -> _Layout:
         o += graph.regions[n].size
     n_out = (o + 7) // 8 * 8  # padded: the kernel reads the mask 8 bytes at a time
     sp, sp_off, sp_n, sp_R, sp_coff, sp_kof = [], [], [], [], [], []
+    sp_kind, sp_lvl, sp_poff, sp_nxt, blocks = [], [], [], [], []
     sp_reset, sp_nref, sp_late, sp_f, rc, sp_out = [], [], [], [], [], []
+    npn = 0
     po, po_out, po_n, po_poff, po_key, po_p = [], [], [], [], [], []
     fd, fd_out, fd_n, fd_voff = [], [], [], []
     nv = nin = npp = nfd = 0
@@ -193,9 +257,9 @@ def build_layout(graph: Graph) -> _Layout:
     for n in names:
         r = graph.regions[n]
         if isinstance(r, SpikingRegion):
-            c = _region_coefficients(r, graph.dt)
-            assert isinstance(c, dict)
-            R = len(c["rec"])
+            c = _region_coefficients(r, graph.dt, graph.dtype)
+            assert isinstance(c, _Coefficients)
+            R = c.receptors.shape[0]
             sp.append(n)
             sp_off.append(nv)
             sp_n.append(r.size)
@@ -203,11 +267,18 @@ def build_layout(graph: Graph) -> _Layout:
             sp_coff.append(nin)
             cur_off[n] = nin
             sp_kof.append(len(rc))
-            rc.extend(c["rec"])
-            sp_reset.append(c["reset"])
-            sp_nref.append(c["nref"])
-            sp_late.append(c["late"])
-            sp_f.append((c["am"], c["vl"], c["th"], c["vr"]))
+            rc.extend(c.receptors)
+            sp_kind.append(c.kind)
+            sp_lvl.append(c.level)
+            sp_poff.append(npn)
+            if c.block is not None:
+                blocks.append(c.block.reshape(-1))
+                npn += c.block.size
+            sp_reset.append(c.reset)
+            sp_nref.append(c.n_ref)
+            sp_late.append(int(c.late))
+            sp_nxt.append(int(c.next_step))
+            sp_f.append(c.scalars)
             sp_out.append(out_off[n])
             nv += r.size
             nin += R * r.size
@@ -252,8 +323,11 @@ def build_layout(graph: Graph) -> _Layout:
     has_dl = bool(dl.size and dl.max() > 0)
     return _Layout(
         names, out_off, n_out, sp, _i64(sp_off), _i64(sp_n), _i64(sp_R), _i64(sp_coff),
-        _i64(sp_kof), _i64(sp_reset), _i64(sp_nref), _i64(sp_late),
-        np.asarray(sp_f, dtype=dtype).reshape(-1, 4), np.asarray(rc, dtype=dtype).reshape(-1, 3),
+        _i64(sp_kof), _i64(sp_kind), _i64(sp_lvl), _i64(sp_poff), _i64(sp_reset),
+        _i64(sp_nref), _i64(sp_late), _i64(sp_nxt),
+        np.asarray(sp_f, dtype=dtype).reshape(-1, len(_kernels.ROWS)),
+        np.asarray(rc, dtype=dtype).reshape(-1, 3),
+        np.concatenate(blocks).astype(dtype) if blocks else np.zeros(0, dtype),
         _i64(sp_out), nv, nin, po, _i64(po_out), _i64(po_n), _i64(po_poff),
         np.asarray(po_key, dtype=np.uint64),
         np.concatenate(po_p) if po_p else np.zeros(0, np.float64),
@@ -268,9 +342,16 @@ class _Element:
         self.v = np.zeros(lay.n_v, lay.dtype)
         self.cur = np.zeros(lay.n_in, lay.dtype)
         self.ref = np.zeros(lay.n_v, np.int32)
+        self.bt = np.zeros(lay.n_v, lay.dtype)
         self.pend = np.zeros((lay.L, lay.n_in), lay.dtype)
         self.flag = np.zeros(lay.n_out, np.uint8)
         self.ev_t = self.ev_i = np.zeros(0, np.int64)   # event buffers (set per run)
+
+
+def _fields(r: SpikingRegion) -> dict[str, str]:
+    """State field of each role of ``r``'s model (``{"v": "v", "i": "i", ...}``)."""
+    assert r.spec is not None
+    return dict(r.spec.roles)
 
 
 def _load_state(graph: Graph, lay: _Layout, st: GraphState) -> list[_Element]:
@@ -280,20 +361,19 @@ def _load_state(graph: Graph, lay: _Layout, st: GraphState) -> list[_Element]:
         r = graph.regions[name]
         s = st.regions[name]
         o, n, co, R = int(lay.sp_off[g]), r.size, int(lay.sp_coff[g]), int(lay.sp_R[g])
-        v = s.v.detach().cpu().numpy()
-        cur = None
-        if r.model == "cuba_refractory":
-            cur = s.i.detach().cpu().numpy()                        # [R, B, n]
-            ref = s.ref.detach().cpu().numpy()
-        elif r.model == "cuba":
-            cur = s.i.detach().cpu().numpy()[None]                  # [1, B, n]
+        roles = _fields(r)
+        arr = {role: getattr(s, f).detach().cpu().numpy() for role, f in roles.items()}
+        if "i" in arr and not r.multi_receptor:
+            arr["i"] = arr["i"][None]                                 # [1, B, n]
         ring = st.pending.get(name, [])
         for b, el in enumerate(els):
-            el.v[o:o + n] = v[b]
-            if cur is not None:
-                el.cur[co:co + R * n] = cur[:, b].reshape(-1)
-            if r.model == "cuba_refractory":
-                el.ref[o:o + n] = ref[b].astype(np.int32)
+            el.v[o:o + n] = arr["v"][b]
+            if "i" in arr:
+                el.cur[co:co + R * n] = arr["i"][:, b].reshape(-1)   # [R, B, n]
+            if "ref" in arr:
+                el.ref[o:o + n] = arr["ref"][b].astype(np.int32)
+            if "b" in arr:
+                el.bt[o:o + n] = arr["b"][b]
             for k, slot in enumerate(ring):
                 row = (t_next + k) % lay.L
                 for ri, x in enumerate(slot):
@@ -312,29 +392,29 @@ def _store_state(graph: Graph, lay: _Layout, st: GraphState, els: list[_Element]
         r = graph.regions[name]
         o, n, co, R = int(lay.sp_off[g]), r.size, int(lay.sp_coff[g]), int(lay.sp_R[g])
         old = st.regions[name]
-
-        def t(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
-            return torch.from_numpy(np.ascontiguousarray(a)).to(device=dev, dtype=like.dtype)
-        v = t(np.stack([el.v[o:o + n] for el in els]), old.v)
-        if r.model == "lif":
-            regions[name] = type(old)(v)
-        elif r.model == "cuba":
-            regions[name] = type(old)(v, t(np.stack([el.cur[co:co + n] for el in els]), old.i))
-        else:
-            i = np.stack([el.cur[co:co + R * n].reshape(R, n) for el in els], axis=1)
-            ref = np.stack([el.ref[o:o + n] for el in els]).astype(np.float64)
-            regions[name] = type(old)(v, t(i, old.i), t(ref, old.ref))
+        arr = {"v": np.stack([el.v[o:o + n] for el in els]),
+               "ref": np.stack([el.ref[o:o + n] for el in els]).astype(np.float64),
+               "b": np.stack([el.bt[o:o + n] for el in els])}
+        cur = np.stack([el.cur[co:co + R * n].reshape(R, n) for el in els], axis=1)
+        arr["i"] = cur if r.multi_receptor else cur[0]               # [R, B, n] or [B, n]
+        values = {}
+        for role, f in _fields(r).items():
+            like = getattr(old, f)
+            values[f] = torch.from_numpy(np.ascontiguousarray(arr[role])).to(
+                device=dev, dtype=like.dtype)
+        regions[name] = type(old)(**values)
         ring = []
         for k in range(len(st.pending.get(name, [[None] * R]))):
             row = (t_end + k) % lay.L
             slot = []
             for ri in range(R):
-                arr = np.stack([el.pend[row, co + ri * n:co + (ri + 1) * n] for el in els])
-                slot.append(torch.from_numpy(arr).to(device=dev, dtype=dt_) if arr.any()
+                a = np.stack([el.pend[row, co + ri * n:co + (ri + 1) * n] for el in els])
+                slot.append(torch.from_numpy(a).to(device=dev, dtype=dt_) if a.any()
                             else None)
             ring.append(slot)
         pending[name] = ring
-    return GraphState(t_end, st.batch, regions, pending, dict(st.traces))
+    return dataclasses.replace(st, t=t_end, regions=regions, pending=pending,
+                               traces=dict(st.traces))
 
 
 def _probe_table(graph: Graph, lay: _Layout) -> tuple[list[Any], np.ndarray, np.ndarray, int]:
@@ -352,25 +432,22 @@ def _probe_table(graph: Graph, lay: _Layout) -> tuple[list[Any], np.ndarray, np.
             raise ParameterError(f"monitor {m!r}: neuron index {int(neurons.max())} out of "
                                  f"range for region {r.name!r} of size {r.size}")
         base, _, recname = m.variable.partition(":")
-        cols = []
+        shape = None
         if base == "output":
             cols = [(3, lay.out_off[r.name] + j) for j in neurons]
-            shape = None
         else:
             g = lay.sp.index(r.name)
             o, co, R = int(lay.sp_off[g]), int(lay.sp_coff[g]), int(lay.sp_R[g])
-            if base == "v":
-                cols = [(0, o + j) for j in neurons]
-                shape = None
-            elif base == "ref":
-                cols = [(2, o + j) for j in neurons]
-                shape = None
-            else:  # currents
+            role = {f: role for role, f in _fields(r).items()}.get(base)
+            if role is None:
+                raise ParameterError(f"region {r.name!r} ({r.model}) has no state field "
+                                     f"{base!r} to monitor")
+            if role == "i":
                 recs = [r.receptors.index(recname)] if recname else list(range(R))
-                if r.model == "lif":
-                    raise ParameterError(f"region {r.name!r} (lif) has no current to monitor")
                 cols = [(1, co + ri * r.size + j) for ri in recs for j in neurons]
                 shape = None if recname or not r.multi_receptor else (R, neurons.size)
+            else:
+                cols = [(_ROLE_SRC[role], o + j) for j in neurons]
         plan.append((m, len(src), len(cols), shape))
         for s_, i_ in cols:
             src.append(s_)
@@ -446,9 +523,10 @@ def run_graph(graph: Graph, st: GraphState, steps: int, inputs: Mapping[str, tor
         while k < n:
             got, ne, npr = _kernels.run_steps(
                 n - k, t_start + k, lay.L, batch, b,
-                el.v, el.cur, el.ref, el.pend, el.flag,
-                lay.sp_off, lay.sp_n, lay.sp_R, lay.sp_coff, lay.sp_kof, lay.sp_reset,
-                lay.sp_nref, lay.sp_late, lay.sp_f, lay.rc, lay.sp_out,
+                el.v, el.cur, el.ref, el.bt, el.pend, el.flag,
+                lay.sp_off, lay.sp_n, lay.sp_R, lay.sp_coff, lay.sp_kof, lay.sp_kind,
+                lay.sp_lvl, lay.sp_poff, lay.sp_reset, lay.sp_nref, lay.sp_late, lay.sp_nxt,
+                lay.sp_f, lay.rc, lay.pn, lay.sp_out,
                 lay.po_out, lay.po_n, lay.po_poff, lay.po_key, lay.po_p,
                 lay.fd_out, lay.fd_n, lay.fd_voff, fd_vals[k:],
                 lay.indptr, lay.tgt, lay.w, lay.dl, lay.has_dl,
@@ -541,4 +619,4 @@ def _feed(graph: Graph, lay: _Layout, plan: list[Any], spike_mons: list[Any],
             m.add_rows(keep_t, m.select(x).astype(np.float64), n)
 
 
-__all__ = ["SUPPORTED_MODELS", "build_layout", "run_graph", "unsupported_reason"]
+__all__ = ["build_layout", "run_graph", "unsupported_reason"]

@@ -3,10 +3,12 @@
 :func:`lif_multistep` and :func:`cuba_multistep` take the same arguments as the
 reference ``functional.loop.run(functional.lif.step, ...)`` and return the same
 :class:`~aura_snn.functional.loop.MultiStep`; ``tests/kernels`` asserts equal values
-and gradients (``gradcheck`` in float64). Coefficients come from
-:mod:`aura_snn.functional` (decay, gain, coupling); the time loop runs in a compiled
-kernel: :mod:`.cpu` (numba) for CPU tensors, :mod:`.gpu` (Triton) for CUDA tensors.
-Without Triton on a CUDA machine the reference loop runs instead, with a warning.
+and gradients (``gradcheck`` in float64). Coefficients are the model's compiled
+family (``spec.compile(p, dt)`` of :mod:`aura_snn.functional.registry`, the encoding
+the graph engine runs too); the time loop runs in a compiled kernel: :mod:`.cpu`
+(numba) for CPU tensors, :mod:`.gpu` (Triton) for CUDA tensors, both around the one
+per-neuron step of :mod:`.family`. Without Triton on a CUDA machine the reference
+loop runs instead, with a warning.
 
 Backward is hand-written BPTT through the surrogate derivative. Parameter gradients
 (learnable ``tau``/``threshold``) are computed in the same reverse sweep, and only
@@ -27,13 +29,11 @@ from .._checks import check_choice
 from ..errors import InputValueError
 from ..functional import cuba as F_cuba
 from ..functional import lif as F_lif
-from ..functional import loop
-from ..functional.firing import RESETS
+from ..functional import loop, registry
 from ..functional.loop import MultiStep
 from . import cpu
 from ._memory import BUFFERS
 
-_RESET = {name: i for i, name in enumerate(RESETS)}
 KERNELS = ("auto", "numba", "triton")
 
 
@@ -60,12 +60,12 @@ def _launch_forward(kernel: str, x: torch.Tensor, *args: Any) -> int:
     if kernel == "triton":
         return _gpu().forward(x, *args)
     tensors = [a for a in args if isinstance(a, torch.Tensor)]
-    v0, i0, am, asn, k, vl, th, vr = tensors[:8]
-    reset, nxt, vfirst = args[8:11]
-    s, u, vo, io, vT, iT = tensors[8:]
+    coeffs = tensors[:9]                      # v0, i0, a_m, b, c, k, v_leak, theta, v_reset
+    reset, nxt, late = args[9:12]
+    outs = tensors[9:]                        # s, u, v trace, i trace, v_T, i_T
     bad = np.zeros((x.shape[1] + cpu.CHUNK - 1) // cpu.CHUNK, dtype=np.int64)
-    cpu.forward(_np(x), *(_np(t) for t in (v0, i0, am, asn, k, vl, th, vr)), reset, nxt,
-                vfirst, *(_np(t) for t in (s, u, vo, io, vT, iT)), bad)
+    cpu.forward(_np(x), *(_np(t) for t in coeffs), reset, nxt, late,
+                *(_np(t) for t in outs), bad)
     return int(bad.sum())
 
 
@@ -77,26 +77,28 @@ def _launch_backward(kernel: str, *args: Any) -> None:
 
 
 class _FusedCuba(torch.autograd.Function):
-    """``(x, v0, i0, a_m, a_s, k, v_leak, theta, v_reset) -> (S, v_trace, v_T, i_T)``.
+    """``(x, v0, i0, a_m, b, c, k, v_leak, theta, v_reset) -> (S, v_trace, v_T, i_T)``.
 
     ``x`` is ``[T, M]``; every other tensor is ``[M]``; all contiguous, same dtype and
-    device. ``cfg = (reset, next_step, voltage_first, surrogate id, slope, detach,
-    is_lif, record_v, kernel)``.
+    device. The coefficients are those of :class:`~aura_snn.functional.registry.
+    CompiledFamily` (one receptor). ``cfg = (reset, next_step, late, surrogate id,
+    slope, detach, has_current, record_v, kernel)``.
     """
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, v0: torch.Tensor, i0: torch.Tensor,
-                am: torch.Tensor, asyn: torch.Tensor, k: torch.Tensor, vl: torch.Tensor,
-                th: torch.Tensor, vr: torch.Tensor, cfg: tuple) -> tuple[torch.Tensor, ...]:
-        reset, nxt, vfirst, sid, slope, detach, is_lif, record_v, kernel = cfg
-        need_grad = any(ctx.needs_input_grad[:9])
-        pgrad = any(ctx.needs_input_grad[3:9])
+                am: torch.Tensor, bb: torch.Tensor, cc: torch.Tensor, k: torch.Tensor,
+                vl: torch.Tensor, th: torch.Tensor, vr: torch.Tensor,
+                cfg: tuple) -> tuple[torch.Tensor, ...]:
+        reset, nxt, late, sid, slope, detach, has_cur, record_v, kernel = cfg
+        need_grad = any(ctx.needs_input_grad[:10])
+        pgrad = any(ctx.needs_input_grad[3:10])
         s = BUFFERS.empty_like(x)
         u = BUFFERS.empty_like(x) if need_grad else _empty(x)
         vtr = BUFFERS.empty_like(x) if record_v else _empty(x)
-        cur = BUFFERS.empty_like(x) if (pgrad and not is_lif) else _empty(x)
+        cur = BUFFERS.empty_like(x) if (pgrad and has_cur) else _empty(x)
         vT, iT = torch.empty_like(v0), torch.empty_like(i0)
-        nbad = _launch_forward(kernel, x, v0, i0, am, asyn, k, vl, th, vr, reset, nxt, vfirst,
+        nbad = _launch_forward(kernel, x, v0, i0, am, bb, cc, k, vl, th, vr, reset, nxt, late,
                                s, u, vtr, cur, vT, iT)
         if nbad:
             raise InputValueError(
@@ -104,24 +106,25 @@ class _FusedCuba(torch.autograd.Function):
         ctx.cfg = cfg
         ctx.pgrad = pgrad
         if need_grad:
-            ctx.save_for_backward(u, x if is_lif else cur, v0, i0, am, asyn, k, vl, th, vr)
+            ctx.save_for_backward(u, x if pgrad else _empty(x), cur, v0, i0, am, bb, cc, k,
+                                  vl, th, vr)
         return s, vtr, vT, iT
 
     @staticmethod
     def backward(ctx: Any, gs: torch.Tensor | None, gvtr: torch.Tensor | None,
                  gvT: torch.Tensor | None, giT: torch.Tensor | None) -> tuple[Any, ...]:
-        reset, nxt, vfirst, sid, slope, detach, is_lif, record_v, kernel = ctx.cfg
-        u, cur, v0, i0, am, asyn, k, vl, th, vr = ctx.saved_tensors
+        reset, nxt, late, sid, slope, detach, has_cur, record_v, kernel = ctx.cfg
+        u, x, cur, v0, i0, am, bb, cc, k, vl, th, vr = ctx.saved_tensors
         gs = _time_rows(gs, u)
         gvtr = gvtr.contiguous() if (record_v and gvtr is not None) else _empty(u)
         gvT = _zeros_if_none(gvT, v0).contiguous()
         giT = _zeros_if_none(giT, i0).contiguous()
         gx = BUFFERS.empty_like(u)
         gv0, gi0 = torch.empty_like(v0), torch.empty_like(i0)
-        grads = [torch.zeros_like(v0) for _ in range(6)]
-        _launch_backward(kernel, gs, gvtr, gvT, giT, u, cur if ctx.pgrad else _empty(u), v0,
-                         i0, am, asyn, k, vl, th, vr, reset, nxt, vfirst, sid, slope, detach,
-                         int(ctx.pgrad), gx, gv0, gi0, *grads)
+        grads = [torch.zeros_like(v0) for _ in range(7)]   # a_m, b, c, k, v_leak, theta, v_reset
+        _launch_backward(kernel, gs, gvtr, gvT, giT, u, x, cur, v0, i0, am, bb, cc, k, vl, th,
+                         vr, reset, nxt, late, sid, slope, detach, int(ctx.pgrad), gx, gv0,
+                         gi0, *grads)
         need = ctx.needs_input_grad
         outs = (gx, gv0, gi0, *grads)
         return (*(g if need[n] else None for n, g in enumerate(outs)), None)
@@ -164,7 +167,7 @@ _warned: set[str] = set()
 
 
 def _run(x: torch.Tensor, state: Any, p: F_lif.LIFParameters, dt: float, record_v: bool,
-         kernel: str, coeffs: tuple[Any, Any, Any], is_lif: bool) -> MultiStep:
+         kernel: str, is_lif: bool) -> MultiStep:
     F = F_lif if is_lif else F_cuba
     if state is None:
         state = F.initial_state(x[0], p)
@@ -176,11 +179,13 @@ def _run(x: torch.Tensor, state: Any, p: F_lif.LIFParameters, dt: float, record_
                           f"installed?): running the reference loop", stacklevel=3)
         return loop.run(F.step, x, state, p, dt, record_v=record_v)
     T, shape = x.shape[0], x.shape[1:]
-    am, asyn, k = coeffs
-    cfg = (_RESET[p.reset], int(p.reset_at == "next_step"),
-           int(not is_lif and p.order == "voltage_first"), p.surrogate_id, p.surrogate_slope,
-           int(p.detach_reset), is_lif, record_v, chosen)
-    params = [_flat(c, shape, x) for c in (am, asyn, k, p.v_leak, p.threshold, p.v_reset)]
+    spec = registry.spec_of(F)
+    fam = spec.compile(p, dt)                           # the one source of the coefficients
+    (k, bb, cc), = fam.receptors
+    cfg = (fam.reset, int(fam.next_step), int(fam.late), p.surrogate_id, p.surrogate_slope,
+           int(p.detach_reset), "i" in spec.roles, record_v, chosen)
+    params = [_flat(c, shape, x) for c in (fam.a_m, bb, cc, k, fam.v_leak, fam.threshold,
+                                           fam.v_reset)]
     i0 = torch.zeros_like(state.v) if is_lif else state.i
     s, vtr, vT, iT = _FusedCuba.apply(x.reshape(T, -1).contiguous(),
                                       state.v.reshape(-1).contiguous(),
@@ -200,12 +205,11 @@ def lif_multistep(x: torch.Tensor, state: F_lif.LIFState | None, p: F_lif.LIFPar
     ``kernel``: ``"auto"`` (numba on CPU, Triton on CUDA), or force one (tests run the
     Triton kernels on CPU tensors in Triton's interpreter).
     """
-    a, g = F_lif.coefficients(p, dt)
-    return _run(x, state, p, dt, record_v, kernel, (a, 0.0, g), True)
+    return _run(x, state, p, dt, record_v, kernel, True)
 
 
 def cuba_multistep(x: torch.Tensor, state: F_cuba.CubaLIFState | None,
                    p: F_cuba.CubaLIFParameters, dt: float, record_v: bool = False,
                    kernel: str = "auto") -> MultiStep:
     """Fused equivalent of ``loop.run(functional.cuba.step, x, state, p, dt, record_v)``."""
-    return _run(x, state, p, dt, record_v, kernel, F_cuba.coefficients(p, dt), False)
+    return _run(x, state, p, dt, record_v, kernel, False)

@@ -168,15 +168,19 @@ def test_engine_refuses_what_it_does_not_support() -> None:
     g = Graph(dt=1e-3)
     g.add(DenseRegion("d", nn.Linear(2, 2), 2, 2))
     assert "dense" in unsupported_reason(g)
+    # per-neuron values: shaped [n], in the graph's precision (torch would promote a
+    # float64 tensor in a float32 graph: the engine cannot compute what it computes)
     g = Graph(dt=1e-3)
-    g.add(SpikingRegion("a", 3, "alif"))
-    assert "alif" in unsupported_reason(g)
+    g.add(SpikingRegion("l", 3, "lif", LIFParameters(threshold=torch.ones(3, dtype=torch.float64))))
+    reason = unsupported_reason(g)
+    assert "per-neuron" in reason and "threshold" in reason and "float64" in reason
+    g = Graph(dt=1e-3)
+    g.add(SpikingRegion("l", 3, "lif", LIFParameters(threshold=torch.ones(2, 3))))
+    reason = unsupported_reason(g)
+    assert "threshold" in reason and "(2, 3)" in reason
     g = Graph(dt=1e-3)
     g.add(SpikingRegion("l", 3, "lif", LIFParameters(threshold=torch.ones(3))))
-    assert "per-neuron" in unsupported_reason(g)
-    g = Graph(dt=1e-3)
-    g.add(SpikingRegion("l", 3, "lif", LIFParameters(reset_at="next_step")))
-    assert "reset_at" in unsupported_reason(g)
+    assert unsupported_reason(g) is None
     # auto falls back to torch, and to torch whenever gradients are needed
     g = Graph(dt=1e-3)
     g.add(InputRegion("in", 2))
@@ -186,3 +190,124 @@ def test_engine_refuses_what_it_does_not_support() -> None:
     assert g.run(5, inputs={"in": x}).backend == "torch"
     with torch.no_grad():
         assert g.run(5, inputs={"in": x}).backend == "engine"
+
+
+# -- the whole compiled family: ALIF, per-neuron parameters, next-step resets ---------------
+
+def _family_network(dtype: torch.dtype = torch.float64, seed: int = 0) -> Graph:
+    """Every model of the registry with adaptation, per-neuron parameters (tensors of
+    shape [n] for thresholds, potentials and time constants), both reset timings and
+    1, 2 and 3 receptors, driven by Poisson noise and a fed input, with delays."""
+    from aura_snn import ALIF
+    from aura_snn.functional.alif import ALIFParameters
+    from aura_snn.functional.cuba import CubaLIFParameters
+
+    def lin(lo: float, hi: float, n: int) -> torch.Tensor:
+        return torch.linspace(lo, hi, n, dtype=dtype)
+
+    g = Graph(dt=1e-4, seed=seed).to(dtype)
+    g.add(PoissonRegion("noise", 40, rate=torch.linspace(50.0, 400.0, 40)))
+    g.add(InputRegion("drive", 6, spiking=False))
+    g.add(SpikingRegion("A", 20, "alif", ALIFParameters(
+        threshold=0.5, tau_mem=10e-3, tau_adapt=30e-3, beta=0.25)))
+    g.add(SpikingRegion("Am", 12, ALIF(tau_mem=lin(8e-3, 16e-3, 12), tau_adapt=40e-3, beta=0.5,
+                                      dt=1e-4, threshold=0.4, reset="zero", v_reset=-0.125)))
+    g.add(SpikingRegion("Ap", 12, "alif", ALIFParameters(
+        threshold=lin(0.3, 0.6, 12), tau_mem=10e-3, tau_adapt=lin(10e-3, 60e-3, 12),
+        beta=lin(0.0, 0.5, 12), v_leak=lin(0.0, 0.05, 12), reset="none")))
+    g.add(SpikingRegion("Lp", 10, "lif", LIFParameters(
+        tau_mem=lin(5e-3, 20e-3, 10), threshold=lin(0.2, 0.5, 10), v_leak=lin(-0.1, 0.1, 10),
+        v_reset=lin(-0.2, 0.0, 10), reset="zero")))
+    g.add(SpikingRegion("Ln", 10, "lif", LIFParameters(tau_mem=10e-3, threshold=0.4,
+                                                      reset_at="next_step")))
+    g.add(SpikingRegion("Cn", 8, "cuba", CubaLIFParameters(
+        tau_mem=10e-3, tau_syn=4e-3, threshold=0.2, reset="zero", reset_at="next_step",
+        v_reset=lin(-0.1, 0.0, 8))))
+    g.add(SpikingRegion("Cp", 8, "cuba", CubaLIFParameters(
+        tau_mem=lin(6e-3, 12e-3, 8), tau_syn=lin(2e-3, 6e-3, 8), threshold=0.2,
+        order="voltage_first")))
+    g.add(SpikingRegion("Cc", 8, "cuba", CubaLIFParameters(
+        tau_mem=10e-3, tau_syn=lin(2e-3, 6e-3, 8), threshold=0.2)))
+    g.add(SpikingRegion("Rp", 30, "cuba_refractory", CubaRefractoryParameters(
+        threshold=lin(-0.052, -0.048, 30), tau_mem=lin(15e-3, 25e-3, 30),
+        tau_syn=(lin(4e-3, 6e-3, 30), 10e-3), refractory=2e-3),
+        init={"v": {"uniform": [-0.060, -0.050]}}))
+    g.add(SpikingRegion("R3", 10, "cuba_refractory", CubaRefractoryParameters(
+        tau_syn=(5e-3, 10e-3, 3e-3), receptors=("exc", "inh", "nmda"), reset="subtract"),
+        init={"v": {"uniform": [-0.060, -0.050]}}))
+    conn = 0
+    for name in ("A", "Am", "Ap", "Lp", "Ln", "Cn", "Cp", "Cc"):
+        n = g.regions[name].size
+        conn += 1
+        cuba = name.startswith("C")
+        g.connect("noise", name, 4 * W if cuba else 2.0, delay=conn % 3,
+                  connectivity=fixed_probability(40, n, 0.3, seed=conn))
+        g.connect("drive", name, torch.full((6, n), W if cuba else 0.125, dtype=dtype))
+    g.connect("A", "A", -0.25, connectivity=fixed_probability(20, 20, 0.2, seed=20))
+    g.connect("A", "Lp", 0.5, connectivity=fixed_probability(20, 10, 0.3, seed=21), delay=2)
+    for k, (pre, post, rec, w) in enumerate([("noise", "Rp", "exc", 8 * W),
+                                             ("Rp", "Rp", "exc", 2 * W),
+                                             ("Rp", "Rp", "inh", -4 * W),
+                                             ("noise", "R3", "exc", 8 * W),
+                                             ("Rp", "R3", "nmda", 4 * W),
+                                             ("R3", "R3", "inh", -2 * W)]):
+        g.connect(pre, post, w, receptor=rec, delay=k % 2,
+                  connectivity=fixed_probability(g.regions[pre].size, g.regions[post].size,
+                                                 0.25, seed=30 + k))
+    g.connect("drive", "Rp", torch.full((6, 30), 2 * W, dtype=dtype), receptor="exc")
+    g.connect("drive", "R3", torch.full((6, 10), 2 * W, dtype=dtype), receptor="exc")
+    return g
+
+
+FAMILY = ("A", "Am", "Ap", "Lp", "Ln", "Cn", "Cp", "Cc", "Rp", "R3")
+
+
+def _run_family(g: Graph, T: int, B: int, backend: str) -> tuple:
+    mons = [g.monitor(n, "spikes") for n in FAMILY]
+    probes = [g.monitor("A", "b", every=3), g.monitor("Ap", "b", neurons=[0, 11]),
+              g.monitor("Am", "v", every=5), g.monitor("Cp", "i"),
+              g.monitor("Rp", "i:exc", every=2), g.monitor("R3", "i", every=7),
+              g.monitor("Rp", "ref", neurons=[3, 4]), g.monitor("Ln", "v", every=4)]
+    with torch.no_grad():
+        r = g.run(T, inputs={"drive": _drive(T, B, torch.float64)}, record=list(FAMILY),
+                  backend=backend)
+    assert r.backend == backend
+    return r, [m.data() for m in mons], [m.data() for m in probes]
+
+
+def test_engine_equals_torch_on_alif_per_neuron_parameters_and_next_step_resets() -> None:
+    T, B = 2500, 2
+    assert unsupported_reason(_family_network()) is None
+    ref = _run_family(_family_network(), T, B, "torch")
+    eng = _run_family(_family_network(), T, B, "engine")
+    r0, r1 = ref[0], eng[0]
+    for name in FAMILY:
+        assert torch.equal(r0.outputs[name], r1.outputs[name]), name
+        assert r0.outputs[name].sum() > 10, (name, r0.outputs[name].sum())
+        s0, s1 = r0.state.regions[name], r1.state.regions[name]
+        for f, a, b in zip(s0._fields, s0, s1, strict=True):
+            assert a.dtype == b.dtype and torch.equal(a, b), (name, f)
+    # adaptation is active: the trace is non-zero and ALIF neurons fire less than LIF ones
+    assert r0.state.regions["A"].b.abs().sum() > 0
+    for d0, d1 in zip(ref[1], eng[1], strict=True):
+        for key in ("t", "b", "i"):
+            assert np.array_equal(d0[key], d1[key])
+    for a, b in zip(ref[2], eng[2], strict=True):
+        assert np.array_equal(a["t"], b["t"])
+        assert np.array_equal(a["values"], b["values"])
+
+
+def test_auto_backend_runs_alif_and_per_neuron_parameters_on_the_engine() -> None:
+    from aura_snn import ALIF
+
+    g = Graph(dt=1e-3).double()
+    g.add(InputRegion("in", 2))
+    g.add(SpikingRegion("a", 3, "alif"))
+    g.add(SpikingRegion("m", 3, ALIF(tau_mem=torch.tensor([0.01, 0.02, 0.03]), dt=1e-3)))
+    g.add(SpikingRegion("l", 3, "lif", LIFParameters(threshold=torch.tensor([0.5, 1.0, 2.0]),
+                                                     reset_at="next_step")))
+    for post in ("a", "m", "l"):
+        g.connect("in", post, torch.ones(2, 3))
+    assert g.engine_reason() is None
+    with torch.no_grad():
+        assert g.run(5, inputs={"in": torch.ones(5, 1, 2)}).backend == "engine"

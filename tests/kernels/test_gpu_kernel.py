@@ -88,26 +88,27 @@ def test_triton_kernels_compile_for_hopper_without_a_gpu() -> None:
 
     from aura_snn.kernels import gpu
 
-    fwd_sig = {n: "*fp32" for n in ("x_ptr", "v0_ptr", "i0_ptr", "am_ptr", "as_ptr", "k_ptr",
-                                     "vl_ptr", "th_ptr", "vr_ptr", "s_ptr", "u_ptr", "vo_ptr",
-                                     "io_ptr", "vT_ptr", "iT_ptr", "chk_ptr")}
+    fwd_sig = {n: "*fp32" for n in ("x_ptr", "v0_ptr", "i0_ptr", "am_ptr", "b_ptr", "c_ptr",
+                                     "k_ptr", "vl_ptr", "th_ptr", "vr_ptr", "s_ptr", "u_ptr",
+                                     "vo_ptr", "io_ptr", "vT_ptr", "iT_ptr", "chk_ptr")}
     fwd_sig |= {"T": "i32", "M": "i32"}
-    bwd_names = ("gs_ptr", "gtr_ptr", "gvT_ptr", "giT_ptr", "u_ptr", "cur_ptr", "v0_ptr",
-                 "i0_ptr", "am_ptr", "as_ptr", "k_ptr", "vl_ptr", "th_ptr", "vr_ptr")
+    bwd_names = ("gs_ptr", "gtr_ptr", "gvT_ptr", "giT_ptr", "u_ptr", "x_ptr", "cur_ptr",
+                 "v0_ptr", "i0_ptr", "am_ptr", "b_ptr", "c_ptr", "k_ptr", "vl_ptr", "th_ptr",
+                 "vr_ptr")
     bwd_sig = {n: "*fp32" for n in bwd_names} | {"slope": "fp32"}
-    bwd_sig |= {n: "*fp32" for n in ("gx_ptr", "gv0_ptr", "gi0_ptr", "gam_ptr", "gas_ptr",
-                                     "gk_ptr", "gvl_ptr", "gth_ptr", "gvr_ptr")}
+    bwd_sig |= {n: "*fp32" for n in ("gx_ptr", "gv0_ptr", "gi0_ptr", "gam_ptr", "gb_ptr",
+                                     "gc_ptr", "gk_ptr", "gvl_ptr", "gth_ptr", "gvr_ptr")}
     bwd_sig |= {"T": "i32", "M": "i32", "gs_rows": "i32"}
     target = GPUTarget("cuda", 90, 32)
     for reset, nxt in ((0, 0), (1, 1), (2, 0)):
-        fc = {"RESET": reset, "NXT": nxt, "VFIRST": 0, "SAVE_U": 1, "SAVE_V": 1, "SAVE_I": 0,
-              "BLOCK": gpu.BLOCK}
+        fc = {"RESET": reset, "NXT": bool(nxt), "LATE": False, "SAVE_U": 1, "SAVE_V": 1,
+              "SAVE_I": 0, "BLOCK": gpu.BLOCK}
         src = triton.compiler.ASTSource(fn=gpu._forward_kernel,
                                         signature=fwd_sig | dict.fromkeys(fc, "constexpr"),
                                         constexprs=fc)
         assert "cubin" in triton.compile(src, target=target).asm
-        bc = {"RESET": reset, "NXT": nxt, "VFIRST": 1, "SID": reset, "DETACH": 0, "PGRAD": 1,
-              "HAS_TR": 1, "BLOCK": gpu.BLOCK}
+        bc = {"RESET": reset, "NXT": bool(nxt), "LATE": True, "SID": reset, "DETACH": 0,
+              "PGRAD": 1, "HAS_TR": 1, "HAS_CUR": 1, "BLOCK": gpu.BLOCK}
         src = triton.compiler.ASTSource(fn=gpu._backward_kernel,
                                         signature=bwd_sig | dict.fromkeys(bc, "constexpr"),
                                         constexprs=bc)
