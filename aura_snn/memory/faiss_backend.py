@@ -8,6 +8,13 @@ better"). FAISS works in float32 on the CPU: keys and queries are converted, res
 come back on the store's device in the store's dtype. Drift and rebuild rules are the
 same as for :class:`~aura_snn.memory.ivf.IVFIndex`. FAISS keeps its own copy of the
 keys (the store keeps another); its k-means uses FAISS's own seeded sampling.
+
+Store files hold the index twice: FAISS's own bytes (``faiss.index``) and plain tensors
+(centroids, list sizes, ids in list order). Loading a store rebuilds the index from the
+plain tensors and the store's keys (:meth:`FaissIVFIndex.restore`), because FAISS's bytes
+are protected only by CRCs that anyone editing the file can recompute, and FAISS parses
+them in C++; ``trusted=True`` (:meth:`~aura_snn.memory.store.EpisodicMemory.load`) reads
+the bytes instead, for files you wrote yourself.
 """
 
 from __future__ import annotations
@@ -177,13 +184,47 @@ class FaissIVFIndex:
         self.device = torch.device(device)
         return self
 
+    def list_order(self) -> tuple[torch.Tensor, np.ndarray]:
+        """Ids list by list, in FAISS's order within each list, and the list sizes (for
+        persistence: :meth:`restore` rebuilds the very same lists from them)."""
+        inv = self.index.invlists
+        sizes = self.list_sizes()
+        parts = [self.faiss.rev_swig_ptr(inv.get_ids(j), int(n)).copy()
+                 for j, n in enumerate(sizes) if n]
+        ids = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+        return torch.from_numpy(ids), sizes
+
+    def restore(self, centroids: torch.Tensor, sizes: np.ndarray, ids: torch.Tensor,
+                keys: torch.Tensor, trained_size: int, trained_imbalance: float) -> None:
+        """Rebuild the index from plain data, as :meth:`list_order` described it: the
+        quantizer from ``centroids [nlist, dim]``, list ``j`` from the next ``sizes[j]``
+        of ``ids`` and their ``keys`` (no reassignment, no FAISS bytes parsed). The result
+        is the index that was saved, byte for byte (:meth:`serialize`)."""
+        self.train(keys, centroids=centroids)
+        ids_np = np.ascontiguousarray(ids.detach().cpu().numpy(), dtype=np.int64)
+        codes = _f32(keys)
+        inv, start = self.index.invlists, 0
+        for j, n in enumerate(np.asarray(sizes, dtype=np.int64).tolist()):
+            if n:
+                inv.add_entries(j, n, self.faiss.swig_ptr(ids_np[start:start + n]),
+                                self.faiss.swig_ptr(codes[start:start + n].view(np.uint8)))
+            start += n
+        self.index.ntotal = start
+        self._table = IdTable()
+        self._table.append(np.sort(ids_np))
+        self.trained_size, self.trained_imbalance = int(trained_size), float(trained_imbalance)
+
     def serialize(self) -> np.ndarray:
         """FAISS's own binary form of the index (uint8), for persistence."""
         return self.faiss.serialize_index(self.index)
 
     def deserialize(self, blob: np.ndarray, ids: np.ndarray, trained_size: int,
                     trained_imbalance: float) -> None:
-        """Restore from :meth:`serialize` output; ``ids`` are the ids it holds."""
+        """Restore from :meth:`serialize` output; ``ids`` are the ids it holds.
+
+        FAISS parses ``blob`` in C++ with no more checks than its own: only for bytes
+        you trust (a store file's ``faiss.index`` is read this way only with
+        ``trusted=True``; otherwise the index is rebuilt by :meth:`restore`)."""
         self.index = self.faiss.deserialize_index(np.ascontiguousarray(blob, dtype=np.uint8))
         if int(self.index.ntotal) != ids.size or int(self.index.d) != self.dim:
             raise ValueError(f"FAISS index holds {self.index.ntotal} keys of dimension "

@@ -21,7 +21,12 @@ tensor                 dtype        content
 ``ivf.centroids``      [nlist, d]   IVF centroids (backend ivf, once trained)
 ``ivf.list_sizes``     int64        keys per list
 ``ivf.list_ids``       int64 [n]    ids in list order, so lists are rebuilt row for row
-``faiss.index``        uint8        ``faiss.serialize_index`` bytes (backend faiss)
+``faiss.index``        uint8        ``faiss.serialize_index`` bytes (backend faiss),
+                                    parsed only with ``trusted=True``
+``faiss.centroids``    float32      FAISS's centroids ``[nlist, d]`` (backend faiss)
+``faiss.list_sizes``   int64        keys per FAISS list
+``faiss.list_ids``     int64 [n]    ids in FAISS's list order: the index is rebuilt
+                                    from these and ``keys`` (default, untrusted)
 =====================  ===========  ================================================
 
 The safetensors header metadata holds ``format``, ``format_version``, ``config`` (JSON:
@@ -69,8 +74,14 @@ def save_memory(mem: EpisodicMemory, path: str | Path) -> None:
     write_safetensors(path, tensors, header)
 
 
-def load_memory(path: str | Path, device: torch.device | str | None = None) -> EpisodicMemory:
-    """Read a store written by :func:`save_memory`; raise :class:`CorruptFileError` if bad."""
+def load_memory(path: str | Path, device: torch.device | str | None = None, *,
+                trusted: bool = False) -> EpisodicMemory:
+    """Read a store written by :func:`save_memory`; raise :class:`CorruptFileError` if bad.
+
+    ``trusted=False`` (default) never hands bytes of the file to FAISS's parser: a FAISS
+    index is rebuilt from the plain tensors and the keys (identical searches). Pass
+    ``trusted=True`` only for files you wrote: CRCs find damage, not deliberate edits.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no memory file at {path}")
@@ -78,7 +89,7 @@ def load_memory(path: str | Path, device: torch.device | str | None = None) -> E
     _check_header(path, header, t)
     try:
         meta = {k: v for k, v in header.items() if k not in _RESERVED}
-        return EpisodicMemory.from_tensors(t, meta, device=device)
+        return EpisodicMemory.from_tensors(t, meta, device=device, trusted=trusted)
     except CorruptFileError:
         raise
     except (AuraError, ValueError, TypeError, KeyError, IndexError, RuntimeError) as exc:

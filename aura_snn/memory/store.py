@@ -497,6 +497,9 @@ class EpisodicMemory:
         ``ivf.list_sizes``     int64        keys per list
         ``ivf.list_ids``       int64 [n]    ids in list order (lists rebuilt row for row)
         ``faiss.index``        uint8        ``faiss.serialize_index`` bytes (backend faiss)
+        ``faiss.centroids``    f32 [nl, d]  FAISS's centroids (backend faiss, trained)
+        ``faiss.list_sizes``   int64        keys per FAISS list
+        ``faiss.list_ids``     int64 [n]    ids in FAISS's list order
         =====================  ===========  ==============================================
 
         ``metadata["config"]`` is JSON: ``constructor`` (every constructor argument but
@@ -525,6 +528,11 @@ class EpisodicMemory:
         elif self.index is not None:
             tensors["faiss.index"] = torch.from_numpy(
                 np.array(self.index.serialize(), dtype=np.uint8))
+            list_ids, sizes = self.index.list_order()
+            tensors["faiss.centroids"] = torch.from_numpy(np.ascontiguousarray(
+                self.index.index.quantizer.reconstruct_n(0, self.index.nlist)))
+            tensors["faiss.list_sizes"] = torch.from_numpy(np.array(sizes, dtype=np.int64))
+            tensors["faiss.list_ids"] = list_ids.contiguous()
         constructor: dict[str, Any] = {
             "dim": self.dim, "value_dim": self.value_dim, "metric": self.metric,
             "backend": self.backend, "capacity": self.capacity, "tau": self.tau,
@@ -541,7 +549,8 @@ class EpisodicMemory:
 
     @classmethod
     def from_tensors(cls, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str], *,
-                     device: torch.device | str | None = None) -> EpisodicMemory:
+                     device: torch.device | str | None = None,
+                     trusted: bool = False) -> EpisodicMemory:
         """A new store from the output of :meth:`to_tensors`, on ``device`` (default CPU).
 
         Every tensor is checked (presence, dtype, shape; ids strictly increasing below
@@ -551,6 +560,11 @@ class EpisodicMemory:
         :class:`~aura_snn.errors.ShapeError`) naming the tensor. The tensors are copied:
         the new store shares no memory with them. The index is restored list for list,
         so searches return exactly what the original store returned.
+
+        A FAISS index is rebuilt from ``faiss.centroids``, ``faiss.list_sizes``,
+        ``faiss.list_ids`` and the keys, checked like the IVF ones; only with
+        ``trusted=True`` are the ``faiss.index`` bytes handed to FAISS's own parser
+        (C++, no checks of ours: for tensors you wrote yourself).
         """
         try:
             cfg = json.loads(metadata["config"])
@@ -628,30 +642,39 @@ class EpisodicMemory:
                     idx_cfg):
                 raise InputValueError("metadata['config'] state.index needs trained_size and "
                                       f"trained_imbalance, got {idx_cfg!r}")
-            mem.index = mem._restore_index(t, ids_np, keys, idx_cfg)
+            mem.index = mem._restore_index(t, ids_np, keys, idx_cfg, trusted)
         return mem
 
     def _restore_index(self, t: Mapping[str, torch.Tensor], ids_np: np.ndarray,
-                       keys: torch.Tensor, cfg: dict[str, Any]) -> Any:
+                       keys: torch.Tensor, cfg: dict[str, Any], trusted: bool = False) -> Any:
+        if not isinstance(trusted, bool):
+            raise ParameterTypeError(f"trusted must be True or False, got {trusted!r}")
         index = self._new_index()
-        if self.backend == "faiss":
+        if self.backend == "faiss" and trusted:
             if "faiss.index" not in t:
                 raise InputValueError("tensor 'faiss.index' is missing")
             index.deserialize(t["faiss.index"].numpy(), ids_np, cfg["trained_size"],
                               cfg["trained_imbalance"])
             return index
-        for name in ("ivf.centroids", "ivf.list_sizes", "ivf.list_ids"):
+        prefix = "faiss" if self.backend == "faiss" else "ivf"
+        cdtype = torch.float32 if self.backend == "faiss" else self.dtype
+        names = [f"{prefix}.centroids", f"{prefix}.list_sizes", f"{prefix}.list_ids"]
+        for name in names:
             if name not in t:
                 raise InputValueError(f"tensor {name!r} is missing")
-        cent, sizes, list_ids = t["ivf.centroids"], t["ivf.list_sizes"], t["ivf.list_ids"]
-        if cent.dim() != 2 or cent.shape[1] != self.dim or cent.dtype != self.dtype:
-            raise ShapeError(f"tensor 'ivf.centroids' has shape {tuple(cent.shape)} and dtype "
-                             f"{cent.dtype}, expected [nlist, {self.dim}] and {self.dtype}")
+        cent, sizes, list_ids = (t[name] for name in names)
+        if cent.dim() != 2 or cent.shape[0] < 1 or cent.shape[1] != self.dim \
+                or cent.dtype != cdtype:
+            raise ShapeError(f"tensor {names[0]!r} has shape {tuple(cent.shape)} and dtype "
+                             f"{cent.dtype}, expected [nlist >= 1, {self.dim}] and {cdtype}")
+        if not bool(torch.isfinite(cent).all()):
+            raise InputValueError(f"tensor {names[0]!r} holds NaN or infinite values")
         if (sizes.dtype != torch.long or sizes.shape != (cent.shape[0],)
                 or bool((sizes < 0).any()) or int(sizes.sum()) != ids_np.size):
-            raise InputValueError("tensor 'ivf.list_sizes' does not match the centroids and ids")
-        if list_ids.dtype != torch.long or not np.array_equal(np.sort(list_ids.numpy()), ids_np):
-            raise InputValueError("tensor 'ivf.list_ids' is not a permutation of 'ids'")
+            raise InputValueError(f"tensor {names[1]!r} does not match the centroids and ids")
+        if list_ids.dtype != torch.long or list_ids.dim() != 1 \
+                or not np.array_equal(np.sort(list_ids.numpy()), ids_np):
+            raise InputValueError(f"tensor {names[2]!r} is not a permutation of 'ids'")
         rows = np.searchsorted(ids_np, list_ids.numpy())
         index.restore(cent.clone(), sizes.numpy().copy(), list_ids.clone(),
                       keys[torch.from_numpy(rows)], cfg["trained_size"],
@@ -665,24 +688,27 @@ class EpisodicMemory:
 
         save_memory(self, path)
 
-    def load(self, path: str | Path) -> None:
+    def load(self, path: str | Path, *, trusted: bool = False) -> None:
         """Replace this store's contents and settings with the file at ``path``, all or nothing.
 
         A corrupt, truncated or foreign file raises :class:`~aura_snn.errors.CorruptFileError`
-        and leaves this store unchanged. Tensors go to this store's device.
+        and leaves this store unchanged. Tensors go to this store's device. A FAISS index
+        is rebuilt from the file's plain tensors and keys; ``trusted=True`` lets FAISS
+        parse its own bytes from the file instead (only for files you wrote: their
+        checksums guard against damage, not against someone editing the file).
         """
         from .persist import load_memory
 
-        loaded = load_memory(path, device=self.device)
+        loaded = load_memory(path, device=self.device, trusted=trusted)
         self.__dict__.update(loaded.__dict__)
 
     @classmethod
-    def from_file(cls, path: str | Path,
-                  device: torch.device | str | None = None) -> EpisodicMemory:
+    def from_file(cls, path: str | Path, device: torch.device | str | None = None, *,
+                  trusted: bool = False) -> EpisodicMemory:
         """A new store read from ``path`` (see :meth:`load`)."""
         from .persist import load_memory
 
-        return load_memory(path, device=device)
+        return load_memory(path, device=device, trusted=trusted)
 
     # ----------------------------------------------------------- checking
     def _check_keys(self, name: str, x: Any) -> torch.Tensor:
