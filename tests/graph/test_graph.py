@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from aura_snn import LIF
+from aura_snn import LIF, cells
 from aura_snn.errors import CorruptFileError, ParameterError, ShapeError
 from aura_snn.functional.cuba_refractory import CubaRefractoryParameters
 from aura_snn.graph import (
@@ -242,7 +242,6 @@ def test_gradients_reach_dense_and_spiking_parts_and_a_hybrid_graph_trains() -> 
 
 
 def test_module_region_wraps_cell_populations() -> None:
-    cells = pytest.importorskip("aura_snn.cells")
     centres = torch.rand(30, 2, generator=torch.Generator().manual_seed(0))
     pc = cells.PlaceCells(centres, cells.PlaceParams(sigma=0.2, r_max=200.0, sparsity=1.0))
     g = Graph(dt=1e-3)
