@@ -49,7 +49,7 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -58,9 +58,13 @@ from ..errors import ParameterError
 from ..functional.registry import CompiledFamily
 from . import _kernels
 from ._rng import MASK64, region_key
-from .graph import Graph, GraphState
+from .observer import Chunk, Probe, count_events, out_degrees, spike_regions_wanted
 from .projection import Projection
 from .regions import InputRegion, PoissonRegion, SpikingRegion
+from .state import GraphState
+
+if TYPE_CHECKING:
+    from .graph import Graph
 
 #: Probe source code of each state role (the kernel's probe table; 3 is a region output).
 _ROLE_SRC = {"v": 0, "i": 1, "ref": 2, "b": 4}
@@ -150,7 +154,7 @@ def _region_coefficients(r: SpikingRegion, dt: float, dtype: torch.dtype
     b_part = [c for kbc in rec for c in kbc[1:]]
     level = 2 if any(isinstance(c, np.ndarray) for c in b_part) else \
         1 if any(isinstance(c, np.ndarray) for c in a_part) else 0
-    kind = _kernels.KINDS.get((has_i, refr, adapt, R), _kernels.GENERIC)
+    kind = _kernels.KINDS.get((has_i, refr, adapt, R, bool(fam.next_step)), _kernels.GENERIC)
     block = None
     if level > 0 or kind == _kernels.GENERIC:
         rows = [*mem, *(c for kbc in rec for c in kbc)]
@@ -178,9 +182,10 @@ def unsupported_reason(graph: Graph) -> str | None:
             return f"projection {p.name!r} has plasticity rules"
         if p.trace_taus is not None:
             return f"projection {p.name!r} keeps traces"
-    for m in graph.monitors:
-        if m.variable in ("pre_trace", "post_trace"):
-            return f"monitor {m!r} records traces"
+    for o in graph.all_observers():
+        for pr in o.probes:
+            if pr.variable in ("pre_trace", "post_trace"):
+                return f"observer {o!r} samples traces"
     return None
 
 
@@ -417,12 +422,13 @@ def _store_state(graph: Graph, lay: _Layout, st: GraphState, els: list[_Element]
                                traces=dict(st.traces))
 
 
-def _probe_table(graph: Graph, lay: _Layout) -> tuple[list[Any], np.ndarray, np.ndarray, int]:
-    """Columns of the kernel's probe array: one entry per (monitor, neuron)."""
+def _probe_table(graph: Graph, lay: _Layout, probes: list[Probe]
+                 ) -> tuple[list[Any], np.ndarray, np.ndarray, int]:
+    """Columns of the kernel's probe array: one entry per (probe, neuron)."""
     src, idx, plan = [], [], []
     every = 0
-    for m in graph.monitors:
-        if m.is_spikes or m.target in graph.projections:
+    for m in probes:
+        if m.target in graph.projections:
             continue
         r = graph.regions[m.target]
         if m.variable == "output" and isinstance(r, InputRegion):
@@ -478,15 +484,18 @@ def run_graph(graph: Graph, st: GraphState, steps: int, inputs: Mapping[str, tor
         assert x is not None
         fed_np[name] = x.detach().to(torch.float64 if lay.dtype == np.float64
                                      else torch.float32).cpu().numpy()
-    spike_mons = [m for m in graph.monitors if m.is_spikes]
+    observers = graph.all_observers()
+    probes = [pr for o in observers for pr in o.probes]
+    counting = any(o.count_events for o in observers)
+    want = spike_regions_wanted(observers, [n for n, r in graph.regions.items() if r.spiking])
+    if counting:  # event counts need the outputs of every presynaptic region
+        want |= {p.pre for p in graph.projections.values()}
+    degrees = out_degrees(graph) if counting else None
     rec_mask = np.zeros(lay.n_out, np.uint8)
-    for m in spike_mons:
-        o = lay.out_off[m.target]
-        rec_mask[o:o + graph.regions[m.target].size] = 1
-    for name in record:
+    for name in (*want, *record):
         o = lay.out_off[name]
         rec_mask[o:o + graph.regions[name].size] = 1
-    plan, pr_src, pr_idx, pr_every = _probe_table(graph, lay)
+    plan, pr_src, pr_idx, pr_every = _probe_table(graph, lay, probes)
     outputs = {n: torch.zeros(steps, batch, graph.regions[n].size, dtype=graph.dtype)
                for n in record}
     # steps per kernel call: bounded by the probe/fed buffers (<= 4M values), and small
@@ -554,8 +563,10 @@ def run_graph(graph: Graph, st: GraphState, steps: int, inputs: Mapping[str, tor
         rows_all = [p[1] for p in parts]
         progressed = n
         tic = clock()
-        _feed(graph, lay, plan, spike_mons, ev_all, rows_all, t_start, n, pr_every, batch,
-              fed_np, done, outputs)
+        chunk_ = _chunk(graph, lay, plan, probes, want, ev_all, rows_all, t_start, n,
+                        pr_every, batch, fed_np, done, outputs, degrees)
+        for o in observers:
+            o.observe(chunk_)
         prof["monitors"] += clock() - tic
         done += progressed
         if bar is not None:
@@ -565,58 +576,63 @@ def run_graph(graph: Graph, st: GraphState, steps: int, inputs: Mapping[str, tor
     if pool is not None:
         pool.shutdown()
     tic = clock()
-    for m in graph.monitors:
-        m.flush()
-    prof["monitors"] += clock() - tic
-    tic = clock()
     new_state = _store_state(graph, lay, st, els, t0 + steps)
     prof["state"] += clock() - tic
     return outputs, new_state, prof
 
 
-def _feed(graph: Graph, lay: _Layout, plan: list[Any], spike_mons: list[Any],
-          ev_all: list[tuple[np.ndarray, np.ndarray, np.ndarray]], rows_all: list[np.ndarray],
-          t_start: int, n: int, every: int, batch: int, fed_np: Mapping[str, np.ndarray],
-          done: int, outputs: dict[str, torch.Tensor]) -> None:
+def _chunk(graph: Graph, lay: _Layout, plan: list[Any], probes: list[Probe],
+           want: set[str], ev_all: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+           rows_all: list[np.ndarray], t_start: int, n: int, every: int, batch: int,
+           fed_np: Mapping[str, np.ndarray], done: int, outputs: dict[str, torch.Tensor],
+           degrees: Mapping[str, np.ndarray] | None) -> Chunk:
+    """What ``n`` steps from ``t_start`` produced, as the observers' :class:`Chunk`;
+    also fills the recorded outputs."""
     if ev_all:
         t = np.concatenate([e[0] for e in ev_all])
         b = np.concatenate([e[1] for e in ev_all])
         i = np.concatenate([e[2] for e in ev_all])
         order = np.lexsort((i, b, t))
-        t, b, i = t[order], b[order], i[order]
+        t, b, i = t[order], b[order].astype(np.int64), i[order].astype(np.int64)
     else:
         t = b = i = np.zeros(0, np.int64)
-    for m in spike_mons:
-        o, size = lay.out_off[m.target], graph.regions[m.target].size
+    chunk = Chunk(t_start, n, batch, graph.dt)
+    for name in want:
+        o, size = lay.out_off[name], graph.regions[name].size
         sel = (i >= o) & (i < o + size)
-        m.add_events(t[sel], b[sel], i[sel] - o, n)
+        chunk.spikes[name] = (t[sel], b[sel], i[sel] - o)
     for name, out in outputs.items():
         o, size = lay.out_off[name], graph.regions[name].size
         if name in fed_np:
             out[done:done + n] = torch.from_numpy(fed_np[name][done:done + n]).to(out.dtype)
             continue
         sel = (i >= o) & (i < o + size)
-        out[torch.from_numpy(t[sel] - t_start + done), torch.from_numpy(b[sel].astype(np.int64)),
-            torch.from_numpy((i[sel] - o).astype(np.int64))] = 1.0
+        out[torch.from_numpy(t[sel] - t_start + done), torch.from_numpy(b[sel]),
+            torch.from_numpy(i[sel] - o)] = 1.0
     steps_t = np.arange(t_start, t_start + n)
     row_t = steps_t[steps_t % every == 0]
+    planned = set()
     for m, c0, ncol, shape in plan:
+        planned.add(id(m))
         vals = np.stack([r[:, c0:c0 + ncol] for r in rows_all], axis=1)  # [rows, B, ncol]
         keep = row_t % m.every == 0
         vals = vals[keep]
         if shape is not None:
             vals = vals.reshape(vals.shape[0], batch, *shape).transpose(0, 2, 1, 3)
-        m.add_rows(row_t[keep], vals.astype(np.float64), n)
-    for m in graph.monitors:
-        if m.is_spikes or m in [p[0] for p in plan]:
+        chunk.values[m] = (row_t[keep], vals.astype(np.float64))
+    for m in probes:
+        if id(m) in planned:
             continue
         keep_t = steps_t[steps_t % m.every == 0]
         if m.target in graph.projections:
             w = m.select(graph.projections[m.target].effective_weight().detach().cpu().numpy())
-            m.add_rows(keep_t, np.broadcast_to(w, (keep_t.size, *w.shape)).copy(), n)
+            chunk.values[m] = (keep_t, np.broadcast_to(w, (keep_t.size, *w.shape)).copy())
         else:  # output of an input region
             x = fed_np[m.target][done:done + n][(steps_t % m.every) == 0]
-            m.add_rows(keep_t, m.select(x).astype(np.float64), n)
+            chunk.values[m] = (keep_t, m.select(x).astype(np.float64))
+    if degrees is not None:
+        chunk.events = count_events(graph, chunk.spikes, degrees, t_start, n)
+    return chunk
 
 
 __all__ = ["build_layout", "run_graph", "unsupported_reason"]

@@ -272,8 +272,6 @@ class Graph(nn.Module):
                 return f"projection {p.name!r} has a synapse model"
             if p.rules:
                 return f"projection {p.name!r} has plasticity rules"
-        if self.observers:
-            return f"observer {self.observers[0]!r} is attached (the engine feeds recorders)"
         from . import engine as _engine
 
         return _engine.unsupported_reason(self)
