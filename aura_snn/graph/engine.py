@@ -23,15 +23,17 @@ vectorised loop around the family's one per-neuron step (:mod:`aura_snn.kernels.
 family`, shared with the fused kernels), gathers the spikes from a byte mask and
 propagates only those (event-driven: the cost of synaptic transmission grows with the
 number of spikes times the out-degree, not with the number of synapses). It runs
-chunks of steps between which monitors are fed (and streamed to disk) and the
-progress bar advances.
+chunks of steps; after each, every observer (:mod:`aura_snn.graph.observer`:
+recorders, counters) gets one :class:`~aura_snn.graph.observer.Chunk` and the progress
+bar advances.
 
 What it supports (:func:`unsupported_reason` says why not otherwise): spiking
 regions of every model whose spec has a ``compile`` (``lif``, ``cuba``, ``alif``,
 ``cuba_refractory``; functional or neuron modules), with scalar or per-neuron
 parameters and either reset timing; Poisson regions; input regions; any projection
-without plasticity rules or traces; monitors of spikes, outputs, state fields and
-weights. Float32 and float64. A batch runs as independent copies in lockstep, each in
+without plasticity rules or traces (same-step edges and synapse models:
+:meth:`~aura_snn.graph.Graph.engine_reason`); observers of spikes, outputs, state
+fields, weights and synaptic event counts. Float32 and float64. A batch runs as independent copies in lockstep, each in
 its own thread (the kernel releases the GIL), so a batch uses the available cores.
 
 It computes exactly what the torch stepper computes, in the same order
