@@ -3,9 +3,10 @@
 The same network as ``examples/cuba.toml`` (and Brian2's ``examples/CUBA.py``):
 4,000 current-based LIF neurons, 80 % excitatory, 2 % random connectivity,
 exponential synaptic currents (taue 5 ms, taui 10 ms), refractory 5 ms, simulated for
-1 s at dt = 0.1 ms by the compiled engine.
+1 s (or ``--duration``) at dt = 0.1 ms by the compiled engine. With ``--out`` it draws
+the figures ``aura-snn simulate`` draws (raster, population rate, ISIs, weights).
 
-    python examples/cuba.py [--out out/cuba_py]
+    python examples/cuba.py [--duration 100] [--out out/cuba_py]
 """
 
 from __future__ import annotations
@@ -48,29 +49,37 @@ def build(seed: int = 1) -> Graph:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=None, help="folder for a raster plot (optional)")
+    ap.add_argument("--out", default=None, help="folder for the figures (optional)")
+    ap.add_argument("--duration", type=float, default=1.0, help="simulated time (s)")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
+    if not 0 < args.duration < 1e6:
+        ap.error(f"--duration must be in (0, 1e6) s, got {args.duration}")
     g = build(args.seed)
     mons = {name: g.monitor(name, "spikes") for name in ("E", "I")}
     t0 = time.perf_counter()
     with torch.no_grad():
-        res = g.run(int(round(1.0 / DT)), progress=True)
-    print(f"1 s of CUBA in {time.perf_counter() - t0:.2f} s ({res.backend} backend, "
-          f"{sum(p.nnz for p in g.projections.values())} synapses)")
+        res = g.run(max(1, int(round(args.duration / DT))), progress=True)
+    print(f"{args.duration:g} s of CUBA in {time.perf_counter() - t0:.2f} s ({res.backend} "
+          f"backend, {sum(p.nnz for p in g.projections.values())} synapses)")
     for name, m in mons.items():
         d = m.data()
         s = region_summary(d["t"], d["i"], g.regions[name].size, res.state.t, DT)
         print(f"  {name}: {s['rate_hz']:.2f} Hz, CV of ISI {s['cv_isi_mean']:.2f}, "
               f"synchrony {s['synchrony_chi']:.3f}")
     if args.out:
-        from aura_snn.plot import save_event_raster
+        from aura_snn.plot import simulation as fig
 
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         spikes = {n: (m.data()["t"], m.data()["i"], g.regions[n].size) for n, m in mons.items()}
-        save_event_raster(out / "raster.png", spikes, DT, res.state.t)
-        print(f"  raster: {out / 'raster.png'}")
+        steps = res.state.t
+        fig.save_event_raster(out / "raster.png", spikes, DT, steps)
+        fig.save_population_rates(out / "population_rate.png", spikes, DT, steps)
+        fig.save_isi_histogram(out / "isi_histogram.png", spikes, DT)
+        fig.save_weight_histogram(out / "weight_histogram.png",
+                                  {n: p.to_coo()[2] for n, p in g.projections.items()})
+        print(f"  figures: {out}/{{raster,population_rate,isi_histogram,weight_histogram}}.png")
 
 
 if __name__ == "__main__":

@@ -140,7 +140,7 @@ def _run(args: argparse.Namespace, stops: _Signals, started: dict) -> int:
     import time
     from pathlib import Path
 
-    from ..graph.config import duration_problem, load_config
+    from ..graph.config import duration_problem, load_config, raster_window_of
 
     t_start = time.perf_counter()
     cfg = load_config(args.file)
@@ -157,6 +157,8 @@ def _run(args: argparse.Namespace, stops: _Signals, started: dict) -> int:
     cfg.dtype = args.dtype or cfg.dtype
     fmt = args.format or cfg.output["format"]
     plots = cfg.output["plots"] and not args.no_plots
+    if plots:
+        raster_window_of(cfg)  # a window after the end of the run: say so before running
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -315,7 +317,7 @@ def _simulate(cfg, built, staging, fmt: str, plotter, *, quiet: bool,  # noqa: A
 
     from .._io import atomic_write_json
     from ..errors import AuraError
-    from ..graph.config import monitor_specs, params_dict
+    from ..graph.config import monitor_specs, params_dict, raster_window_of
     from ..graph.recorder import load_recording
     from ..metrics.events import region_summary
 
@@ -363,7 +365,8 @@ def _simulate(cfg, built, staging, fmt: str, plotter, *, quiet: bool,  # noqa: A
     for name, (_, _, w, _) in coo.items():
         weights[name] = w
     if plotter is not None:  # the child draws while this process summarises
-        plotter.submit(staging, spikes, weights, dt, steps, int(cfg.output["raster_neurons"]))
+        plotter.submit(staging, spikes, weights, dt, steps, int(cfg.output["raster_neurons"]),
+                       raster_window_of(cfg))
     for n, (t, i, size) in spikes.items():
         regions[n] = {**region_summary(t, i, size, steps, dt),
                       "model": g.regions[n].model,
@@ -421,8 +424,9 @@ class _PlotWorker:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         self.job = None
 
-    def submit(self, staging, spikes, weights, dt, steps, raster_neurons) -> None:  # noqa: ANN001
-        self.job = (str(staging), spikes, weights, dt, steps, raster_neurons)
+    def submit(self, staging, spikes, weights, dt, steps, raster_neurons,  # noqa: ANN001
+               window) -> None:  # noqa: ANN001
+        self.job = (str(staging), spikes, weights, dt, steps, raster_neurons, window)
         if self.proc is not None:
             self.conn.send(self.job)
 
@@ -468,13 +472,14 @@ def _plot_child(conn, mask) -> None:  # noqa: ANN001 - runs in the child process
         conn.send(f"{type(exc).__name__}: {exc}")
 
 
-def _draw(staging, spikes, weights, dt, steps, raster_neurons) -> None:  # noqa: ANN001
+def _draw(staging, spikes, weights, dt, steps, raster_neurons, window) -> None:  # noqa: ANN001
     from pathlib import Path
 
     from ..plot import simulation as fig
 
     st = Path(staging)
-    fig.save_event_raster(st / "raster.png", spikes, dt, steps, max_neurons=raster_neurons)
+    fig.save_event_raster(st / "raster.png", spikes, dt, steps, max_neurons=raster_neurons,
+                          window=window)
     fig.save_population_rates(st / "population_rate.png", spikes, dt, steps)
     fig.save_isi_histogram(st / "isi_histogram.png", spikes, dt)
     fig.save_weight_histogram(st / "weight_histogram.png", weights)

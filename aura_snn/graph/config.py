@@ -42,6 +42,8 @@ lists of mappings). Quantities are SI numbers or strings with a unit: ``"0.1 ms"
     [output]
     format = "npz"           # npz | h5
     plots = true
+    raster_neurons = 200     # neurons per region in raster.png (evenly spaced)
+    raster_window = "1 s"    # raster.png shows the last 1 s, or ["10 s", "11 s"]
 
 Region ``params`` are the fields of the model's parameter dataclass in
 :mod:`aura_snn.functional` (``poisson`` regions take ``rate``; ``input`` regions take
@@ -82,7 +84,7 @@ REGION_KEYS = ("name", "size", "model", "params", "init", "positions", "rate", "
 PROJ_KEYS = ("name", "pre", "post", "receptor", "weight", "sign", "delay", "connectivity",
              "seed")
 MON_KEYS = ("target", "variable", "neurons", "every")
-OUT_KEYS = ("format", "plots", "raster_neurons")
+OUT_KEYS = ("format", "plots", "raster_neurons", "raster_window")
 SOURCE_MODELS = ("poisson", "input")
 RULES = {
     "fixed_probability": ("p", "autapses", "seed"),
@@ -442,7 +444,8 @@ def load_config(path: str | Path) -> NetworkConfig:
     _choice(cfg, cfg.output.setdefault("format", "npz"), ("npz", "h5"), ("output", "format"))
     if not isinstance(cfg.output.setdefault("plots", True), bool):
         raise cfg.error(("output", "plots"), "must be true or false")
-    _int(cfg, cfg.output.setdefault("raster_neurons", 500), ("output", "raster_neurons"), 1)
+    _int(cfg, cfg.output.setdefault("raster_neurons", 200), ("output", "raster_neurons"), 1)
+    cfg.output["raster_window"] = _raster_window(cfg, cfg.output.get("raster_window"))
     for key in ("region", "projection", "monitor"):
         v = cfg.data.setdefault(key, [])
         if not isinstance(v, list):
@@ -472,6 +475,38 @@ def load_config(path: str | Path) -> NetworkConfig:
             raise cfg.error(("monitor", i, "target"), f"unknown region or projection "
                                                       f"{m['target']!r}; known: {list(names)}")
     return cfg
+
+
+def _raster_window(cfg: NetworkConfig, raw: Any) -> float | tuple[float, float] | None:
+    """``[output].raster_window``: a length (s, the end of the run) or ``[start, end]``."""
+    path: Path_ = ("output", "raster_window")
+    if raw is None:
+        return None
+    if isinstance(raw, list):
+        if len(raw) != 2:
+            raise cfg.error(path, f"must be a time or [start, end], got {raw!r}")
+        start, end = (parse_quantity(x, "time", cfg, path) for x in raw)
+        if not 0 <= start < end:
+            raise cfg.error(path, f"needs 0 <= start < end, got [{start:g}, {end:g}] s")
+        return start, end
+    length = parse_quantity(raw, "time", cfg, path)
+    if not length > 0:
+        raise cfg.error(path, f"must be > 0, got {length:g} s")
+    return length
+
+
+def raster_window_of(cfg: NetworkConfig) -> tuple[float, float]:
+    """The ``(start, end)`` (s) raster.png shows for ``cfg``'s run (after any override of
+    the duration): ``[output].raster_window`` clipped to the run, or its last second."""
+    run = cfg.steps * cfg.dt
+    raw = cfg.output.get("raster_window")
+    if raw is None or isinstance(raw, float):
+        return max(0.0, run - (1.0 if raw is None else raw)), run
+    start, end = raw
+    if start >= run:
+        raise cfg.error(("output", "raster_window"), f"starts at {start:g} s, after the end "
+                                                     f"of the run ({run:g} s)")
+    return start, min(end, run)
 
 
 #: Most steps a run may have: step indices and times ``t · dt`` stay exact in float64.
@@ -994,4 +1029,5 @@ def params_dict(p: Any) -> dict[str, Any]:
 __all__ = ["MAX_DEPTH", "MAX_STEPS", "Built", "ConfigError", "LineMap", "NetworkConfig",
            "NetworkSize", "available_memory", "build_graph", "check_fits", "duration_problem",
            "human_bytes", "load_config", "monitor_specs", "network_size", "parse_quantity",
+           "raster_window_of",
            "toml_lines", "yaml_load_with_lines"]
