@@ -178,7 +178,7 @@ def test_synaptic_zero_reset_differs_exactly_as_documented(build64):
 @pytest.mark.parametrize("reset", ["subtract", "zero"])
 def test_leaky_without_delay_matches_reset_at_spike(reset, backend, build64,
                                                     assert_same_trains):
-    steps = 300  # an extra mapping, gradients included: shorter than the main tests
+    steps = T  # 1,000 steps, as every mapping of the README's table
     x = _input(0.4, steps, requires_grad=True)
     leaky = snn.Leaky(beta=BETA64.clone(), threshold=THRESHOLD, reset_mechanism=reset,
                       spike_grad=_in_dtype(surrogate.FastSigmoid, 5.0),
