@@ -76,14 +76,24 @@ def run(args: argparse.Namespace) -> int:
     except (_Stop, KeyboardInterrupt) as exc:
         signum = exc.signum if isinstance(exc, _Stop) else 2
         name = "interrupted" if signum == 2 else "terminated"
-        print(("\n" if started["progress"] else "")
-              + f"aura-snn simulate: {name}; nothing was written to {args.out}",
-              file=sys.stderr)
-        return 128 + signum
+        msg, status = f"aura-snn simulate: {name}; nothing was written to {args.out}", \
+            128 + signum
     except (AuraError, OSError) as exc:
-        print(("\n" if started["progress"] else "") + f"aura-snn simulate: error: {exc}",
-              file=sys.stderr)
-        return 2
+        msg, status = f"aura-snn simulate: error: {exc}", 2
+    if started["progress"]:
+        _close_progress_bars()
+    print(msg, file=sys.stderr)
+    return status
+
+
+def _close_progress_bars() -> None:
+    """Close the progress bar of a run that stopped half-way (it clears its line), so
+    the error is the last line on the terminal, not followed by the bar's remains."""
+    import sys
+
+    tqdm = getattr(sys.modules.get("tqdm"), "tqdm", None)
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
 
 
 class _Stop(BaseException):
