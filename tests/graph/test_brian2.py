@@ -114,12 +114,9 @@ def _ours(g: Graph, regions: list[str], steps: int, inputs: dict | None = None,
     return t[o], i[o]
 
 
-@pytest.mark.parametrize("method", ["exact", "euler"])
-def test_small_network_spike_times_are_identical_to_brian2(method: str) -> None:
-    """40 E + 10 I CUBA neurons, 30 deterministic spike generators, fixed random
-    connectivity, one delayed projection, no noise: 1 s of biological time."""
-    steps, n_e, n_i, n_in = 10_000, 40, 10, 30
-    # input k fires at steps 13 k + m (97 + 3 k)
+def _generators(n_in: int, steps: int) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+    """Deterministic spike generators: input ``k`` fires at steps ``13 k + m (97 + 3 k)``;
+    returns Brian2's ``(indices, steps)`` and our fed spikes ``[steps, 1, n_in]``."""
     idx, tt = [], []
     for k in range(n_in):
         s = np.arange(13 * k, steps, 97 + 3 * k)
@@ -128,6 +125,15 @@ def test_small_network_spike_times_are_identical_to_brian2(method: str) -> None:
     gen_i, gen_t = np.concatenate(idx), np.concatenate(tt)
     x = torch.zeros(steps, 1, n_in, dtype=torch.float64)
     x[gen_t, 0, gen_i] = 1.0
+    return gen_i, gen_t, x
+
+
+@pytest.mark.parametrize("method", ["exact", "euler"])
+def test_small_network_spike_times_are_identical_to_brian2(method: str) -> None:
+    """40 E + 10 I CUBA neurons, 30 deterministic spike generators, fixed random
+    connectivity, one delayed projection, no noise: 1 s of biological time."""
+    steps, n_e, n_i, n_in = 10_000, 40, 10, 30
+    gen_i, gen_t, x = _generators(n_in, steps)
     v0 = np.linspace(VR, VT - 0.5e-3, n_e + n_i)
     specs = [  # (name, pre, post, p, weight, receptor, delay steps)
         ("inE", "in", "E", 0.3, 2e-3, "exc", 0), ("inI", "in", "I", 0.3, 2e-3, "exc", 0),
@@ -154,20 +160,6 @@ def test_small_network_spike_times_are_identical_to_brian2(method: str) -> None:
           f"(t, i): {np.array_equal(ours[0], ref[0]) and np.array_equal(ours[1], ref[1])}")
     assert ref[0].size > 300                       # the network is active
     assert np.array_equal(ours[0], ref[0]) and np.array_equal(ours[1], ref[1])
-
-
-def _generators(n_in: int, steps: int) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
-    """Deterministic spike generators: input ``k`` fires at steps ``13 k + m (97 + 3 k)``;
-    returns Brian2's ``(indices, steps)`` and our fed spikes ``[steps, 1, n_in]``."""
-    idx, tt = [], []
-    for k in range(n_in):
-        s = np.arange(13 * k, steps, 97 + 3 * k)
-        idx.append(np.full(s.size, k))
-        tt.append(s)
-    gen_i, gen_t = np.concatenate(idx), np.concatenate(tt)
-    x = torch.zeros(steps, 1, n_in, dtype=torch.float64)
-    x[gen_t, 0, gen_i] = 1.0
-    return gen_i, gen_t, x
 
 
 @pytest.mark.parametrize("backend", ["torch", "engine"])
