@@ -11,27 +11,41 @@ checks bit-identical results against the torch stepper.
 A region's loop is chosen by what its model's state holds (``roles``) and its number
 of receptors, not by the model's name:
 
-====== ======== ========= ========= =========== ===================================
+====== ======== ========== ========== =========== ==================================
 kind   current  refractory adaptation receptors   e.g.
-====== ======== ========= ========= =========== ===================================
-0      no       no        no        1           ``lif``
-1      no       no        yes       1           ``alif``
-2      yes      no        no        1           ``cuba``
-3      yes      yes       no        2           ``cuba_refractory`` (exc, inh)
-4      yes      yes       yes       any         any other member (generic)
-====== ======== ========= ========= =========== ===================================
+====== ======== ========== ========== =========== ==================================
+0      no       no         no         1           ``lif``
+1      no       no         yes        1           ``alif``
+2      yes      no         no         1           ``cuba``
+3      yes      yes        no         2           ``cuba_refractory`` (exc, inh)
+4      yes      yes        yes        any         any other member (generic)
+====== ======== ========== ========== =========== ==================================
 
-The generic loop computes every family member exactly (a missing current has
-:math:`b = c = 0`, a missing refractory period :math:`n_\text{ref} = 0`, a missing
-adaptation :math:`a_b = \beta = 0`; each is then an exact no-op), the others drop
-the state they do not have from the loop. Each loop runs with scalar coefficients or
-with per-neuron ones (level 1: every coefficient but the receptors' :math:`b_r, c_r`;
-level 2: all of them), read from rows of a per-region block (:data:`ROWS`). The kind
-and level are compile-time constants at each call site of :func:`run_steps` (the
-loops are inlined there), the reset code, ``late`` and ``next_step`` loop-invariant
-selects, so every variant is straight-line code that LLVM vectorises. Spikes are then
-collected from a byte mask, 8 neurons per 64-bit word, and propagated event by event
-through a CSR table into a ring buffer of pending inputs (``pend[(t + 1 + d) % L]``).
+(Regions with ``reset_at="next_step"`` run the generic loop too.) The generic loop
+computes every family member exactly (a missing current has :math:`b = c = 0`, a
+missing refractory period :math:`n_\text{ref} = 0`, a missing adaptation :math:`a_b =
+\beta = 0`; each is then an exact no-op); the others drop the state they do not have
+from the loop. The neuron update is memory-bound, so what a loop reads matters: each
+kind runs at one of three levels,
+
+===== ===================================================================================
+level coefficients read per neuron (the others are scalars held in registers)
+===== ===================================================================================
+0     none
+1     threshold, ``v_reset``, ``beta`` (:data:`FIRING`)
+2     also ``a_m``, ``v_leak``, ``a_b``, the couplings ``k_r`` (:data:`MEMBRANE`)
+===== ===================================================================================
+
+(per-neuron receptor decays :math:`b_r, c_r`, i.e. ``tau_syn``, run the generic loop).
+At levels 1 and 2 a coefficient that may vary is read through a handle: a select
+between its row of the region's per-neuron block, which holds only the coefficients
+that do vary, and its scalar; a scalar's handle points at a row the loop reads anyway,
+so only the coefficients that vary cost memory traffic. The kind and level are
+compile-time constants (one compiled function each, called by :func:`run_steps`),
+the reset code and ``late`` loop-invariant selects, so every variant is straight-line
+code that LLVM vectorises. Spikes are then collected from a byte mask, 8 neurons per
+64-bit word, and propagated event by event through a CSR table into a ring buffer of
+pending inputs (``pend[(t + 1 + d) % L]``).
 
 Uniform numbers of Poisson regions: splitmix64 of a counter (:mod:`._rng`).
 """
@@ -50,13 +64,19 @@ _inline = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always
 _FAMILY = family.numba_inline()
 _receptor = _FAMILY["receptor"]
 _neuron = _FAMILY["neuron"]
+_where = _FAMILY["where"]
 
-#: Kind of loop by ``(current, refractory, adaptation, receptors)``; others: GENERIC.
-KINDS = {(False, False, False, 1): 0, (False, False, True, 1): 1, (True, False, False, 1): 2,
-         (True, True, False, 2): 3}
+#: Loop by ``(current, refractory, adaptation, receptors, next_step)``; others: GENERIC.
+KINDS = {(False, False, False, 1, False): 0, (False, False, True, 1, False): 1,
+         (True, False, False, 1, False): 2, (True, True, False, 2, False): 3}
 GENERIC = 4
-#: Rows of a region's per-neuron coefficient block: these, then ``k, b, c`` per receptor.
+#: Coefficients of a region, in order: these, then ``k, b, c`` per receptor.
 ROWS = ("am", "vl", "th", "vr", "ab", "beta")
+#: Coefficients that may be per neuron at level 1 (threshold, reset, adaptation step).
+FIRING = frozenset({2, 3, 5})
+#: Coefficients that may be per neuron at level 2 (with the receptors' couplings
+#: ``k_r`` of two receptors); per-neuron ``b_r, c_r`` run the generic loop.
+MEMBRANE = frozenset({0, 1, 2, 3, 4, 5, 6, 9})
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -73,36 +93,43 @@ def uniform(ctr):  # noqa: ANN001, ANN201 - compiled
     return np.float64(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
-def _at(a, j):  # noqa: ANN001, ANN202
-    """``a[j]`` for a per-neuron array, ``a`` for a scalar (compiled by the overload)."""
+def _co(Pk, h, j):  # noqa: ANN001, ANN202
+    """Coefficient of neuron ``j``: ``h`` itself for a scalar, or for a handle ``h =
+    (row, per_neuron, value)`` row ``row`` of ``Pk`` if ``per_neuron`` else ``value``
+    (compiled by the overload)."""
     raise RuntimeError("only callable from compiled code")
 
 
-@overload(_at, inline="always")
-def _at_impl(a, j):  # noqa: ANN001, ANN202
-    if isinstance(a, types.Array):
-        return lambda a, j: a[j]
-    return lambda a, j: a
+@overload(_co, inline="always")
+def _co_impl(Pk, h, j):  # noqa: ANN001, ANN202
+    if isinstance(h, types.BaseTuple):
+        # both sides are loaded; a scalar's handle points at a row the loop loads anyway
+        # (the first per-neuron row), so the select costs no memory traffic
+        def impl(Pk, h, j):  # noqa: ANN001, ANN202
+            x = Pk[h[0], j]
+            return _where(h[1], x, h[2])
+        return impl
+    return lambda Pk, h, j: h
 
 
 @_inline
-def _loop_r1(n, xr0, v, c0, ref, bt, flag, am, vl, th, vr, ab, beta, k0, b0, cc0, reset, nref,
-             late, nxt, cur, refr, adapt, zero, one):  # pragma: no cover - compiled
+def _loop_r1(n, xr0, v, c0, ref, bt, flag, Pk, am, vl, th, vr, ab, beta, k0, b0, cc0, reset,
+             nref, late, nxt, cur, refr, adapt, zero, one):  # pragma: no cover - compiled
     """One receptor: inputs ``xr0`` (read and cleared), state ``v``, current ``c0`` (if
     ``cur``), ``ref`` (if ``refr``), ``bt`` (if ``adapt``); spikes into ``flag``.
-    Coefficients are scalars or per-neuron arrays (:func:`_at`)."""
+    Coefficients are scalars or handles into ``Pk`` (:func:`_co`)."""
     for j in range(n):
         x = xr0[j]
         xr0[j] = zero
         if cur:
-            ie, inew = _receptor(c0[j], x, _at(b0, j), _at(cc0, j), late, zero)
+            ie, inew = _receptor(c0[j], x, _co(Pk, b0, j), _co(Pk, cc0, j), late, zero)
             c0[j] = inew
         else:
             ie = x
         vn, rn, bn, s, _ = _neuron(
-            v[j], ref[j] if refr else 0, bt[j] if adapt else zero, _at(k0, j) * ie,
-            _at(am, j), _at(vl, j), _at(th, j), _at(vr, j), _at(ab, j), _at(beta, j), nref,
-            reset, nxt, adapt, refr, zero, one)
+            v[j], ref[j] if refr else 0, bt[j] if adapt else zero, _co(Pk, k0, j) * ie,
+            _co(Pk, am, j), _co(Pk, vl, j), _co(Pk, th, j), _co(Pk, vr, j), _co(Pk, ab, j),
+            _co(Pk, beta, j), nref, reset, nxt, adapt, refr, zero, one)
         v[j] = vn
         if refr:
             ref[j] = rn
@@ -112,8 +139,8 @@ def _loop_r1(n, xr0, v, c0, ref, bt, flag, am, vl, th, vr, ab, beta, k0, b0, cc0
 
 
 @_inline
-def _loop_r2(n, xr0, xr1, v, c0, c1, ref, bt, flag, am, vl, th, vr, ab, beta, k0, b0, cc0,
-             k1, b1, cc1, reset, nref, late, nxt, refr, adapt, zero,
+def _loop_r2(n, xr0, xr1, v, c0, c1, ref, bt, flag, Pk, am, vl, th, vr, ab, beta, k0, b0,
+             cc0, k1, b1, cc1, reset, nref, late, nxt, refr, adapt, zero,
              one):  # pragma: no cover - compiled
     """Two receptors with currents (e.g. exc/inh); the drive is ``k0 ie0 + k1 ie1``."""
     for j in range(n):
@@ -121,14 +148,15 @@ def _loop_r2(n, xr0, xr1, v, c0, c1, ref, bt, flag, am, vl, th, vr, ab, beta, k0
         x1 = xr1[j]
         xr0[j] = zero
         xr1[j] = zero
-        ie0, i0 = _receptor(c0[j], x0, _at(b0, j), _at(cc0, j), late, zero)
-        ie1, i1 = _receptor(c1[j], x1, _at(b1, j), _at(cc1, j), late, zero)
+        ie0, i0 = _receptor(c0[j], x0, _co(Pk, b0, j), _co(Pk, cc0, j), late, zero)
+        ie1, i1 = _receptor(c1[j], x1, _co(Pk, b1, j), _co(Pk, cc1, j), late, zero)
         c0[j] = i0
         c1[j] = i1
         vn, rn, bn, s, _ = _neuron(
             v[j], ref[j] if refr else 0, bt[j] if adapt else zero,
-            _at(k0, j) * ie0 + _at(k1, j) * ie1, _at(am, j), _at(vl, j), _at(th, j),
-            _at(vr, j), _at(ab, j), _at(beta, j), nref, reset, nxt, adapt, refr, zero, one)
+            _co(Pk, k0, j) * ie0 + _co(Pk, k1, j) * ie1, _co(Pk, am, j), _co(Pk, vl, j),
+            _co(Pk, th, j), _co(Pk, vr, j), _co(Pk, ab, j), _co(Pk, beta, j), nref, reset, nxt,
+            adapt, refr, zero, one)
         v[j] = vn
         if refr:
             ref[j] = rn
@@ -160,83 +188,119 @@ def _loop_generic(n, nrec, xr, v, cur, ref, bt, flag, P, reset, nref, late, nxt,
         flag[j] = s
 
 
-# One compiled function per (kind, level): the loop inlined with its flags as constants.
-# Each is its own compilation unit (compiling them all inlined into run_steps takes
-# minutes); run_steps calls the region's one once per step, which costs nothing.
-# Arguments: n, inputs, v, currents, ref, b, spikes, scalar coefficients (ROWS), [R, 3]
-# receptor scalars, per-neuron block, reset, n_ref, late, next_step, zero, one.
+# One compiled function per kind and level (_<kind>_<s|f|p>: levels 0, 1, 2): the loop
+# inlined with its flags as constants. Each is its own compilation unit (compiling them
+# all inlined into run_steps takes minutes); run_steps calls the region's one once per
+# step. Arguments: n, inputs, v, currents, ref, b, spikes, scalar coefficients f
+# (ROWS), receptor scalars rc [R, 3] (k, b, c), the rows Pk of the coefficients that
+# vary, their mask m (bit q: coefficient q, in the order ROWS then k, b, c per
+# receptor), reset, n_ref, late, zero, one. Coefficients that the level lets vary are
+# read through handles (_h), the others are scalars.
+
+
+@_inline
+def _h(m, q, value):  # pragma: no cover - compiled
+    """Handle of coefficient ``q``: its row in ``Pk`` (the number of per-neuron
+    coefficients before it), whether it is per neuron, its scalar value."""
+    row = 0
+    for p in range(q):
+        row += (m >> p) & 1
+    pn = ((m >> q) & 1) != 0
+    return (row if pn else 0, pn, value)
+
 
 @_jit
-def _lif_s(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero,
+def _lif_s(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
            one):  # pragma: no cover - compiled
-    _loop_r1(n, xs, v, cur, ref, bt, flag, f[0], f[1], f[2], f[3], f[4], f[5], rc[0, 0],
-             rc[0, 1], rc[0, 2], reset, nref, late, nxt, False, False, False, zero, one)
+    _loop_r1(n, xs, v, cur, ref, bt, flag, Pk, f[0], f[1], f[2], f[3], f[4], f[5], rc[0, 0],
+             rc[0, 1], rc[0, 2], reset, nref, late, False, False, False, False, zero, one)
 
 
 @_jit
-def _lif_p(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero,
+def _lif_f(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
            one):  # pragma: no cover - compiled
-    _loop_r1(n, xs, v, cur, ref, bt, flag, P[0], P[1], P[2], P[3], P[4], P[5], P[6],
-             rc[0, 1], rc[0, 2], reset, nref, late, nxt, False, False, False, zero, one)
+    _loop_r1(n, xs, v, cur, ref, bt, flag, Pk, f[0], f[1], _h(m, 2, f[2]), _h(m, 3, f[3]), f[4],
+             f[5], rc[0, 0], rc[0, 1], rc[0, 2], reset, nref, late, False, False, False, False,
+             zero, one)
 
 
 @_jit
-def _alif_s(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero,
-            one):  # pragma: no cover - compiled
-    _loop_r1(n, xs, v, cur, ref, bt, flag, f[0], f[1], f[2], f[3], f[4], f[5], rc[0, 0],
-             rc[0, 1], rc[0, 2], reset, nref, late, nxt, False, False, True, zero, one)
-
-
-@_jit
-def _alif_p(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero,
-            one):  # pragma: no cover - compiled
-    _loop_r1(n, xs, v, cur, ref, bt, flag, P[0], P[1], P[2], P[3], P[4], P[5], P[6],
-             rc[0, 1], rc[0, 2], reset, nref, late, nxt, False, False, True, zero, one)
-
-
-@_jit
-def _cuba_s(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero,
-            one):  # pragma: no cover - compiled
-    _loop_r1(n, xs, v, cur, ref, bt, flag, f[0], f[1], f[2], f[3], f[4], f[5], rc[0, 0],
-             rc[0, 1], rc[0, 2], reset, nref, late, nxt, True, False, False, zero, one)
-
-
-@_jit
-def _cuba_p1(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero,
-             one):  # pragma: no cover - compiled
-    _loop_r1(n, xs, v, cur, ref, bt, flag, P[0], P[1], P[2], P[3], P[4], P[5], P[6],
-             rc[0, 1], rc[0, 2], reset, nref, late, nxt, True, False, False, zero, one)
-
-
-@_jit
-def _cuba_p2(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero,
-             one):  # pragma: no cover - compiled
-    _loop_r1(n, xs, v, cur, ref, bt, flag, P[0], P[1], P[2], P[3], P[4], P[5], P[6], P[7],
-             P[8], reset, nref, late, nxt, True, False, False, zero, one)
-
-
-@_jit
-def _cr2_s(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero,
+def _lif_p(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
            one):  # pragma: no cover - compiled
-    _loop_r2(n, xs[:n], xs[n:], v, cur[:n], cur[n:], ref, bt, flag, f[0], f[1], f[2], f[3],
+    _loop_r1(n, xs, v, cur, ref, bt, flag, Pk, _h(m, 0, f[0]), _h(m, 1, f[1]), _h(m, 2, f[2]),
+             _h(m, 3, f[3]), f[4], f[5], _h(m, 6, rc[0, 0]), rc[0, 1], rc[0, 2], reset, nref, late,
+             False, False, False, False, zero, one)
+
+
+@_jit
+def _alif_s(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
+            one):  # pragma: no cover - compiled
+    _loop_r1(n, xs, v, cur, ref, bt, flag, Pk, f[0], f[1], f[2], f[3], f[4], f[5], rc[0, 0],
+             rc[0, 1], rc[0, 2], reset, nref, late, False, False, False, True, zero, one)
+
+
+@_jit
+def _alif_f(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
+            one):  # pragma: no cover - compiled
+    _loop_r1(n, xs, v, cur, ref, bt, flag, Pk, f[0], f[1], _h(m, 2, f[2]), _h(m, 3, f[3]), f[4],
+             _h(m, 5, f[5]), rc[0, 0], rc[0, 1], rc[0, 2], reset, nref, late, False, False, False,
+             True, zero, one)
+
+
+@_jit
+def _alif_p(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
+            one):  # pragma: no cover - compiled
+    _loop_r1(n, xs, v, cur, ref, bt, flag, Pk, _h(m, 0, f[0]), _h(m, 1, f[1]), _h(m, 2, f[2]),
+             _h(m, 3, f[3]), _h(m, 4, f[4]), _h(m, 5, f[5]), _h(m, 6, rc[0, 0]), rc[0, 1],
+             rc[0, 2], reset, nref, late, False, False, False, True, zero, one)
+
+
+@_jit
+def _cuba_s(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
+            one):  # pragma: no cover - compiled
+    _loop_r1(n, xs, v, cur, ref, bt, flag, Pk, f[0], f[1], f[2], f[3], f[4], f[5], rc[0, 0],
+             rc[0, 1], rc[0, 2], reset, nref, late, False, True, False, False, zero, one)
+
+
+@_jit
+def _cuba_f(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
+            one):  # pragma: no cover - compiled
+    _loop_r1(n, xs, v, cur, ref, bt, flag, Pk, f[0], f[1], _h(m, 2, f[2]), _h(m, 3, f[3]), f[4],
+             f[5], rc[0, 0], rc[0, 1], rc[0, 2], reset, nref, late, False, True, False, False,
+             zero, one)
+
+
+@_jit
+def _cuba_p(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
+            one):  # pragma: no cover - compiled
+    _loop_r1(n, xs, v, cur, ref, bt, flag, Pk, _h(m, 0, f[0]), _h(m, 1, f[1]), _h(m, 2, f[2]),
+             _h(m, 3, f[3]), f[4], f[5], _h(m, 6, rc[0, 0]), rc[0, 1], rc[0, 2], reset, nref, late,
+             False, True, False, False, zero, one)
+
+
+@_jit
+def _cr2_s(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
+           one):  # pragma: no cover - compiled
+    _loop_r2(n, xs[:n], xs[n:], v, cur[:n], cur[n:], ref, bt, flag, Pk, f[0], f[1], f[2], f[3],
              f[4], f[5], rc[0, 0], rc[0, 1], rc[0, 2], rc[1, 0], rc[1, 1], rc[1, 2], reset, nref,
-             late, nxt, True, False, zero, one)
+             late, False, True, False, zero, one)
 
 
 @_jit
-def _cr2_p1(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero,
-            one):  # pragma: no cover - compiled
-    _loop_r2(n, xs[:n], xs[n:], v, cur[:n], cur[n:], ref, bt, flag, P[0], P[1], P[2], P[3],
-             P[4], P[5], P[6], rc[0, 1], rc[0, 2], P[9], rc[1, 1], rc[1, 2], reset, nref,
-             late, nxt, True, False, zero, one)
+def _cr2_f(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
+           one):  # pragma: no cover - compiled
+    _loop_r2(n, xs[:n], xs[n:], v, cur[:n], cur[n:], ref, bt, flag, Pk, f[0], f[1], _h(m, 2, f[2]),
+             _h(m, 3, f[3]), f[4], f[5], rc[0, 0], rc[0, 1], rc[0, 2], rc[1, 0], rc[1, 1],
+             rc[1, 2], reset, nref, late, False, True, False, zero, one)
 
 
 @_jit
-def _cr2_p2(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero,
-            one):  # pragma: no cover - compiled
-    _loop_r2(n, xs[:n], xs[n:], v, cur[:n], cur[n:], ref, bt, flag, P[0], P[1], P[2], P[3],
-             P[4], P[5], P[6], P[7], P[8], P[9], P[10], P[11], reset, nref, late, nxt, True,
-             False, zero, one)
+def _cr2_p(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
+           one):  # pragma: no cover - compiled
+    _loop_r2(n, xs[:n], xs[n:], v, cur[:n], cur[n:], ref, bt, flag, Pk, _h(m, 0, f[0]),
+             _h(m, 1, f[1]), _h(m, 2, f[2]), _h(m, 3, f[3]), f[4], f[5], _h(m, 6, rc[0, 0]),
+             rc[0, 1], rc[0, 2], _h(m, 9, rc[1, 0]), rc[1, 1], rc[1, 2], reset, nref, late, False,
+             True, False, zero, one)
 
 
 @_jit
@@ -248,35 +312,51 @@ def _generic(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zer
 
 
 @_inline
-def _update(kind, lvl, n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt,
+def _update(kind, lvl, n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, nxt,
             zero, one):  # pragma: no cover - compiled
     """Update one region with the function of its kind and level (module docstring)."""
     if kind == 0:
         if lvl == 0:
-            _lif_s(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero, one)
+            _lif_s(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
+                   one)
+        elif lvl == 1:
+            _lif_f(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
+                   one)
         else:
-            _lif_p(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero, one)
+            _lif_p(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
+                   one)
     elif kind == 1:
         if lvl == 0:
-            _alif_s(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero, one)
+            _alif_s(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
+                    one)
+        elif lvl == 1:
+            _alif_f(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
+                    one)
         else:
-            _alif_p(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero, one)
+            _alif_p(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
+                    one)
     elif kind == 2:
         if lvl == 0:
-            _cuba_s(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero, one)
+            _cuba_s(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
+                    one)
         elif lvl == 1:
-            _cuba_p1(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero, one)
+            _cuba_f(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
+                    one)
         else:
-            _cuba_p2(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero, one)
+            _cuba_p(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
+                    one)
     elif kind == 3:
         if lvl == 0:
-            _cr2_s(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero, one)
+            _cr2_s(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
+                   one)
         elif lvl == 1:
-            _cr2_p1(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero, one)
+            _cr2_f(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
+                   one)
         else:
-            _cr2_p2(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero, one)
+            _cr2_p(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
+                   one)
     else:
-        _generic(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero, one)
+        _generic(n, xs, v, cur, ref, bt, flag, f, rc, Pk, reset, nref, late, nxt, zero, one)
 
 
 @_jit
@@ -302,8 +382,8 @@ def _deliver(j, val, t, L, pend, indptr, tgt, w, dl, has_dl):  # pragma: no cove
 @_jit
 def run_steps(n_steps, t0, L, batch, bidx,
               v, cur, ref, bt, pend, flag,
-              sp_off, sp_n, sp_R, sp_coff, sp_kof, sp_kind, sp_lvl, sp_poff, sp_reset,
-              sp_nref, sp_late, sp_nxt, sp_f, rc, pn, sp_out,
+              sp_off, sp_n, sp_R, sp_coff, sp_kof, sp_kind, sp_lvl, sp_mask, sp_poff,
+              sp_reset, sp_nref, sp_late, sp_nxt, sp_f, rc, pn, sp_out,
               po_out, po_n, po_poff, po_key, po_p,
               fd_out, fd_n, fd_voff, fd_vals,
               indptr, tgt, w, dl, has_dl,
@@ -331,12 +411,14 @@ def run_steps(n_steps, t0, L, batch, bidx,
         # 1. spiking regions
         for g in range(sp_n.shape[0]):
             o, n, co, R = sp_off[g], sp_n[g], sp_coff[g], sp_R[g]
-            fo, ko, po = sp_out[g], sp_kof[g], sp_poff[g]
-            rows = 6 + 3 * R if (sp_lvl[g] > 0 or sp_kind[g] == GENERIC) else 0
-            P = pn[po:po + rows * n].reshape((rows, n))
+            fo, ko, po, m = sp_out[g], sp_kof[g], sp_poff[g], sp_mask[g]
+            rows = 0
+            for q in range(6 + 3 * R):
+                rows += (m >> q) & 1
+            Pk = pn[po:po + rows * n].reshape((rows, n))
             _update(sp_kind[g], sp_lvl[g], n, xs[co:co + R * n], v[o:o + n],
                     cur[co:co + R * n], ref[o:o + n], bt[o:o + n], flag[fo:fo + n], sp_f[g],
-                    rc[ko:ko + R], P, sp_reset[g], sp_nref[g], sp_late[g] != 0,
+                    rc[ko:ko + R], Pk, m, sp_reset[g], sp_nref[g], sp_late[g] != 0,
                     sp_nxt[g] != 0, zero, one)
         # 2. Poisson regions
         for g in range(po_n.shape[0]):

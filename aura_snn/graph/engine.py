@@ -33,8 +33,9 @@ regions of every model whose spec has a ``compile`` (``lif``, ``cuba``, ``alif``
 parameters and either reset timing; Poisson regions; input regions; any projection
 without plasticity rules or traces (same-step edges and synapse models:
 :meth:`~aura_snn.graph.Graph.engine_reason`); observers of spikes, outputs, state
-fields, weights and synaptic event counts. Float32 and float64. A batch runs as independent copies in lockstep, each in
-its own thread (the kernel releases the GIL), so a batch uses the available cores.
+fields, weights and synaptic event counts. Float32 and float64. A batch runs as
+independent copies in lockstep, each in its own thread (the kernel releases the GIL),
+so a batch uses the available cores.
 
 It computes exactly what the torch stepper computes, in the same order
 (``tests/graph/test_engine.py`` asserts identical spikes and states over thousands of
@@ -77,10 +78,11 @@ class _Coefficients:
     """A spiking region in the engine's encoding (see :mod:`._kernels`)."""
 
     kind: int
-    level: int                     # 0 scalar, 1 per-neuron but b_r, c_r, 2 all per-neuron
-    scalars: np.ndarray            # [6]: _kernels.ROWS
-    receptors: np.ndarray          # [R, 3]: k, b, c
-    block: np.ndarray | None       # [6 + 3 R, n] per-neuron coefficients (level > 0, generic)
+    level: int                     # 0 scalar, 1 per-neuron threshold/reset, 2 membrane too
+    mask: int                      # bit q: coefficient q has a row (ROWS, then k, b, c)
+    scalars: np.ndarray            # [6]: _kernels.ROWS (NaN where per neuron)
+    receptors: np.ndarray          # [R, 3]: k, b, c (NaN where per neuron)
+    block: np.ndarray | None       # [rows, n]: the rows of the mask's coefficients
     reset: int
     n_ref: int
     late: bool
@@ -152,19 +154,24 @@ def _region_coefficients(r: SpikingRegion, dt: float, dtype: torch.dtype
     if not adapt and any(isinstance(c, np.ndarray) or c != 0.0 for c in mem[4:]):
         return (f"region {r.name!r} (model {r.model!r}): its compiled family adapts "
                 f"(a_adapt, beta != 0) but its state has no adaptation trace (no 'b' role)")
-    a_part = [*mem, *(kbc[0] for kbc in rec)]
-    b_part = [c for kbc in rec for c in kbc[1:]]
-    level = 2 if any(isinstance(c, np.ndarray) for c in b_part) else \
-        1 if any(isinstance(c, np.ndarray) for c in a_part) else 0
+    rows = [*mem, *(c for kbc in rec for c in kbc)]          # _kernels.ROWS, then k, b, c
+    per_neuron = {q for q, c in enumerate(rows) if isinstance(c, np.ndarray)}
     kind = _kernels.KINDS.get((has_i, refr, adapt, R, bool(fam.next_step)), _kernels.GENERIC)
+    level = 0 if not per_neuron else 1 if per_neuron <= _kernels.FIRING else 2
+    if not per_neuron <= _kernels.MEMBRANE:   # per-neuron b_r, c_r (tau_syn): generic loop
+        kind = _kernels.GENERIC
+    if kind == _kernels.GENERIC:        # every coefficient a row (scalars repeated)
+        mask = (1 << len(rows)) - 1
+    else:                               # a row for each per-neuron coefficient
+        mask = sum(1 << q for q in per_neuron)
     block = None
-    if level > 0 or kind == _kernels.GENERIC:
-        rows = [*mem, *(c for kbc in rec for c in kbc)]
-        block = np.stack([np.broadcast_to(np.asarray(c, dtype=npdt), (n,)) for c in rows])
+    if mask:
+        block = np.stack([np.broadcast_to(np.asarray(c, dtype=npdt), (n,))
+                          for q, c in enumerate(rows) if (mask >> q) & 1])
     scal = np.asarray([np.nan if isinstance(c, np.ndarray) else c for c in mem], dtype=npdt)
     rc = np.asarray([[np.nan if isinstance(c, np.ndarray) else c for c in kbc] for kbc in rec],
                     dtype=npdt).reshape(R, 3)
-    return _Coefficients(kind, level, scal, rc, block, int(fam.reset), int(fam.n_ref),
+    return _Coefficients(kind, level, mask, scal, rc, block, int(fam.reset), int(fam.n_ref),
                          bool(fam.late), bool(fam.next_step))
 
 
@@ -206,6 +213,7 @@ class _Layout:
     sp_kof: np.ndarray
     sp_kind: np.ndarray
     sp_lvl: np.ndarray
+    sp_mask: np.ndarray
     sp_poff: np.ndarray
     sp_reset: np.ndarray
     sp_nref: np.ndarray
@@ -254,7 +262,7 @@ def build_layout(graph: Graph) -> _Layout:
         o += graph.regions[n].size
     n_out = (o + 7) // 8 * 8  # padded: the kernel reads the mask 8 bytes at a time
     sp, sp_off, sp_n, sp_R, sp_coff, sp_kof = [], [], [], [], [], []
-    sp_kind, sp_lvl, sp_poff, sp_nxt, blocks = [], [], [], [], []
+    sp_kind, sp_lvl, sp_mask, sp_poff, sp_nxt, blocks = [], [], [], [], [], []
     sp_reset, sp_nref, sp_late, sp_f, rc, sp_out = [], [], [], [], [], []
     npn = 0
     po, po_out, po_n, po_poff, po_key, po_p = [], [], [], [], [], []
@@ -277,6 +285,7 @@ def build_layout(graph: Graph) -> _Layout:
             rc.extend(c.receptors)
             sp_kind.append(c.kind)
             sp_lvl.append(c.level)
+            sp_mask.append(c.mask)
             sp_poff.append(npn)
             if c.block is not None:
                 blocks.append(c.block.reshape(-1))
@@ -330,7 +339,7 @@ def build_layout(graph: Graph) -> _Layout:
     has_dl = bool(dl.size and dl.max() > 0)
     return _Layout(
         names, out_off, n_out, sp, _i64(sp_off), _i64(sp_n), _i64(sp_R), _i64(sp_coff),
-        _i64(sp_kof), _i64(sp_kind), _i64(sp_lvl), _i64(sp_poff), _i64(sp_reset),
+        _i64(sp_kof), _i64(sp_kind), _i64(sp_lvl), _i64(sp_mask), _i64(sp_poff), _i64(sp_reset),
         _i64(sp_nref), _i64(sp_late), _i64(sp_nxt),
         np.asarray(sp_f, dtype=dtype).reshape(-1, len(_kernels.ROWS)),
         np.asarray(rc, dtype=dtype).reshape(-1, 3),
@@ -536,7 +545,8 @@ def run_graph(graph: Graph, st: GraphState, steps: int, inputs: Mapping[str, tor
                 n - k, t_start + k, lay.L, batch, b,
                 el.v, el.cur, el.ref, el.bt, el.pend, el.flag,
                 lay.sp_off, lay.sp_n, lay.sp_R, lay.sp_coff, lay.sp_kof, lay.sp_kind,
-                lay.sp_lvl, lay.sp_poff, lay.sp_reset, lay.sp_nref, lay.sp_late, lay.sp_nxt,
+                lay.sp_lvl, lay.sp_mask, lay.sp_poff, lay.sp_reset, lay.sp_nref, lay.sp_late,
+                lay.sp_nxt,
                 lay.sp_f, lay.rc, lay.pn, lay.sp_out,
                 lay.po_out, lay.po_n, lay.po_poff, lay.po_key, lay.po_p,
                 lay.fd_out, lay.fd_n, lay.fd_voff, fd_vals[k:],

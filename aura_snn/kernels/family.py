@@ -143,14 +143,39 @@ def rebind(fn: FunctionType, scope: dict[str, Any]) -> FunctionType:
     return clone
 
 
+def _numba_select() -> Any:
+    """``where`` for numba: an LLVM ``select`` (an intrinsic, so it is one instruction
+    whatever the surrounding code, never a branch), both values cast to their common
+    type."""
+    from numba.core import types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def select(typingctx, cond, a, b):  # noqa: ANN001, ANN202
+        ty = typingctx.unify_types(a, b)
+        if ty is None or not isinstance(cond, (types.Boolean, types.Integer)):
+            return None
+        if isinstance(ty, types.Literal):
+            ty = ty.literal_type
+
+        def codegen(context, builder, sig, args):  # noqa: ANN001, ANN202
+            c = context.cast(builder, args[0], sig.args[0], types.boolean)
+            x = context.cast(builder, args[1], sig.args[1], ty)
+            y = context.cast(builder, args[2], sig.args[2], ty)
+            return builder.select(c, x, y)
+        return ty(cond, a, b), codegen
+
+    return select
+
+
 def numba_inline(error_model: str = "numpy") -> dict[str, Any]:
     """The shared functions compiled by numba, inlined into their callers (by name:
-    ``where``, ``integrate``, ``receptor``, ``neuron``)."""
+    ``where``, an LLVM select, then ``integrate``, ``receptor``, ``neuron``)."""
     import numba
 
     jit = numba.njit(nogil=True, inline="always", error_model=error_model)
-    out: dict[str, Any] = {}
-    for fn in SHARED:  # in dependency order: each clone sees the compiled ones before it
+    out: dict[str, Any] = {"where": _numba_select()}
+    for fn in SHARED[1:]:  # in dependency order: each clone sees the compiled ones before it
         out[fn.__name__] = jit(rebind(fn, out))
     return out
 

@@ -228,15 +228,38 @@ def _family_network(dtype: torch.dtype = torch.float64, seed: int = 0) -> Graph:
         order="voltage_first")))
     g.add(SpikingRegion("Cc", 8, "cuba", CubaLIFParameters(
         tau_mem=10e-3, tau_syn=lin(2e-3, 6e-3, 8), threshold=0.2)))
+    # per-neuron threshold/reset only (the engine's level 1) and membrane (level 2)
+    g.add(SpikingRegion("L", 8, "lif", LIFParameters(tau_mem=10e-3, threshold=0.4,
+                                                    reset="none")))
+    g.add(SpikingRegion("C", 8, "cuba", CubaLIFParameters(tau_mem=10e-3, tau_syn=4e-3,
+                                                         threshold=0.2, reset="zero")))
+    g.add(SpikingRegion("Lf", 8, "lif", LIFParameters(
+        tau_mem=10e-3, threshold=lin(0.3, 0.6, 8), v_reset=lin(-0.1, 0.0, 8), reset="zero")))
+    g.add(SpikingRegion("Af", 8, "alif", ALIFParameters(
+        threshold=lin(0.3, 0.6, 8), tau_mem=10e-3, tau_adapt=30e-3, beta=lin(0.1, 0.4, 8))))
+    g.add(SpikingRegion("Cf", 8, "cuba", CubaLIFParameters(
+        tau_mem=10e-3, tau_syn=4e-3, threshold=lin(0.15, 0.25, 8))))
+    g.add(SpikingRegion("Cm", 8, "cuba", CubaLIFParameters(
+        tau_mem=lin(6e-3, 12e-3, 8), tau_syn=4e-3, threshold=0.2, v_leak=lin(0.0, 0.02, 8),
+        order="voltage_first")))
     g.add(SpikingRegion("Rp", 30, "cuba_refractory", CubaRefractoryParameters(
         threshold=lin(-0.052, -0.048, 30), tau_mem=lin(15e-3, 25e-3, 30),
         tau_syn=(lin(4e-3, 6e-3, 30), 10e-3), refractory=2e-3),
+        init={"v": {"uniform": [-0.060, -0.050]}}))
+    g.add(SpikingRegion("R", 20, "cuba_refractory", CubaRefractoryParameters(refractory=2e-3),
+                        init={"v": {"uniform": [-0.060, -0.050]}}))
+    g.add(SpikingRegion("Rf", 20, "cuba_refractory", CubaRefractoryParameters(
+        threshold=lin(-0.052, -0.048, 20), v_reset=lin(-0.062, -0.058, 20), refractory=2e-3),
+        init={"v": {"uniform": [-0.060, -0.050]}}))
+    g.add(SpikingRegion("Rm", 20, "cuba_refractory", CubaRefractoryParameters(
+        tau_mem=lin(15e-3, 25e-3, 20), refractory=2e-3),
         init={"v": {"uniform": [-0.060, -0.050]}}))
     g.add(SpikingRegion("R3", 10, "cuba_refractory", CubaRefractoryParameters(
         tau_syn=(5e-3, 10e-3, 3e-3), receptors=("exc", "inh", "nmda"), reset="subtract"),
         init={"v": {"uniform": [-0.060, -0.050]}}))
     conn = 0
-    for name in ("A", "Am", "Ap", "Lp", "Ln", "Cn", "Cp", "Cc"):
+    for name in ("A", "Am", "Ap", "Lp", "Ln", "Cn", "Cp", "Cc", "L", "C", "Lf", "Af", "Cf",
+                 "Cm"):
         n = g.regions[name].size
         conn += 1
         cuba = name.startswith("C")
@@ -248,6 +271,13 @@ def _family_network(dtype: torch.dtype = torch.float64, seed: int = 0) -> Graph:
     for k, (pre, post, rec, w) in enumerate([("noise", "Rp", "exc", 8 * W),
                                              ("Rp", "Rp", "exc", 2 * W),
                                              ("Rp", "Rp", "inh", -4 * W),
+                                             ("noise", "Rf", "exc", 8 * W),
+                                             ("noise", "R", "exc", 8 * W),
+                                             ("R", "Rf", "exc", 4 * W),
+                                             ("Rm", "R", "inh", -4 * W),
+                                             ("Rf", "Rm", "exc", 4 * W),
+                                             ("noise", "Rm", "exc", 8 * W),
+                                             ("Rm", "Rf", "inh", -4 * W),
                                              ("noise", "R3", "exc", 8 * W),
                                              ("Rp", "R3", "nmda", 4 * W),
                                              ("R3", "R3", "inh", -2 * W)]):
@@ -256,10 +286,13 @@ def _family_network(dtype: torch.dtype = torch.float64, seed: int = 0) -> Graph:
                                                  0.25, seed=30 + k))
     g.connect("drive", "Rp", torch.full((6, 30), 2 * W, dtype=dtype), receptor="exc")
     g.connect("drive", "R3", torch.full((6, 10), 2 * W, dtype=dtype), receptor="exc")
+    for name in ("R", "Rf", "Rm"):
+        g.connect("drive", name, torch.full((6, 20), 2 * W, dtype=dtype), receptor="exc")
     return g
 
 
-FAMILY = ("A", "Am", "Ap", "Lp", "Ln", "Cn", "Cp", "Cc", "Rp", "R3")
+FAMILY = ("A", "Am", "Ap", "Lp", "Ln", "Cn", "Cp", "Cc", "L", "C", "Lf", "Af", "Cf", "Cm",
+          "Rp", "R", "Rf", "Rm", "R3")
 
 
 def _run_family(g: Graph, T: int, B: int, backend: str) -> tuple:
@@ -276,8 +309,15 @@ def _run_family(g: Graph, T: int, B: int, backend: str) -> tuple:
 
 
 def test_engine_equals_torch_on_alif_per_neuron_parameters_and_next_step_resets() -> None:
-    T, B = 2500, 2
+    from aura_snn.graph import _kernels
+    from aura_snn.graph.engine import build_layout
+
+    T, B = 2000, 2
     assert unsupported_reason(_family_network()) is None
+    lay = build_layout(_family_network())            # every compiled loop is exercised
+    assert set(zip(lay.sp_kind.tolist(), lay.sp_lvl.tolist(), strict=True)) >= {
+        (kind, lvl) for kind in range(_kernels.GENERIC) for lvl in range(3)}
+    assert _kernels.GENERIC in lay.sp_kind
     ref = _run_family(_family_network(), T, B, "torch")
     eng = _run_family(_family_network(), T, B, "engine")
     r0, r1 = ref[0], eng[0]
