@@ -57,7 +57,12 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
+from ..functional import firing
 from ..kernels import family
+from ..kernels._numba_cache import invalidate_if_changed
+
+# numba's cache does not see edits of the files inlined here: drop it when they change
+invalidate_if_changed(__file__, [family.__file__, firing.__file__])
 
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 _inline = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")

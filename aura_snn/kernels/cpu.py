@@ -34,9 +34,14 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
+from ..functional import firing, surrogate
 from ..functional.firing import RESET_CODE
 from ..functional.surrogate import arctan_grad, fast_sigmoid_grad, triangle_grad
 from . import family
+from ._numba_cache import invalidate_if_changed
+
+# numba's cache does not see edits of the files inlined here: drop it when they change
+invalidate_if_changed(__file__, [family.__file__, surrogate.__file__, firing.__file__])
 
 CHUNK = 4096  # neurons per parallel task: long contiguous runs for the prefetcher (16 KiB)
 
