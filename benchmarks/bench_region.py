@@ -9,6 +9,13 @@ The network is Vogels & Abbott's CUBA (Brian2's examples/CUBA.py): 80 % excitato
   inhibitory: CUBA's 2 % of 4,000), so every neuron sees the same input statistics.
 * An in-degree sweep at fixed N to separate the cost of synapses from that of neurons.
 
+* The rest of the compiled family on the same footing (no Brian2 rows): CUBA N = 4,000
+  with per-neuron parameters (thresholds; membrane time constants and thresholds, as
+  tensors of shape ``[n]``) against the scalar CUBA, and an E/I network of ALIF
+  neurons against the same network of LIF neurons (N = 4,000, in-degree 80), all
+  interleaved in one loop so that load drifts hit them alike. Their goals compare time
+  per neuron-step; time per synaptic event is reported beside it.
+
 Brian2 runs in subprocesses (``benchmarks/brian2_cuba.py``) with each target available
 here: ``numpy`` and ``cython`` runtime targets and ``cpp_standalone`` (code generation
 + compilation reported apart from the run). Both simulators get the same connectivity
@@ -68,9 +75,11 @@ def _load() -> float:
 
 # -- aura-snn ----------------------------------------------------------------------------
 def build_cuba(n: int, *, indegree: int | None = None, p: float | None = None,
-               seed: int = 1, w_scale: float = 1.0) -> tuple[Any, dict[str, Any]]:
+               seed: int = 1, w_scale: float = 1.0,
+               params: Any = None) -> tuple[Any, dict[str, Any]]:
     """CUBA graph with ``n`` neurons (fixed in-degree split 80/20, or probability ``p``)
-    and the same network as arrays for Brian2 (global indices)."""
+    and the same network as arrays for Brian2 (global indices). ``params(name, size)``
+    gives a region's parameters (default: Brian2's CUBA, shared)."""
     import numpy as np
     import torch
 
@@ -82,10 +91,13 @@ def build_cuba(n: int, *, indegree: int | None = None, p: float | None = None,
     n_i = n - n_e
     rng = np.random.default_rng(seed)
     v0 = -60e-3 + rng.random(n) * 10e-3
-    params = CubaRefractoryParameters()
+    shared = CubaRefractoryParameters()
+    params = params or (lambda name, size: shared)
     g = Graph(dt=DT, seed=seed).double()
-    g.add(SpikingRegion("E", n_e, "cuba_refractory", params, init={"v": torch.tensor(v0[:n_e])}))
-    g.add(SpikingRegion("I", n_i, "cuba_refractory", params, init={"v": torch.tensor(v0[n_e:])}))
+    g.add(SpikingRegion("E", n_e, "cuba_refractory", params("E", n_e),
+                        init={"v": torch.tensor(v0[:n_e])}))
+    g.add(SpikingRegion("I", n_i, "cuba_refractory", params("I", n_i),
+                        init={"v": torch.tensor(v0[n_e:])}))
     size, off = {"E": n_e, "I": n_i}, {"E": 0, "I": n_e}
     arrays: dict[str, list] = {"ie": [], "je": [], "ii": [], "ji": []}
     for k, (pre, post) in enumerate([("E", "E"), ("E", "I"), ("I", "E"), ("I", "I")]):
@@ -123,6 +135,102 @@ def time_aura(g: Any, repeats: int) -> dict[str, float]:
     return {"sim": statistics.median(sims), "run": statistics.median(runs),
             "sim_min": min(sims), "synapses": syn, "spikes_E": n_sp,
             "rate_E_hz": n_sp / g.regions["E"].size}
+
+
+def per_neuron_params(*, tau: bool, seed: int = 3) -> Any:
+    """Parameters for :func:`build_cuba` ``(region name, size) -> parameters`` with
+    per-neuron values: thresholds jittered by +-0.5 mV around Brian2's -50 mV and, with
+    ``tau``, membrane time constants by +-2 ms around 20 ms (tensors of shape ``[n]``)."""
+    import torch
+
+    from aura_snn.functional.cuba_refractory import CubaRefractoryParameters
+
+    gen = torch.Generator().manual_seed(seed)
+
+    def params(name: str, size: int) -> Any:
+        jitter = [torch.rand(size, generator=gen, dtype=torch.float64) - 0.5 for _ in range(2)]
+        kw: dict[str, Any] = {"threshold": -50e-3 + 1e-3 * jitter[0]}
+        if tau:
+            kw["tau_mem"] = 20e-3 + 4e-3 * jitter[1]
+        return CubaRefractoryParameters(**kw)
+    return params
+
+
+def build_lif_net(n: int, model: str, *, indegree: int = 80, seed: int = 1) -> Any:
+    """E/I network of ``model`` (``"lif"`` or ``"alif"``) neurons, 80 % / 20 %, fixed
+    in-degree split 80/20: tau_mem 20 ms, threshold 1, v_leak 1.1 (tonic firing near
+    20 Hz), reset to 0, excitatory weights 0.02, inhibitory -0.08; ALIF adds an
+    adaptation of beta = 0.05 with tau_adapt 100 ms."""
+    import numpy as np
+    import torch
+
+    from aura_snn.functional.alif import ALIFParameters
+    from aura_snn.functional.lif import LIFParameters
+    from aura_snn.graph import Graph, SpikingRegion
+    from aura_snn.graph import connectivity as C
+
+    n_e = int(round(0.8 * n))
+    size = {"E": n_e, "I": n - n_e}
+    rng = np.random.default_rng(seed)
+    g = Graph(dt=DT, seed=seed).double()
+    kw = dict(tau_mem=20e-3, threshold=1.0, v_leak=1.1, reset="zero")
+    p = LIFParameters(**kw) if model == "lif" else \
+        ALIFParameters(**kw, tau_adapt=100e-3, beta=0.05)
+    for name, k in size.items():
+        g.add(SpikingRegion(name, k, model, p, init={"v": torch.tensor(rng.random(k))}))
+    for k, (pre, post) in enumerate([("E", "E"), ("E", "I"), ("I", "E"), ("I", "I")]):
+        exc = pre == "E"
+        conn = C.fixed_indegree(size[pre], size[post], int(round(indegree * (0.8 if exc else
+                                                                            0.2))),
+                                seed=seed * 10 + k)
+        g.connect(pre, post, 0.02 if exc else -0.08, connectivity=conn)
+    return g
+
+
+def time_interleaved(graphs: dict[str, Any], repeats: int) -> dict[str, dict[str, float]]:
+    """Median times of 1 s runs of several graphs, one run of each in turn per round;
+    also the spikes (both regions) and synaptic events (spikes times out-degree) per
+    run."""
+    import numpy as np
+    import torch
+
+    mons, degree = {}, {}
+    for key, g in graphs.items():
+        mons[key] = {name: g.monitor(name, "spikes") for name in ("E", "I")}
+        degree[key] = {name: np.zeros(g.regions[name].size) for name in ("E", "I")}
+        for p in g.projections.values():
+            pre_i, _, _, _ = p.to_coo()
+            degree[key][p.pre] += np.bincount(pre_i, minlength=g.regions[p.pre].size)
+    sims: dict[str, list[float]] = {k: [] for k in graphs}
+    runs: dict[str, list[float]] = {k: [] for k in graphs}
+    with torch.no_grad():
+        for g in graphs.values():
+            g.run(20, reset=True)                   # loads the compiled kernels
+        for m in mons.values():
+            for mon in m.values():
+                mon.data()
+        for _ in range(repeats):
+            for key, g in graphs.items():
+                r = g.run(STEPS, reset=True)
+                assert r.backend == "engine"
+                sims[key].append(r.profile["steps"])
+                runs[key].append(r.wall_time)
+    out = {}
+    for key, g in graphs.items():
+        spikes = events = 0.0
+        for name, mon in mons[key].items():
+            i = mon.data()["i"]
+            spikes += i.size
+            events += float(degree[key][name][i].sum())
+        scale = 1.0 / (repeats + 20 / STEPS)
+        n = sum(r.size for r in g.regions.values())
+        sim = statistics.median(sims[key])
+        out[key] = {"sim": sim, "run": statistics.median(runs[key]), "neurons": n,
+                    "synapses": sum(p.nnz for p in g.projections.values()),
+                    "rate_hz": spikes * scale / n, "events": events * scale,
+                    "ns_per_neuron_step": sim / (n * STEPS) * 1e9,
+                    "ns_per_event": sim / max(events * scale, 1.0) * 1e9}
+    return out
 
 
 def aura_process(out: Path, extra: list[str]) -> float:
@@ -229,6 +337,24 @@ def main() -> None:
                             "build_s": best.get("build_total"),
                             "binary_s": best.get("binary"), "process_s": best["process_wall"],
                             "synapses": best["synapses"], "rate_hz": best["rate_hz"]})
+        # -- the rest of the family: per-neuron parameters, ALIF vs LIF --------------
+        family = {"CUBA": build_cuba(4000, p=0.02)[0],
+                  "CUBA per-neuron thresholds": build_cuba(
+                      4000, p=0.02, params=per_neuron_params(tau=False))[0],
+                  "CUBA per-neuron tau_mem + thresholds": build_cuba(
+                      4000, p=0.02, params=per_neuron_params(tau=True))[0],
+                  "LIF E/I": build_lif_net(4000, "lif"), "ALIF E/I": build_lif_net(4000, "alif")}
+        fam = time_interleaved(family, 3 if quick else 7)
+        for key, a in fam.items():
+            case = (f"CUBA 4000 p=2%{key[4:] and ','}{key[4:]}" if key.startswith("CUBA")
+                    else f"{key} 4000 in-degree 80")
+            results.append({"case": case, "simulator": "aura-snn engine", "sim_s": a["sim"],
+                            "run_s": a["run"], "synapses": a["synapses"],
+                            "rate_hz": a["rate_hz"],
+                            "ns_per_neuron_step": a["ns_per_neuron_step"],
+                            "ns_per_event": a["ns_per_event"]})
+        meta["family"] = fam
+
         # -- whole processes: interleaved, so a change of load hits all alike -------
         reps = 1 if quick else 5
         aura_process(tmp / "warm", [])                     # numba cache, file cache
@@ -370,12 +496,20 @@ def main() -> None:
                       f"{s_syn:.3f} (N sweep), {s_k:.3f} (in-degree sweep); N >= 10k: "
                       f"{fits.get('aura: slope vs synapses, N >= 10k', float('nan')):.3f}",
                       bool(s_syn <= 1.1 and s_k <= 1.1)))
+    for key, base in (("CUBA per-neuron thresholds", "CUBA"),
+                      ("CUBA per-neuron tau_mem + thresholds", "CUBA"), ("ALIF E/I", "LIF E/I")):
+        ratio = fam[key]["sim"] / fam[base]["sim"]
+        per_event = fam[key]["ns_per_event"] / fam[base]["ns_per_event"]
+        goals.append(Goal(f"engine: {key} within 1.2x of {base}, time per neuron-step "
+                          f"(N=4000, same steps)", "<= 1.2x",
+                          f"{ratio:.2f}x (per synaptic event: {per_event:.2f}x)",
+                          ratio <= 1.2))
     goals.append(Goal("GPU: 1M neurons, 100M synapses in real time", "<= 1 s per simulated s",
                       "not measured: no CUDA device on this machine (the compiled engine is "
                       "CPU-only; on a GPU the torch stepper runs the graph)", False))
 
     cols = ["case", "simulator", "sim_s", "run_s", "build_s", "process_s", "synapses",
-            "rate_hz", "us_per_step", "note"]
+            "rate_hz", "us_per_step", "ns_per_neuron_step", "ns_per_event", "note"]
     print_table(results, cols, title="Spiking-region simulation, 1 s at dt = 0.1 ms (float64)")
     print_table([{"fit": k, "value": v} for k, v in fits.items()], ["fit", "value"],
                 title="Growth")

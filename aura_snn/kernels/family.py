@@ -37,16 +37,17 @@ The backends compile the same functions: the fused CPU kernel
 with numba (:func:`numba_inline`), the CUDA kernel (:mod:`aura_snn.kernels.gpu`) with
 Triton. A function reaches its backend's primitives through two global names,
 rebound per backend when it is compiled: :func:`where` (an elementwise select:
-numba a ``select``, Triton ``tl.where``) and the reset codes. Data-dependent choices
-are selects, never branches, so the loops around them stay vectorisable; ``if`` is
-used only on mode flags, which are loop-invariant in numba loops (LLVM unswitches
-them) and ``tl.constexpr`` in Triton (resolved at compile time). No float literal
-appears: ``zero`` and ``one`` come in the caller's precision, so a float32 loop stays
-float32.
+numba an LLVM ``select``, Triton ``tl.where``) and the reset codes. Data-dependent
+choices are selects, never branches, so the loops around them stay vectorisable; so
+are the modes ``reset``, ``nxt`` and ``late`` (selects on loop-invariant conditions).
+``if`` is used only on ``adapt`` and ``refr``, which decide what state exists: callers
+pass them as compile-time constants (literals at each numba call site, ``tl.constexpr``
+in Triton). No float literal appears: ``zero`` and ``one`` come in the caller's
+precision, so a float32 loop stays float32.
 
-Numba caches compiled code per caller file: after editing this file, delete the
-``__pycache__/*.nbi``/``*.nbc`` files of :mod:`aura_snn.kernels` and
-:mod:`aura_snn.graph` (or touch ``cpu.py`` and ``_kernels.py``), or the old code runs.
+Numba's cache keys compiled code on the caller's file only; the modules that inline
+these functions drop their cache when this file changes
+(:mod:`aura_snn.kernels._numba_cache`), so an edit here recompiles them.
 """
 
 from __future__ import annotations
