@@ -8,7 +8,14 @@ unhashable defaults ("mutable default ... use default_factory"). Declaring
 
 :func:`import_lava` applies that fix while the module is first imported, by wrapping
 ``dataclasses.dataclass`` for that one class only; site-packages is never edited and
-every other dataclass is created exactly as before. Install Lava with
+every other dataclass is created exactly as before.
+
+Lava's message infrastructure also calls ``multiprocessing.set_start_method('fork')``
+when it is imported, which raises "context has already been set" in a process where
+anything chose a start method first (hypothesis does, for one of its checks). Lava's
+runtime needs ``fork``, so :func:`import_lava` imports that module with
+``set_start_method`` allowed to replace an earlier choice (it is a no-op when the
+method already is ``fork``). Install Lava with
 ``make setup`` (it runs ``pip install --no-deps --ignore-requires-python
 lava-nc==0.10.0`` after the ``[lava]`` extra's real dependencies).
 """
@@ -25,6 +32,7 @@ from aura_snn.errors import MissingExtraError
 
 _TARGET_MODULE = "lava.magma.compiler.var_model"
 _TARGET_CLASS = "ByteEncoder"
+_MP_MODULE = "lava.magma.runtime.message_infrastructure.multiprocessing"
 
 
 def _patched_dataclass(original: Any) -> Any:
@@ -59,4 +67,18 @@ def import_lava() -> ModuleType:
             raise
         finally:
             dataclasses.dataclass = original
+    if _MP_MODULE not in sys.modules:
+        import multiprocessing as mp
+
+        set_start = mp.set_start_method
+
+        def set_start_method(method: str, force: bool = False) -> None:
+            if mp.get_start_method(allow_none=True) != method:
+                set_start(method, force=True)
+
+        mp.set_start_method = set_start_method
+        try:
+            importlib.import_module(_MP_MODULE)
+        finally:
+            mp.set_start_method = set_start
     return importlib.import_module("lava")

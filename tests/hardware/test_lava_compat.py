@@ -52,3 +52,19 @@ def test_lava_lif_runs_in_simulation(tag: str) -> None:
     counts = np.asarray(spikes).sum(0)
     assert counts[0] == 0  # no bias, no spikes
     assert 0 < counts[1] < counts[2]  # more drive, more spikes
+
+
+def test_lava_imports_after_another_start_method_was_chosen() -> None:
+    """Regression: Lava's import calls set_start_method('fork') and raised "context has
+    already been set" after hypothesis (in the same xdist worker) had chosen 'spawn'."""
+    import subprocess
+    import sys
+
+    code = ("import multiprocessing as mp; mp.set_start_method('spawn'); "
+            "from hardware.lava_compat import import_lava; import_lava(); "
+            "import lava.magma.runtime.message_infrastructure.multiprocessing; "
+            "print(mp.get_start_method())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, cwd=str(__import__("pathlib").Path(__file__).parents[2]))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "fork"
