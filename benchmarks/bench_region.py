@@ -344,7 +344,7 @@ def main() -> None:
                   "CUBA per-neuron tau_mem + thresholds": build_cuba(
                       4000, p=0.02, params=per_neuron_params(tau=True))[0],
                   "LIF E/I": build_lif_net(4000, "lif"), "ALIF E/I": build_lif_net(4000, "alif")}
-        fam = time_interleaved(family, 3 if quick else 7)
+        fam = time_interleaved(family, 3 if quick else 15)
         for key, a in fam.items():
             case = (f"CUBA 4000 p=2%{key[4:] and ','}{key[4:]}" if key.startswith("CUBA")
                     else f"{key} 4000 in-degree 80")
