@@ -295,31 +295,34 @@ FAMILY = ("A", "Am", "Ap", "Lp", "Ln", "Cn", "Cp", "Cc", "L", "C", "Lf", "Af", "
           "Rp", "R", "Rf", "Rm", "R3")
 
 
-def _run_family(g: Graph, T: int, B: int, backend: str) -> tuple:
+def _run_family(g: Graph, T: int, B: int, backend: str,
+                dtype: torch.dtype = torch.float64) -> tuple:
     mons = [g.monitor(n, "spikes") for n in FAMILY]
     probes = [g.monitor("A", "b", every=3), g.monitor("Ap", "b", neurons=[0, 11]),
               g.monitor("Am", "v", every=5), g.monitor("Cp", "i"),
               g.monitor("Rp", "i:exc", every=2), g.monitor("R3", "i", every=7),
               g.monitor("Rp", "ref", neurons=[3, 4]), g.monitor("Ln", "v", every=4)]
     with torch.no_grad():
-        r = g.run(T, inputs={"drive": _drive(T, B, torch.float64)}, record=list(FAMILY),
+        r = g.run(T, inputs={"drive": _drive(T, B, dtype)}, record=list(FAMILY),
                   backend=backend)
     assert r.backend == backend
     return r, [m.data() for m in mons], [m.data() for m in probes]
 
 
-def test_engine_equals_torch_on_alif_per_neuron_parameters_and_next_step_resets() -> None:
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_engine_equals_torch_on_alif_per_neuron_parameters_and_next_step_resets(
+        dtype: torch.dtype) -> None:
     from aura_snn.graph import _kernels
     from aura_snn.graph.engine import build_layout
 
-    T, B = 2000, 2
-    assert unsupported_reason(_family_network()) is None
-    lay = build_layout(_family_network())            # every compiled loop is exercised
+    T, B = (2000, 2) if dtype == torch.float64 else (800, 2)
+    assert unsupported_reason(_family_network(dtype)) is None
+    lay = build_layout(_family_network(dtype))       # every compiled loop is exercised
     assert set(zip(lay.sp_kind.tolist(), lay.sp_lvl.tolist(), strict=True)) >= {
         (kind, lvl) for kind in range(_kernels.GENERIC) for lvl in range(3)}
     assert _kernels.GENERIC in lay.sp_kind
-    ref = _run_family(_family_network(), T, B, "torch")
-    eng = _run_family(_family_network(), T, B, "engine")
+    ref = _run_family(_family_network(dtype), T, B, "torch", dtype)
+    eng = _run_family(_family_network(dtype), T, B, "engine", dtype)
     r0, r1 = ref[0], eng[0]
     for name in FAMILY:
         assert torch.equal(r0.outputs[name], r1.outputs[name]), name
