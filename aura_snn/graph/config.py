@@ -57,6 +57,7 @@ This module imports numpy (not torch) at import time; :func:`build_graph` import
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -761,11 +762,10 @@ def network_size(cfg: NetworkConfig) -> NetworkSize:
         widths[r["name"]] = _raw_number(pos, "width", 1.0) if isinstance(pos, dict) else 1.0
         b = BYTES_PER_NEURON * n
         if r.get("model") == "input" and isinstance(r.get("file"), str):
-            try:
+            # an unreadable file is reported by building, with its line; not here
+            with contextlib.suppress(OSError, ValueError):
                 arr = np.load(cfg.path.parent / r["file"], mmap_mode="r", allow_pickle=False)
                 b += 16 * int(np.prod(arr.shape, dtype=np.float64))
-            except (OSError, ValueError):
-                pass  # building reports an unreadable file
         regions[(*path, "size")] = b
     projections: dict[Path_, int] = {}
     synapses = 0.0
