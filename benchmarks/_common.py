@@ -12,6 +12,7 @@ import gc
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -78,6 +79,21 @@ def print_goals(goals: Sequence[Goal]) -> None:
                 ["goal", "target", "measured", "met"], title="Goals")
 
 
+def code_version() -> dict[str, Any]:
+    """The commit the measured code comes from, and whether ``aura_snn/`` or
+    ``hardware/`` had local edits (a run of uncommitted code is marked as such)."""
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*cmd: str) -> str:
+        out = subprocess.run(["git", *cmd], cwd=root, capture_output=True, text=True,
+                             check=False)
+        return out.stdout.strip() if out.returncode == 0 else "?"
+
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "aura_snn_locally_modified": bool(git("status", "--porcelain", "--",
+                                                  "aura_snn", "hardware"))}
+
+
 def machine_meta() -> dict[str, Any]:
     import torch
 
@@ -90,6 +106,7 @@ def machine_meta() -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "code": code_version(),
     }
 
 

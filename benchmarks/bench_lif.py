@@ -49,7 +49,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -470,19 +469,6 @@ def bandwidth_fraction(ms: float, size: tuple[int, int, int], mode: str,
     return nbytes / (ms / 1e3) / 1e9 / bw["preallocated_GBps"]
 
 
-def code_version() -> dict[str, Any]:
-    """The commit the measured code comes from, and whether ``aura_snn/`` had local edits."""
-    root = Path(__file__).resolve().parents[1]
-
-    def git(*cmd: str) -> str:
-        out = subprocess.run(["git", *cmd], cwd=root, capture_output=True, text=True,
-                             check=False)
-        return out.stdout.strip() if out.returncode == 0 else "?"
-
-    return {"commit": git("rev-parse", "--short", "HEAD"),
-            "aura_snn_locally_modified": bool(git("status", "--porcelain", "--", "aura_snn"))}
-
-
 def main_cpu(args: Any) -> None:
     import numba
 
@@ -548,7 +534,7 @@ def main_cpu(args: Any) -> None:
         print("(--quick: snnTorch, Norse and the x[t] loop are not timed at the large size, "
               "so their goals there are absent)")
     write_report(args.json, rows, goals,
-                 meta={"quick": args.quick, "code": code_version(), "copy_bandwidth": bw,
+                 meta={"quick": args.quick, "copy_bandwidth": bw,
                        "load_average_start": load_start, "load_average_end": os.getloadavg(),
                        "numba_threads":
                        numba.get_num_threads(), "spikingjelly_cpu_path": sj_path,
