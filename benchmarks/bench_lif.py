@@ -49,6 +49,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -397,6 +398,17 @@ def measure_memory(workload: str, lib: str, size: tuple[int, int, int]) -> dict[
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def page_fault_figures() -> dict[str, Any]:
+    """``page_faults.py``'s figures, measured in a fresh process (its fault counter and
+    heap are then this measurement's alone)."""
+    script = Path(__file__).with_name("page_faults.py")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=600, check=False)
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1:]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def spikingjelly_cpu_path() -> dict[str, Any]:
     """Which implementation SpikingJelly's multi-step LIFNode runs here, from a profile."""
     if _peer_available("spikingjelly") is not None:
@@ -480,6 +492,8 @@ def main_cpu(args: Any) -> None:
     print(f"copy bandwidth: {bw['preallocated_GBps']:.1f} GB/s preallocated, "
           f"{bw['fresh_empty_like_GBps']:.1f} GB/s into a fresh empty_like", flush=True)
     sj_path = spikingjelly_cpu_path()
+    faults = page_fault_figures()
+    print(f"page faults (fresh process): {faults}", flush=True)
     rows: list[dict[str, Any]] = []
     for size in SIZES:
         rows += bench_lif(size, repeats[size], args.quick)
@@ -538,7 +552,8 @@ def main_cpu(args: Any) -> None:
                        "load_average_start": load_start, "load_average_end": os.getloadavg(),
                        "numba_threads":
                        numba.get_num_threads(), "spikingjelly_cpu_path": sj_path,
-                       "memory": memory, "bytes_per_element": BYTES_PER_ELEMENT,
+                       "memory": memory, "page_faults": faults,
+                       "bytes_per_element": BYTES_PER_ELEMENT,
                        "sizes": SIZES})
 
 
