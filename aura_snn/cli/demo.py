@@ -2,7 +2,8 @@
 
 The model, data and training loop are library code in :mod:`aura_snn.tasks.digits`;
 this module parses the options, shows progress, prints the results table and writes
-``summary.json`` and ``raster.png``. Only :mod:`argparse` is imported at module level;
+``summary.json``, ``raster.png`` and the trained classifier (``model/``, see
+:mod:`aura_snn.neurons.saved`). Only :mod:`argparse` is imported at module level;
 the work happens in :func:`run`.
 """
 
@@ -15,7 +16,7 @@ import sys
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Register the ``demo`` options."""
     p.add_argument("--out", default="out/demo", metavar="DIR",
-                   help="output folder for summary.json and raster.png (default: out/demo)")
+                   help="output folder for summary.json, raster.png and model/ (default: out/demo)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default 20)")
     p.add_argument("--hidden", type=int, default=None, help="hidden LIF neurons (default 256)")
     p.add_argument("--steps", type=int, default=None, help="time steps per sample (default 16)")
@@ -55,7 +56,14 @@ def run(args: argparse.Namespace) -> int:
                        f"(test accuracy {result.test_accuracy:.1%})",
                  segments=[str(d) for d in range(10)])
     atomic_write_json(out / "summary.json", result.to_json())
-    print(f"wrote {out / 'summary.json'} and {out / 'raster.png'}")
+    from ..neurons.saved import save_model
+
+    save_model(result.model, out / "model",
+               metadata={"task": "scikit-learn digits", "config": result.config,
+                         "test_accuracy": result.test_accuracy,
+                         "input": "[T, B, 64] pixels in [0, 1], constant for T steps"})
+    print(f"wrote {out / 'summary.json'}, {out / 'raster.png'} and the trained model "
+          f"{out / 'model'}/ (config.json, weights.safetensors)")
     return 0
 
 

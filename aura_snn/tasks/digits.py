@@ -9,6 +9,7 @@ surrogate gradients through the fused LIF kernel.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -56,26 +57,26 @@ class DigitsResult:
     layers: dict[str, dict[str, float]] = field(default_factory=dict)
     rasters: dict[str, torch.Tensor] = field(default_factory=dict)
     train_seconds: float = 0.0
+    model: nn.Module | None = None
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("rasters")
-        return d
+        """Everything measured, without the rasters and the model (saved apart)."""
+        d = {k: v for k, v in self.__dict__.items() if k not in ("rasters", "model")}
+        return asdict(DigitsResult(**d))
 
 
-class SpikingMLP(nn.Module):
-    """``Linear -> LIF -> Linear -> LIF`` on time-major input ``[T, B, 64]``."""
+class SpikingMLP(nn.Sequential):
+    """``fc1: Linear -> lif1: LIF -> fc2: Linear -> lif2: LIF`` on time-major input
+    ``[T, B, 64]``, returning output spikes ``[T, B, n_out]``. A plain ``nn.Sequential``,
+    so it saves (:func:`aura_snn.neurons.saved.save_model`) and exports as one."""
 
     def __init__(self, n_in: int, hidden: int, n_out: int, tau_mem: float, dt: float) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(n_in, hidden)
-        self.lif1 = LIF(tau_mem, dt=dt, surrogate="fast_sigmoid")
-        self.fc2 = nn.Linear(hidden, n_out)
-        self.lif2 = LIF(tau_mem, dt=dt, surrogate="fast_sigmoid")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Output spikes ``[T, B, n_out]``."""
-        return self.lif2(self.fc2(self.lif1(self.fc1(x))))
+        super().__init__(OrderedDict([
+            ("fc1", nn.Linear(n_in, hidden)),
+            ("lif1", LIF(tau_mem, dt=dt, surrogate="fast_sigmoid")),
+            ("fc2", nn.Linear(hidden, n_out)),
+            ("lif2", LIF(tau_mem, dt=dt, surrogate="fast_sigmoid")),
+        ]))
 
 
 def load_digits(test_fraction: float, seed: int) -> tuple[torch.Tensor, ...]:
@@ -157,4 +158,4 @@ def train(cfg: DigitsConfig = DigitsConfig(),
                for name, s in mon.spikes.items()}
     return DigitsResult(config=asdict(cfg), test_accuracy=test_acc, train_accuracy=train_acc,
                         history=history, layers=layers, rasters=rasters,
-                        train_seconds=seconds)
+                        train_seconds=seconds, model=model)

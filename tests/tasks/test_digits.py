@@ -31,6 +31,14 @@ def test_demo_command_writes_summary_and_raster(tmp_path, capsys) -> None:
     assert (out / "raster.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = capsys.readouterr().out
     assert "test accuracy" in text and "sparsity" in text
+    # the saved classifier, reloaded, scores exactly the test accuracy the run reported
+    from aura_snn.neurons.saved import load_model
+    from aura_snn.tasks.digits import evaluate, load_digits
+
+    cfg = summary["config"]
+    _, _, xte, yte = load_digits(cfg["test_fraction"], cfg["seed"])
+    model = load_model(out / "model")
+    assert evaluate(model, xte, yte, cfg["steps"]) == summary["test_accuracy"]
 
 
 def test_demo_rejects_bad_options(capsys) -> None:
