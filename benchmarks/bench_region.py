@@ -491,11 +491,12 @@ def main() -> None:
     # state (~30k neurons here), which Brian2's cpp_standalone shows as well.
     s_syn = fits["aura: slope vs synapses"]
     s_k = fits["aura: slope vs synapses at fixed N (in-degree sweep)"]
+    s_10k = fits.get("aura: slope vs synapses, N >= 10k", float("nan"))
+    # met only if every slope it reports holds (a missing N >= 10k fit, nan, fails)
     goals.append(Goal("cost grows no worse than linearly in synapses (log-log slope)",
-                      "<= 1.1 over the N sweep and over the in-degree sweep",
+                      "<= 1.1 over the N sweep, over N >= 10k and over the in-degree sweep",
                       f"{s_syn:.3f} (N sweep), {s_k:.3f} (in-degree sweep); N >= 10k: "
-                      f"{fits.get('aura: slope vs synapses, N >= 10k', float('nan')):.3f}",
-                      bool(s_syn <= 1.1 and s_k <= 1.1)))
+                      f"{s_10k:.3f}", bool(s_syn <= 1.1 and s_k <= 1.1 and s_10k <= 1.1)))
     for key, base in (("CUBA per-neuron thresholds", "CUBA"),
                       ("CUBA per-neuron tau_mem + thresholds", "CUBA"), ("ALIF E/I", "LIF E/I")):
         ratio = fam[key]["sim"] / fam[base]["sim"]
