@@ -1,0 +1,326 @@
+r"""Loihi 2 fixed-point twin of a spiking ``nn.Sequential``, bit-exact with Lava's models.
+
+:func:`quantize` turns a stack of layers ``[Linear] -> LIF | CubaLIF`` into a
+:class:`LoihiTwin` that computes, on integer ``torch`` tensors (CPU or GPU), what
+Lava 0.10's bit-accurate ``PyDenseModelBitAcc`` and ``PyLifModelBitAcc`` compute
+(``lava/proc/dense/models.py``, ``lava/proc/lif/models.py``). Per layer and step, with
+integer weights :math:`w` (8-bit, clipped and truncated by sign mode as Lava's
+``clip_weights``/``truncate_weights`` do), weight exponent :math:`e`, decay registers
+:math:`d_u, d_v` (12 bit), threshold mantissa :math:`\vartheta_m` (17 bit):
+
+.. math::
+    a = \operatorname{shift}_e\big(\textstyle\sum_j w_{ij} s_j\big) + b, \qquad
+    u \leftarrow \operatorname{wrap}_{24}\big(\operatorname{dec}(u, 4096 - d_u - 1)
+        + 2^6 a\big), \\
+    v \leftarrow \operatorname{clip}_{24}\big(\operatorname{dec}(v, 4096 - d_v) + u\big),
+    \qquad s = [v > 2^6 \vartheta_m], \qquad v \leftarrow 0 \text{ where } s
+
+with :math:`\operatorname{dec}(x, c) = \operatorname{sign}(x)\,(|x| c \gg 12)` (rounds
+toward zero), ``shift`` a left shift (or an arithmetic right shift for :math:`e < 0`),
+``wrap`` Lava's one-step wrap of :math:`u` beyond :math:`\pm 2^{23}` and ``clip`` to
+:math:`[-2^{23}+1, 2^{23}-1]`. The ``+1`` on :math:`d_u` is Lava's ``ds_offset``.
+
+Mapping from the float model (units: volts of the float membrane). A layer's drive is
+:math:`g\,(Wx + b)` with the neuron's input gain :math:`g` (LIF: ``gain``; CubaLIF:
+``coupling``, ``current_first`` only), decays come from
+:func:`~aura_snn.functional.conventions.loihi_decay_from_tau`, and one scale
+:math:`\sigma` (integer input units per volt) per layer gives
+:math:`w = \operatorname{round}(g W \sigma / 2^e)`, :math:`b = \operatorname{round}(g b\,
+\sigma)` and :math:`\vartheta_m = \operatorname{round}(\vartheta \sigma)`; the membrane
+is :math:`v_\text{int} \approx 2^6 \sigma v`. The bias enters through the input
+:math:`a` (Lava: an input process), not ``bias_mant``, so it keeps the delays of the
+spikes it goes with. A layer without a ``Linear`` is an identity. The first layer's
+input, if not binary, is rounded after the integer weights: :math:`\operatorname{round}
+(x w^\top)` (the host computes it in Lava too). Lava resets to 0 at the spike: a model
+with ``reset="subtract"`` is refused unless ``approximate_reset=True``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from aura_snn.errors import InputValueError, ParameterError, ParameterTypeError
+from aura_snn.functional import cuba as cuba_f
+from aura_snn.functional import lif as lif_f
+from aura_snn.functional.conventions import LOIHI_DECAY_SCALE, loihi_decay_from_tau
+from aura_snn.neurons import LIF, CubaLIF
+
+UV_BITS = 24  # u, v precision
+VTH_MAX = (1 << 17) - 1  # vth mantissa, unsigned 17 bit
+SHIFT = 6  # vth and activation MSB alignment
+A_MAX = (1 << 15) - 1  # 16-bit activation (Dense a_out)
+
+
+@dataclass(frozen=True)
+class LoihiLayer:
+    """One ``Dense -> LIF`` stage in Lava's integer encoding and its float twin.
+
+    ``weights`` int64 ``[n_out, n_in]`` as Lava's Dense holds them; ``bias`` int64
+    ``[n_out]`` in input units; ``du``/``dv``/``vth`` Lava's LIF registers. Float side
+    (Lava ``floating_pt``): ``weights_f = g W``, ``bias_f = g b`` (V), ``du_f``/``dv_f``
+    fractions, ``vth_f`` (V)."""
+
+    name: str
+    weights: torch.Tensor
+    weight_exp: int
+    num_weight_bits: int
+    sign_mode: str
+    bias: torch.Tensor
+    du: int
+    dv: int
+    vth: int
+    scale: float
+    sparse: bool
+    weights_f: torch.Tensor
+    bias_f: torch.Tensor
+    du_f: float
+    dv_f: float
+    vth_f: float
+
+
+@dataclass(frozen=True)
+class LayerError:
+    """Quantisation error of one layer against the float model (V unless stated).
+
+    ``clipped``: weights outside the representable range; ``clipped_max``: the largest
+    excess (V of drive) removed by saturation."""
+
+    name: str
+    weight_max_err: float
+    weight_rel_rmse: float
+    bias_max_err: float
+    threshold_rel_err: float
+    decay_u_err: float
+    decay_v_err: float
+    clipped: int
+    clipped_max: float
+
+
+def _shift(x: torch.Tensor, e: int) -> torch.Tensor:
+    return x << e if e > 0 else x >> -e
+
+
+def _decay(x: torch.Tensor, keep: int) -> torch.Tensor:
+    """Lava's ``sign(x) * ((|x| * keep) >> 12)``."""
+    return torch.sign(x) * ((x.abs() * keep) >> 12)
+
+
+def lif_fixed(a: torch.Tensor, du: int, dv: int, vth: int) -> torch.Tensor:
+    """Lava ``PyLifModelBitAcc`` (bias 0) over int64 input ``a`` ``[T, B, n]``: spikes."""
+    lim = 1 << (UV_BITS - 1)
+    u = torch.zeros_like(a[0])
+    v = torch.zeros_like(a[0])
+    keep_u, keep_v, th = LOIHI_DECAY_SCALE - du - 1, LOIHI_DECAY_SCALE - dv, vth << SHIFT
+    out = torch.empty_like(a, dtype=torch.bool)
+    for t in range(a.shape[0]):
+        c = _decay(u, keep_u) + (a[t] << SHIFT)
+        w = torch.where(c > lim, c - 2 * lim, c)
+        u = torch.where(w <= -lim, c + 2 * lim, w)
+        v = (_decay(v, keep_v) + u).clamp(-lim + 1, lim - 1)
+        s = v > th
+        v = torch.where(s, torch.zeros_like(v), v)
+        out[t] = s
+    return out
+
+
+def _neuron_map(m: nn.Module, name: str, approximate_reset: bool) -> tuple[float, float, float]:
+    """``(g, a_s or 0, a_m)`` of a LIF/CubaLIF, refusing what Lava's LIF cannot run."""
+    p = m.neuron_parameters()
+    bad = [f"{k}={getattr(p, k)!r}" for k, ok in
+           (("reset_at", p.reset_at == "spike"), ("v_leak", p.v_leak == 0.0),
+            ("v_reset", p.v_reset == 0.0)) if not ok]
+    if p.reset != "zero" and not (p.reset == "subtract" and approximate_reset):
+        bad.append(f"reset={p.reset!r} (Lava resets to 0; approximate_reset=True accepts "
+                   "'subtract' as 'zero')")
+    if isinstance(m, CubaLIF) and p.order != "current_first":
+        bad.append(f"order={p.order!r}")
+    for k in ("threshold", *m.time_constants):
+        if getattr(p, k).numel() != 1:
+            bad.append(f"{k} per neuron (Lava's LIF takes one value)")
+    if bad:
+        raise ParameterError(f"layer {name!r} cannot run on Lava's LIF: {', '.join(bad)}")
+    if isinstance(m, CubaLIF):
+        a_m, a_s, k = cuba_f.coefficients(p, m.dt)
+        return float(k), float(a_s), float(a_m)
+    a, g = lif_f.coefficients(p, m.dt)
+    return float(g), 0.0, float(a)
+
+
+def _stages(source: nn.Module) -> list[tuple[str, nn.Linear | None, nn.Module]]:
+    if not isinstance(source, nn.Sequential):
+        raise ParameterTypeError(f"source must be an nn.Sequential, got {type(source).__name__}")
+    stages, pending = [], None
+    for name, m in source.named_children():
+        if isinstance(m, nn.Linear):
+            if pending is not None:
+                raise ParameterError(f"layer {name!r}: two Linear layers without a neuron "
+                                     "between them")
+            pending = (name, m)
+        elif isinstance(m, (LIF, CubaLIF)):
+            label = f"{pending[0]}->{name}" if pending else name
+            stages.append((label, pending[1] if pending else None, m))
+            pending = None
+        else:
+            raise ParameterError(f"layer {name!r}: {type(m).__name__} is not supported "
+                                 "(Linear, LIF, CubaLIF)")
+    if pending is not None or not stages:
+        raise ParameterError("source must end with a spiking layer (LIF or CubaLIF)"
+                             if stages else "source has no spiking layer")
+    return stages
+
+
+def _quantize_layer(name: str, lin: nn.Linear | None, m: nn.Module, n_in: int,
+                    scale: float | None, weight_exp: int | None, num_weight_bits: int,
+                    allow_saturation: bool, approximate_reset: bool,
+                    ) -> tuple[LoihiLayer, LayerError]:
+    g, a_s, a_m = _neuron_map(m, name, approximate_reset)
+    p = m.neuron_parameters()
+    th = float(p.threshold)
+    w = (lin.weight.detach().double() if lin is not None else torch.eye(n_in).double())
+    b = (lin.bias.detach().double() if lin is not None and lin.bias is not None
+         else torch.zeros(w.shape[0], dtype=torch.float64))
+    if not (torch.isfinite(w).all() and torch.isfinite(b).all()):
+        raise InputValueError(f"layer {name!r} has NaN or infinite weights or bias")
+    wg, bg = g * w, g * b
+    mixed = bool((wg < 0).any() and (wg > 0).any())
+    wmax = 254 if mixed else 255
+    peak = float(wg.abs().max())
+    if scale is None:
+        if weight_exp is None:  # largest exponent whose threshold fits with headroom
+            weight_exp = 7
+            while weight_exp > -8 and peak > 0 and th * wmax * 2.0 ** weight_exp / peak > 2 ** 16:
+                weight_exp -= 1
+        scale = wmax * 2.0 ** weight_exp / peak if peak > 0 else 4096.0 / th
+        scale = min(scale, 2 ** 16 / th)
+    elif weight_exp is None:
+        weight_exp = 0
+    vth = round(th * scale)
+    if not 1 <= vth <= VTH_MAX:
+        raise ParameterError(f"layer {name!r}: threshold {th} V at scale {scale} gives "
+                             f"vth={vth}, outside Lava's 17-bit range [1, {VTH_MAX}]")
+    raw = torch.round(wg * scale / 2.0 ** weight_exp)
+    sign = "mixed" if bool((raw < 0).any() and (raw > 0).any()) else (
+        "inhibitory" if bool((raw < 0).any()) else "excitatory")
+    lo, hi = {"mixed": (-256, 255), "excitatory": (0, 255), "inhibitory": (-255, 0)}[sign]
+    over = (raw - raw.clamp(lo, hi)).abs()
+    braw = torch.round(bg * scale)
+    bover = (braw - braw.clamp(-A_MAX, A_MAX)).abs()
+    clipped = int((over > 0).sum() + (bover > 0).sum())
+    clipped_max = max(float(over.max()) * 2.0 ** weight_exp, float(bover.max())) / scale
+    if clipped and not allow_saturation:
+        raise ParameterError(f"layer {name!r}: {clipped} weights/biases overflow Loihi's "
+                             f"range (largest excess {clipped_max:.4g} V); pass "
+                             "allow_saturation=True to clip them")
+    wi = raw.clamp(lo, hi).long()
+    trunc = 8 - num_weight_bits + (sign == "mixed")
+    wi = -((-wi >> trunc) << trunc) if sign == "inhibitory" else (wi >> trunc) << trunc
+    bi = braw.clamp(-A_MAX, A_MAX).long()
+    d_v = loihi_decay_from_tau(float(p.tau_mem), m.dt, p.integration)
+    if isinstance(m, CubaLIF):
+        d_u = loihi_decay_from_tau(float(p.tau_syn), m.dt, p.integration)
+        if d_u < 1:
+            raise ParameterError(f"layer {name!r}: tau_syn gives du=0, below Lava's "
+                                 "ds_offset of 1")
+        du, du_f = d_u - 1, 1.0 - a_s
+    else:
+        du, du_f = LOIHI_DECAY_SCALE - 1, 1.0
+    werr = wi.double() * 2.0 ** weight_exp / scale - wg
+    err = LayerError(
+        name=name, weight_max_err=float(werr.abs().max()),
+        weight_rel_rmse=float(werr.pow(2).mean().sqrt()
+                              / wg.pow(2).mean().sqrt().clamp_min(1e-300)),
+        bias_max_err=float((bi.double() / scale - bg).abs().max()),
+        threshold_rel_err=abs(vth / scale - th) / th,
+        decay_u_err=abs((LOIHI_DECAY_SCALE - du - 1) / LOIHI_DECAY_SCALE - a_s),
+        decay_v_err=abs((LOIHI_DECAY_SCALE - d_v) / LOIHI_DECAY_SCALE - a_m),
+        clipped=clipped, clipped_max=clipped_max)
+    sparse = float((w == 0).double().mean()) > 0.5
+    layer = LoihiLayer(name=name, weights=wi, weight_exp=int(weight_exp),
+                       num_weight_bits=num_weight_bits, sign_mode=sign, bias=bi, du=du,
+                       dv=d_v, vth=vth, scale=float(scale), sparse=sparse, weights_f=wg,
+                       bias_f=bg, du_f=du_f, dv_f=1.0 - a_m, vth_f=th)
+    return layer, err
+
+
+class LoihiTwin(nn.Module):
+    """The fixed-point twin: ``forward(x [T, B, n_in]) -> spikes [T, B, n_out]`` (0/1
+    in ``x``'s float dtype), bit-exact with Lava ``fixed_pt`` (module docstring)."""
+
+    def __init__(self, layers: Sequence[LoihiLayer], errors: Sequence[LayerError]) -> None:
+        super().__init__()
+        self.layers, self.errors = tuple(layers), tuple(errors)
+
+    def input_current(self, x: torch.Tensor) -> torch.Tensor:
+        """First layer's integer input ``a`` (int64 ``[T, B, n]``) for input ``x``."""
+        if x.ndim != 3 or x.shape[-1] != self.layers[0].weights.shape[1]:
+            raise ParameterError(f"x must be [T, B, {self.layers[0].weights.shape[1]}], "
+                                 f"got {tuple(x.shape)}")
+        if not torch.isfinite(x).all():
+            raise InputValueError("x contains NaN or infinite values")
+        w = self.layers[0].weights.T.double().to(x.device)
+        return self._current(torch.round(x.double() @ w), self.layers[0])
+
+    @staticmethod
+    def _current(acc: torch.Tensor, layer: LoihiLayer) -> torch.Tensor:
+        return _shift(acc.long(), layer.weight_exp) + layer.bias.to(acc.device)
+
+    def run(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Spikes (bool ``[T, B, n]``) of every layer for input ``x``."""
+        a, out = self.input_current(x), []
+        for k, layer in enumerate(self.layers):
+            if k:
+                a = self._current(out[-1].double() @ layer.weights.T.double().to(x.device), layer)
+            out.append(lif_fixed(a, layer.du, layer.dv, layer.vth))
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
+        return self.run(x)[-1].to(dtype)
+
+
+def quantize(source: nn.Module, *, scale: float | Sequence[float | None] | None = None,
+             weight_exp: int | Sequence[int | None] | None = None, num_weight_bits: int = 8,
+             allow_saturation: bool = False, approximate_reset: bool = False,
+             n_in: int | None = None) -> LoihiTwin:
+    """The Loihi 2 fixed-point twin of ``source`` (``nn.Sequential`` of ``[Linear] ->
+    LIF | CubaLIF`` stages). ``scale`` (input units per volt) and ``weight_exp`` per layer
+    default to the largest that fit (no clipping); with a given scale, weights beyond
+    the 8-bit range raise unless ``allow_saturation``. ``n_in`` sizes a first neuron
+    layer that has no ``Linear`` (an identity input). ``twin.errors`` holds one
+    :class:`LayerError` per layer."""
+    if not 1 <= int(num_weight_bits) <= 8:
+        raise ParameterError(f"num_weight_bits must be in 1..8, got {num_weight_bits}")
+    stages = _stages(source)
+    n = len(stages)
+    scales = list(scale) if isinstance(scale, Sequence) else [scale] * n
+    exps = list(weight_exp) if isinstance(weight_exp, Sequence) else [weight_exp] * n
+    if len(scales) != n or len(exps) != n:
+        raise ParameterError(f"scale and weight_exp need one value per layer ({n})")
+    for s in scales:
+        if s is not None:
+            _check_scale(float(s))
+    layers, errors = [], []
+    for (name, lin, m), s, e in zip(stages, scales, exps, strict=True):
+        if lin is None and n_in is None:
+            raise ParameterError(f"layer {name!r}: a first neuron layer without Linear "
+                                 "needs its size: pass n_in")
+        width = lin.in_features if lin is not None else n_in
+        if lin is not None and n_in is not None and lin.in_features != n_in:
+            raise ParameterError(f"layer {name!r}: Linear expects {lin.in_features} inputs, "
+                                 f"previous layer has {n_in}")
+        layer, err = _quantize_layer(name, lin, m, width, s, e, int(num_weight_bits),
+                                     allow_saturation, approximate_reset)
+        layers.append(layer)
+        errors.append(err)
+        n_in = layer.weights.shape[0]
+    return LoihiTwin(layers, errors)
+
+
+def _check_scale(x: float) -> None:
+    if not math.isfinite(x) or x <= 0:
+        raise ParameterError(f"scale must be positive and finite, got {x}")
