@@ -14,14 +14,45 @@ command     module                 what it does
 Each subcommand module declares its options (``add_arguments``) and runs (``run``);
 it imports only :mod:`argparse` at module level and the library code inside ``run``,
 so ``aura-snn --help`` stays instant.
+
+Packages above the core add subcommands without the core importing them (the import
+rule of ``DESIGN.md``): an entry point in the group ``aura_snn.commands`` names a
+module with ``HELP`` (one line), ``add_arguments`` and ``run``; ``hardware`` adds
+``export`` and ``energy`` this way (``setup.cfg``).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 from collections.abc import Sequence
+from importlib.metadata import entry_points
+from types import ModuleType
 
 from .. import __version__
+
+PLUGIN_GROUP = "aura_snn.commands"
+
+
+def plugins() -> dict[str, ModuleType | ImportError]:
+    """Subcommand modules registered by other packages, by command name; a module that
+    fails to import is kept as its error, so the other commands still run and that one
+    reports why it cannot."""
+    found: dict[str, ModuleType | ImportError] = {}
+    for ep in entry_points(group=PLUGIN_GROUP):
+        try:
+            found[ep.name] = importlib.import_module(ep.value)
+        except ImportError as exc:
+            found[ep.name] = exc
+    return found
+
+
+def _broken(name: str, exc: ImportError) -> int:
+    import sys
+
+    print(f"aura-snn {name}: unavailable, its module failed to import: {exc}",
+          file=sys.stderr)
+    return 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="train the spiking digits classifier (embedded data)"))
     simulate.add_arguments(sub.add_parser(
         "simulate", help="simulate spiking regions from a TOML/YAML file"))
+    for name, module in sorted(plugins().items()):
+        if isinstance(module, ImportError):
+            sp = sub.add_parser(name, help=f"(unavailable: {module})")
+            sp.add_argument("rest", nargs=argparse.REMAINDER)
+        else:
+            module.add_arguments(sub.add_parser(name, help=module.HELP))
     return p
 
 
@@ -50,8 +87,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "demo":
         from .demo import run
-    else:
+    elif args.command == "simulate":
         from .simulate import run
+    else:
+        module = plugins()[args.command]
+        if isinstance(module, ImportError):
+            return _broken(args.command, module)
+        run = module.run
     return run(args)
 
 

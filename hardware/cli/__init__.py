@@ -1,0 +1,1 @@
+"""Subcommands that hardware adds to ``aura-snn`` (entry points ``aura_snn.commands``)."""

@@ -1,0 +1,89 @@
+"""What ``aura-snn export`` and ``aura-snn energy`` read: a saved model folder, a network
+file (``aura-snn simulate``'s TOML/YAML) or a NIR file, and the sample input to run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from aura_snn.errors import ParameterError
+
+NETWORK_SUFFIXES = (".toml", ".yaml", ".yml")
+NIR_SUFFIXES = (".nir", ".h5", ".hdf5")
+
+
+@dataclass
+class Source:
+    """A loaded model: an ``nn.Module`` over ``[T, B, ...]`` or a ``Graph``."""
+
+    model: Any
+    kind: str  # "model", "network" or "nir"
+    dt: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+    steps: int | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+
+def load_source(path: str | Path, dt: float | None = None) -> Source:
+    """Load ``path`` by what it is; anything else raises ``ParameterError`` naming it."""
+    p = Path(path)
+    if p.is_dir():
+        from aura_snn.neurons.saved import load_model, read_config
+
+        cfg = read_config(p)
+        model = load_model(p)
+        dts = {m.dt for m in model.modules() if hasattr(m, "dt")}
+        return Source(model, "model", dt or (dts.pop() if len(dts) == 1 else 1e-3),
+                      cfg.get("metadata", {}))
+    if not p.exists():
+        raise FileNotFoundError(f"MODEL {str(p)!r}: no such file or folder")
+    if p.suffix.lower() in NETWORK_SUFFIXES:
+        from aura_snn.graph.config import build_graph, load_config
+
+        built = build_graph(load_config(p))
+        return Source(built.graph, "network", built.graph.dt, {}, built.steps, built.inputs)
+    if p.suffix.lower() in NIR_SUFFIXES:
+        from hardware.nir import from_nir
+
+        step = dt if dt is not None else 1e-3
+        return Source(from_nir(p, dt=step), "nir", step)
+    raise ParameterError(
+        f"MODEL {str(p)!r} is not a saved model folder (config.json + weights.safetensors), "
+        f"a network file ({', '.join(NETWORK_SUFFIXES)}) or a NIR file "
+        f"({', '.join(NIR_SUFFIXES)})")
+
+
+def in_features(model: torch.nn.Module) -> int:
+    """The feature size the first ``Linear`` of ``model`` expects."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.Linear):
+            return m.in_features
+    raise ParameterError("the model has no Linear layer, so its input size is unknown: "
+                         "give --input FILE.npy")
+
+
+def sample_input(src: Source, steps: int | None, batch: int, seed: int,
+                 input_path: str | None = None) -> torch.Tensor:
+    """The input to run: ``--input`` (a ``.npy`` ``[T, B, ...]``), the digits test images
+    for the demo classifier, else uniform random currents in [0, 1) of
+    ``[steps, batch, in_features]``."""
+    if input_path is not None:
+        import numpy as np
+
+        arr = np.load(input_path, allow_pickle=False)
+        if arr.ndim < 3:
+            raise ParameterError(f"--input {input_path!r} must be [T, B, ...], "
+                                 f"got shape {arr.shape}")
+        return torch.from_numpy(arr).float()
+    cfg = src.metadata.get("config", {})
+    t = steps or cfg.get("steps") or 16
+    if src.metadata.get("task") == "scikit-learn digits":
+        from aura_snn.tasks.digits import load_digits
+
+        _, _, xte, _ = load_digits(cfg.get("test_fraction", 0.2), cfg.get("seed", 0))
+        return xte[:batch].unsqueeze(0).expand(t, -1, -1).contiguous()
+    gen = torch.Generator().manual_seed(seed)
+    return torch.rand(t, batch, in_features(src.model), generator=gen)

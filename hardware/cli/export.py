@@ -1,0 +1,81 @@
+"""``aura-snn export MODEL --to nir|lava --out PATH [--verify]``.
+
+``MODEL`` is a saved model folder (``aura-snn demo`` writes one in ``out/demo/model``),
+a network file (``aura-snn simulate``'s TOML/YAML) or a NIR file. ``--to nir`` writes
+the NIR graph (HDF5, atomically); ``--verify`` reads the file back, runs it on sample
+input and prints how many output spikes agree with the source. Mistakes get one line
+naming what is wrong and exit status 2; nothing is left at ``--out`` on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "export a model or network to NIR (or Lava) and verify it"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Register the ``export`` options."""
+    p.add_argument("model", metavar="MODEL",
+                   help="saved model folder, network file (.toml/.yaml) or NIR file")
+    p.add_argument("--to", choices=("nir", "lava"), required=True, help="target format")
+    p.add_argument("--out", required=True, metavar="PATH", help="file to write")
+    p.add_argument("--verify", action="store_true",
+                   help="run the export on sample input and print the agreement")
+    p.add_argument("--dt", type=float, default=None, help="time step (s) where MODEL has none")
+    p.add_argument("--steps", type=int, default=None, help="steps of sample input")
+    p.add_argument("--batch", type=int, default=4, help="samples of sample input")
+    p.add_argument("--input", default=None, metavar="FILE.npy", help="sample input [T, B, ...]")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _fail(msg: str) -> int:
+    print(f"aura-snn export: {msg}", file=sys.stderr)
+    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export, write atomically, optionally verify; returns the exit status."""
+    from aura_snn.errors import AuraError
+
+    try:
+        from ._source import load_source, sample_input
+
+        src = load_source(args.model, args.dt)
+        if args.to == "lava":
+            return _fail("--to lava: write the Lava process network with "
+                         "hardware.lava.export from Python; a file format for it is not "
+                         "defined yet (use --to nir, which Lava-DL reads)")
+        import torch
+
+        from aura_snn._io import atomic_path
+        from hardware.nir import from_nir, to_nir
+        from hardware.nir._compat import import_nir
+
+        nir = import_nir()
+        graph = to_nir(src.model, dt=src.dt)
+        with atomic_path(args.out, suffix=".nir") as tmp:
+            nir.write(str(tmp), graph)
+        print(f"wrote {args.out}: {len(graph.nodes)} NIR nodes, {len(graph.edges)} edges "
+              f"(dt {src.dt:g} s)")
+        if not args.verify:
+            return 0
+        if src.kind == "network":
+            return _fail("--verify runs module models; for a network file, compare "
+                         "Graph.run with hardware.nir.from_nir in Python")
+        x = sample_input(src, args.steps, args.batch, args.seed, args.input).double()
+        back = from_nir(args.out, dt=src.dt).double()
+        with torch.no_grad():
+            want = src.model.double()(x)
+            got = back(x)
+        same = int((want == got).sum())
+        print(f"verify: {same:,} of {want.numel():,} output values agree "
+              f"({same / want.numel():.2%}); spikes {int(want.sum()):,} in the source, "
+              f"{int(got.sum()):,} in the export")
+        return 0 if same == want.numel() else 1
+    except (AuraError, OSError, ValueError, TypeError) as exc:
+        return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    except KeyboardInterrupt:
+        print("aura-snn export: interrupted", file=sys.stderr)
+        return 130
