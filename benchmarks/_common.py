@@ -89,9 +89,10 @@ def code_version() -> dict[str, Any]:
                              check=False)
         return out.stdout.strip() if out.returncode == 0 else "?"
 
+    changed = [line[3:] for line in git("status", "--porcelain", "--", "aura_snn",
+                                        "hardware").splitlines() if line.strip()]
     return {"commit": git("rev-parse", "--short", "HEAD"),
-            "aura_snn_locally_modified": bool(git("status", "--porcelain", "--",
-                                                  "aura_snn", "hardware"))}
+            "aura_snn_locally_modified": bool(changed), "modified_paths": changed[:50]}
 
 
 def machine_meta() -> dict[str, Any]:
