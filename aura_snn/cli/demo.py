@@ -64,6 +64,28 @@ def run(args: argparse.Namespace) -> int:
                          "input": "[T, B, 64] pixels in [0, 1], constant for T steps"})
     print(f"wrote {out / 'summary.json'}, {out / 'raster.png'} and the trained model "
           f"{out / 'model'}/ (config.json, weights.safetensors)")
+    return _after_demo(out, result)
+
+
+def _after_demo(out, result) -> int:  # noqa: ANN001
+    """Run the steps other packages add after training (entry points in the group
+    ``aura_snn.demo``: a module with ``after_demo(out, result) -> dict``; ``hardware``
+    exports the classifier, runs it in Lava and reports its energy). What each returns
+    is added to ``summary.json`` under its name."""
+    from importlib import import_module
+    from importlib.metadata import entry_points
+
+    from .._io import atomic_write_json
+
+    summary = result.to_json()
+    for ep in sorted(entry_points(group="aura_snn.demo"), key=lambda e: e.name):
+        try:
+            summary[ep.name] = import_module(ep.value).after_demo(out, result)
+        except ImportError as exc:
+            print(f"aura-snn demo: step {ep.name!r} skipped: {exc}", file=sys.stderr)
+            summary[ep.name] = {"skipped": str(exc)}  # an extra is missing
+    if len(summary) > len(result.to_json()):
+        atomic_write_json(out / "summary.json", summary)
     return 0
 
 
