@@ -97,7 +97,12 @@ def out_shape(name: str, node: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
     if kind == "Flatten":
         return tuple(M.Flatten(node.start_dim, node.end_dim).run(
             torch.empty((1, 1, *shape)))[0].shape[2:])
-    if kind in ("Input", "Output", "NIRGraph"):
+    if kind == "Output":
+        declared = node.output_type.get("output") if node.output_type else None
+        if declared is not None and tuple(int(v) for v in np.atleast_1d(declared)) != shape:
+            need(tuple(int(v) for v in np.atleast_1d(declared)), "its declared shape")
+        return tuple(shape)
+    if kind in ("Input", "NIRGraph"):
         return tuple(shape)
     field = {"Scale": "scale", "Delay": "delay", "Threshold": "threshold", "I": "r",
              "IF": "v_threshold", "LI": "v_leak", "LIF": "v_threshold", "CubaLI": "v_leak",
@@ -256,7 +261,10 @@ def from_nir(graph_or_path: Any, *, dt: float | None = None, integration: str = 
     for n in order:
         node = nodes[n]
         if n in ins:
-            shape = tuple(int(v) for v in np.atleast_1d(node.input_type["input"]))
+            declared = node.input_type.get("input") if node.input_type else None
+            if declared is None:
+                raise ShapeError(f"{where}Input node {n!r} has no shape")
+            shape = tuple(int(v) for v in np.atleast_1d(declared))
         else:
             srcs = [(s, shapes[s]) for s, d in edges if d == n and (s, d) not in back]
             if not srcs:

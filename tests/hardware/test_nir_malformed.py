@@ -84,6 +84,10 @@ def test_shapes_that_do_not_chain() -> None:
     with pytest.raises(ShapeError, match="node 'fc1' \\(Affine\\).*needs input of shape "
                                          "\\[4\\].*\\[7\\]"):
         from_nir(g, dt=DT)
+    g = good()
+    g.nodes["out"] = nir.Output(output_type=np.array([4]))
+    with pytest.raises(ShapeError, match="node 'out' \\(Output\\).*\\[4\\].*\\[3\\]"):
+        from_nir(g, dt=DT)
 
 
 def test_truncated_and_non_hdf5_files(tmp_path) -> None:
