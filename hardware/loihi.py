@@ -44,6 +44,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from aura_snn._checks import check_choice
 from aura_snn.errors import InputValueError, ParameterError, ParameterTypeError
 from aura_snn.functional import cuba as cuba_f
 from aura_snn.functional import lif as lif_f
@@ -110,12 +111,22 @@ def _decay(x: torch.Tensor, keep: int) -> torch.Tensor:
     return torch.sign(x) * ((x.abs() * keep) >> 12)
 
 
-def lif_fixed(a: torch.Tensor, du: int, dv: int, vth: int) -> torch.Tensor:
-    """Lava ``PyLifModelBitAcc`` (bias 0) over int64 input ``a`` ``[T, B, n]``: spikes."""
+def lif_fixed(a: torch.Tensor, du: int, dv: int, vth: int,
+              backend: str = "auto") -> torch.Tensor:
+    """Lava ``PyLifModelBitAcc`` (bias 0) over int64 input ``a`` ``[T, B, n]``: spikes
+    (bool). ``backend``: ``"auto"`` (a Numba kernel on CPU, torch ops elsewhere),
+    ``"torch"`` or ``"numba"``; all compute the same integers."""
+    check_choice("backend", backend, ("auto", "torch", "numba"))
     lim = 1 << (UV_BITS - 1)
+    keep_u, keep_v, th = LOIHI_DECAY_SCALE - du - 1, LOIHI_DECAY_SCALE - dv, vth << SHIFT
+    if backend == "numba" or (backend == "auto" and a.device.type == "cpu"):
+        from ._loihi_cpu import lif_fixed_cpu
+
+        flat = a.detach().cpu().reshape(a.shape[0], -1).contiguous().numpy()
+        out = lif_fixed_cpu(flat, keep_u, keep_v, th, SHIFT, lim)
+        return torch.from_numpy(out).reshape(a.shape).to(a.device)
     u = torch.zeros_like(a[0])
     v = torch.zeros_like(a[0])
-    keep_u, keep_v, th = LOIHI_DECAY_SCALE - du - 1, LOIHI_DECAY_SCALE - dv, vth << SHIFT
     out = torch.empty_like(a, dtype=torch.bool)
     for t in range(a.shape[0]):
         c = _decay(u, keep_u) + (a[t] << SHIFT)
@@ -269,13 +280,14 @@ class LoihiTwin(nn.Module):
     def _current(acc: torch.Tensor, layer: LoihiLayer) -> torch.Tensor:
         return _shift(acc.long(), layer.weight_exp) + layer.bias.to(acc.device)
 
-    def run(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Spikes (bool ``[T, B, n]``) of every layer for input ``x``."""
+    def run(self, x: torch.Tensor, backend: str = "auto") -> list[torch.Tensor]:
+        """Spikes (bool ``[T, B, n]``) of every layer for input ``x`` (``backend`` of
+        :func:`lif_fixed`)."""
         a, out = self.input_current(x), []
         for k, layer in enumerate(self.layers):
             if k:
                 a = self._current(out[-1].double() @ layer.weights.T.double().to(x.device), layer)
-            out.append(lif_fixed(a, layer.du, layer.dv, layer.vth))
+            out.append(lif_fixed(a, layer.du, layer.dv, layer.vth, backend))
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -110,13 +110,15 @@ def _net(seed: int, sizes: list[int], kinds: list[str], density: float = 1.0) ->
     (1, [10, 16, 14, 5], ["cuba", "lif", "cuba"], 1.0, False),
     (2, [15, 30, 8], ["lif", "cuba"], 0.2, True),
 ])
-def test_twin_matches_numpy_transcription_of_lava(seed, sizes, kinds, density, binary):
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+def test_twin_matches_numpy_transcription_of_lava(seed, sizes, kinds, density, binary,
+                                                  backend):
     model = _net(seed, sizes, kinds, density)
     twin = quantize(model)
     rng = np.random.default_rng(seed)
     x = (rng.random((60, 3, sizes[0])) < 0.4).astype(np.float64) if binary else \
         rng.random((60, 3, sizes[0])) * 4.0
-    ours = twin.run(torch.from_numpy(x))
+    ours = twin.run(torch.from_numpy(x), backend)
     for b in range(3):
         ref = _oracle(model, twin, x[:, b])
         for k, (o, r) in enumerate(zip(ours, ref, strict=True)):
@@ -158,8 +160,9 @@ def test_current_wrap_matches_lava():
     twin = quantize(model, scale=255 * 2 ** 7, weight_exp=7)
     x = torch.zeros(40, 1, 5, dtype=torch.float64)
     x[::20] = 1
-    ours = twin.run(x)[0][:, 0].numpy()
+    ours = twin.run(x, "torch")[0][:, 0].numpy()
     assert np.array_equal(ours, _oracle(model, twin, x[:, 0].numpy())[0])
+    assert np.array_equal(ours, twin.run(x, "numba")[0][:, 0].numpy())
     assert not ours[:, 0].any() and ours[:, 1].any() and ours[:, 2].any()
 
 
