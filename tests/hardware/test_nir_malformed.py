@@ -132,3 +132,13 @@ def test_bad_edges_delays_and_unsupported_values() -> None:
         from_nir(good())
     with pytest.raises(ParameterError, match="approximate must be one of"):
         to_nir(torch.nn.Sequential(torch.nn.Linear(2, 2), LIF(dt=DT)), approximate={"x"})
+
+
+def test_missing_nir_package_names_the_extra(monkeypatch) -> None:
+    import sys
+
+    from aura_snn.errors import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, "nir", None)    # as if nir were not installed
+    with pytest.raises(MissingExtraError, match="pip install aura-snn\\[peers\\]"):
+        to_nir(torch.nn.Sequential(torch.nn.Linear(2, 2), LIF(dt=DT, reset="zero")))
