@@ -4,7 +4,8 @@ simulator of Loihi 2 (``Loihi2SimCfg``), in ``fixed_pt`` or ``floating_pt``.
 Each stage ``[Linear] -> LIF | CubaLIF`` of the source (see :mod:`hardware.loihi` for
 the mapping and its refusals) becomes a Lava ``LIF`` (``du``, ``dv``, ``vth``,
 ``bias_mant = 0``) fed by a ``Dense`` (or ``Sparse`` when over half of the weights are
-zero) from the previous stage. ``fixed_pt`` uses the integers of
+zero, ``DelaySparse`` when the stage has synaptic delays: the ``delays`` argument of
+:func:`hardware.loihi.quantize`) from the previous stage. ``fixed_pt`` uses the integers of
 :func:`hardware.loihi.quantize`, so its spikes equal the twin's bit for bit;
 ``floating_pt`` uses :math:`g W`, :math:`g b`, the exact decays :math:`1 - a` and the
 threshold in volts, so its spikes equal the float model's (up to float rounding at
@@ -57,7 +58,7 @@ class LavaNetwork:
 def _connection(layer: LoihiLayer, mode: str) -> Any:
     import_lava()
     from lava.proc.dense.process import Dense
-    from lava.proc.sparse.process import Sparse
+    from lava.proc.sparse.process import DelaySparse, Sparse
     from lava.utils.weightutils import SignMode
 
     if mode == "floating_pt":
@@ -67,7 +68,13 @@ def _connection(layer: LoihiLayer, mode: str) -> Any:
         w = layer.weights.numpy().astype(np.int32)
         kw = dict(weight_exp=layer.weight_exp, num_weight_bits=layer.num_weight_bits,
                   sign_mode=SignMode[layer.sign_mode.upper()])
-    if layer.sparse:
+    d = None if layer.delays is None else layer.delays.numpy().astype(int) * (w != 0)
+    if d is not None and d.max() > 0:
+        from scipy.sparse import csr_matrix
+
+        return DelaySparse(weights=csr_matrix(w), delays=csr_matrix(d),
+                           max_delay=int(d.max()), **kw)
+    if layer.sparse or layer.delays is not None:
         from scipy.sparse import csr_matrix
 
         return Sparse(weights=csr_matrix(w), **kw)
@@ -128,6 +135,9 @@ def _run_one(source: nn.Module, x: torch.Tensor, mode: str, binary: bool,
     from lava.proc.io.source import RingBuffer as Source
 
     net = export(source, mode, binary_input=binary, **kw)
+    if not binary and net.twin.layers[0].delays is not None:
+        raise ParameterError("delays on the first layer need binary input (0/1 spikes "
+                             "through DelaySparse); x is not binary")
     steps, lag = x.shape[0], net.lags[-1]
     total = steps + lag
     fixed = mode == "fixed_pt"

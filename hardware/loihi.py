@@ -38,8 +38,8 @@ with ``reset="subtract"`` is refused unless ``approximate_reset=True``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -64,7 +64,8 @@ class LoihiLayer:
     ``weights`` int64 ``[n_out, n_in]`` as Lava's Dense holds them; ``bias`` int64
     ``[n_out]`` in input units; ``du``/``dv``/``vth`` Lava's LIF registers. Float side
     (Lava ``floating_pt``): ``weights_f = g W``, ``bias_f = g b`` (V), ``du_f``/``dv_f``
-    fractions, ``vth_f`` (V)."""
+    fractions, ``vth_f`` (V). ``delays``: int64 ``[n_out, n_in]`` extra synaptic delays
+    in steps (0..63, Lava ``DelaySparse``) or ``None``."""
 
     name: str
     weights: torch.Tensor
@@ -82,6 +83,7 @@ class LoihiLayer:
     du_f: float
     dv_f: float
     vth_f: float
+    delays: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -273,12 +275,25 @@ class LoihiTwin(nn.Module):
                                  f"got {tuple(x.shape)}")
         if not torch.isfinite(x).all():
             raise InputValueError("x contains NaN or infinite values")
-        w = self.layers[0].weights.T.double().to(x.device)
-        return self._current(torch.round(x.double() @ w), self.layers[0])
+        return self._current(x.double(), self.layers[0])
 
     @staticmethod
-    def _current(acc: torch.Tensor, layer: LoihiLayer) -> torch.Tensor:
-        return _shift(acc.long(), layer.weight_exp) + layer.bias.to(acc.device)
+    def _current(s: torch.Tensor, layer: LoihiLayer) -> torch.Tensor:
+        """``shift_e(round(s w^T)) + b``; with delays, per delay ``k`` (as Lava's
+        ``DelaySparse``): ``sum_k shift_e(round(s[t - k] (w [d = k])^T))``."""
+        w = layer.weights.double().to(s.device)
+        b = layer.bias.to(s.device)
+        if layer.delays is None:
+            return _shift(torch.round(s @ w.T).long(), layer.weight_exp) + b
+        d = layer.delays.to(s.device)
+        out = torch.zeros(*s.shape[:-1], w.shape[0], dtype=torch.long, device=s.device)
+        for k in torch.unique(d).tolist():
+            if k >= s.shape[0]:
+                continue
+            acc = _shift(torch.round(s[:s.shape[0] - k] @ (w * (d == k)).T).long(),
+                         layer.weight_exp)
+            out[k:] += acc
+        return out + b
 
     def run(self, x: torch.Tensor, backend: str = "auto") -> list[torch.Tensor]:
         """Spikes (bool ``[T, B, n]``) of every layer for input ``x`` (``backend`` of
@@ -286,7 +301,7 @@ class LoihiTwin(nn.Module):
         a, out = self.input_current(x), []
         for k, layer in enumerate(self.layers):
             if k:
-                a = self._current(out[-1].double() @ layer.weights.T.double().to(x.device), layer)
+                a = self._current(out[-1].double(), layer)
             out.append(lif_fixed(a, layer.du, layer.dv, layer.vth, backend))
         return out
 
@@ -298,12 +313,15 @@ class LoihiTwin(nn.Module):
 def quantize(source: nn.Module, *, scale: float | Sequence[float | None] | None = None,
              weight_exp: int | Sequence[int | None] | None = None, num_weight_bits: int = 8,
              allow_saturation: bool = False, approximate_reset: bool = False,
-             n_in: int | None = None) -> LoihiTwin:
+             n_in: int | None = None,
+             delays: Mapping[str, torch.Tensor] | None = None) -> LoihiTwin:
     """The Loihi 2 fixed-point twin of ``source`` (``nn.Sequential`` of ``[Linear] ->
     LIF | CubaLIF`` stages). ``scale`` (input units per volt) and ``weight_exp`` per layer
     default to the largest that fit (no clipping); with a given scale, weights beyond
     the 8-bit range raise unless ``allow_saturation``. ``n_in`` sizes a first neuron
-    layer that has no ``Linear`` (an identity input). ``twin.errors`` holds one
+    layer that has no ``Linear`` (an identity input). ``delays`` maps a ``Linear``'s name
+    to its synaptic delays in steps (int ``[n_out, n_in]``, 0..63; Lava ``DelaySparse``:
+    delay 0 is the plain ``Dense`` timing). ``twin.errors`` holds one
     :class:`LayerError` per layer."""
     if not 1 <= int(num_weight_bits) <= 8:
         raise ParameterError(f"num_weight_bits must be in 1..8, got {num_weight_bits}")
@@ -316,6 +334,10 @@ def quantize(source: nn.Module, *, scale: float | Sequence[float | None] | None 
     for s in scales:
         if s is not None:
             _check_scale(float(s))
+    delays = dict(delays or {})
+    unknown = set(delays) - {label.split("->")[0] for label, lin, _ in stages if lin is not None}
+    if unknown:
+        raise ParameterError(f"delays name no Linear layer of source: {sorted(unknown)}")
     layers, errors = [], []
     for (name, lin, m), s, e in zip(stages, scales, exps, strict=True):
         if lin is None and n_in is None:
@@ -327,10 +349,26 @@ def quantize(source: nn.Module, *, scale: float | Sequence[float | None] | None 
                                  f"previous layer has {n_in}")
         layer, err = _quantize_layer(name, lin, m, width, s, e, int(num_weight_bits),
                                      allow_saturation, approximate_reset)
+        lin_name = name.split("->")[0]
+        if lin is not None and lin_name in delays:
+            layer = replace(layer, delays=_check_delays(lin_name, delays[lin_name],
+                                                        tuple(layer.weights.shape)))
         layers.append(layer)
         errors.append(err)
         n_in = layer.weights.shape[0]
     return LoihiTwin(layers, errors)
+
+
+def _check_delays(name: str, d: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    d = torch.as_tensor(d)
+    if d.is_floating_point() or d.dtype == torch.bool:
+        raise ParameterTypeError(f"delays[{name!r}] must be an integer tensor, got {d.dtype}")
+    if tuple(d.shape) != shape:
+        raise ParameterError(f"delays[{name!r}] must have shape {shape}, got {tuple(d.shape)}")
+    if d.numel() and (int(d.min()) < 0 or int(d.max()) > 63):
+        raise ParameterError(f"delays[{name!r}] must be in 0..63 steps (Loihi 2's 6 bits), "
+                             f"got {int(d.min())}..{int(d.max())}")
+    return d.long().cpu()
 
 
 def _check_scale(x: float) -> None:

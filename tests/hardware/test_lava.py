@@ -103,6 +103,37 @@ def test_demo_classifier_in_lava_fixed_pt_equals_twin():
     assert twin.run(x)[0].sum() > 20 and lava.sum() > 0
 
 
+@pytest.mark.parametrize("mode", ["fixed_pt", "floating_pt"])
+def test_delays_run_as_delay_sparse(mode):
+    """Synaptic delays (0..5 steps) on the second layer: Lava's DelaySparse against the
+    twin (fixed_pt) and against our float neurons fed the delayed sums (floating_pt)."""
+    from hardware.lava import export, run
+    from hardware.loihi import quantize
+
+    model = _net(8, [10, 16, 6], ["lif", "cuba"], [1.0, 0.6])
+    d = torch.from_numpy(np.random.default_rng(8).integers(0, 6, (6, 16)))
+    net = export(model, mode, delays={"2": d})
+    assert type(net.conns[1]).__name__ == "DelaySparse"
+    x = _input(8, 10, True)
+    lava = run(model, x, mode, delays={"2": d})
+    if mode == "fixed_pt":
+        ref = quantize(model, delays={"2": d})(x)
+    else:
+        with torch.no_grad():
+            s1 = model[:2](x)  # [T, B, 16]
+            w, b = model[2].weight, model[2].bias
+            cur = torch.zeros(x.shape[0], x.shape[1], 6, dtype=torch.float64)
+            for k in range(6):
+                cur[k:] += s1[:x.shape[0] - k] @ (w * (d == k)).T
+            ref = model[3](cur + b)
+    assert torch.equal(lava, ref)
+    assert lava.sum() > 10
+    with pytest.raises(ValueError, match="0..63"):
+        quantize(model, delays={"2": d + 60})
+    with pytest.raises(ValueError, match="no Linear"):
+        quantize(model, delays={"fc9": d})
+
+
 def _children() -> list[str]:
     """Live child processes of this process (Linux ``/proc``; Lava forks its workers)."""
     from pathlib import Path
