@@ -14,7 +14,6 @@ from torch import nn
 
 from aura_snn import LIF, CubaLIF
 from aura_snn.functional.conventions import loihi_decay_from_tau
-from aura_snn.tasks.digits import SpikingMLP
 from hardware.loihi import quantize
 
 DT = 1e-3
@@ -200,7 +199,9 @@ def test_bad_input_named():
     with pytest.raises(ValueError, match="'0->1'.*NaN"):
         quantize(model)
     with pytest.raises(ValueError, match="reset='subtract'"):
-        quantize(SpikingMLP(4, 5, 2, 10e-3, DT))
+        quantize(nn.Sequential(nn.Linear(4, 5), LIF(10e-3, dt=DT, reset="subtract")))
+    assert quantize(nn.Sequential(nn.Linear(4, 5), LIF(10e-3, dt=DT, reset="subtract")),
+                    approximate_reset=True).layers[0].vth > 0
     with pytest.raises(ValueError, match="Conv2d"):
         quantize(nn.Sequential(nn.Conv2d(1, 1, 3), LIF()))
     with pytest.raises(ValueError, match="no spiking layer"):
