@@ -48,8 +48,8 @@ def load_source(path: str | Path, dt: float | None = None) -> Source:
     if p.suffix.lower() in NIR_SUFFIXES:
         from hardware.nir import from_nir
 
-        step = dt if dt is not None else 1e-3
-        return Source(from_nir(p, dt=step), "nir", step)
+        module = from_nir(p, dt=dt)  # dt from the file's metadata when not given
+        return Source(module, "nir", dt if dt is not None else getattr(module, "dt", 1e-3))
     raise ParameterError(
         f"MODEL {str(p)!r} is not a saved model folder (config.json + weights.safetensors), "
         f"a network file ({', '.join(NETWORK_SUFFIXES)}) or a NIR file "

@@ -28,6 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=4, help="samples of sample input")
     p.add_argument("--input", default=None, metavar="FILE.npy", help="sample input [T, B, ...]")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--approximate", default="", metavar="FEATURES",
+                   help="comma-separated features NIR cannot express to approximate "
+                        "(reset, next_step_reset, refractory, adaptation, poisson; see "
+                        "hardware.nir.to_nir); default: refuse them")
 
 
 def _fail(msg: str) -> int:
@@ -49,14 +53,11 @@ def run(args: argparse.Namespace) -> int:
                          "defined yet (use --to nir, which Lava-DL reads)")
         import torch
 
-        from aura_snn._io import atomic_path
-        from hardware.nir import from_nir, to_nir
-        from hardware.nir._compat import import_nir
+        from hardware.nir import from_nir, to_nir, write
 
-        nir = import_nir()
-        graph = to_nir(src.model, dt=src.dt)
-        with atomic_path(args.out, suffix=".nir") as tmp:
-            nir.write(str(tmp), graph)
+        approximate = {f.strip() for f in args.approximate.split(",") if f.strip()}
+        graph = to_nir(src.model, dt=src.dt, approximate=approximate)
+        write(args.out, graph)
         print(f"wrote {args.out}: {len(graph.nodes)} NIR nodes, {len(graph.edges)} edges "
               f"(dt {src.dt:g} s)")
         if not args.verify:
