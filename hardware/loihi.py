@@ -305,6 +305,21 @@ class LoihiTwin(nn.Module):
             out.append(lif_fixed(a, layer.du, layer.dv, layer.vth, backend))
         return out
 
+    def spike_error(self, source: nn.Module, x: torch.Tensor) -> list[dict[str, float]]:
+        """Per layer, twin against the float ``source`` on ``x``: the fraction of
+        (step, sample, neuron) entries whose spike differs (``mismatch``) and both mean
+        firing probabilities per step (``rate_float``, ``rate_twin``)."""
+        twin = self.run(x)
+        out, h = [], x
+        with torch.no_grad():
+            for m in source.children():
+                h = m(h)
+                if isinstance(m, (LIF, CubaLIF)):
+                    out.append(h)
+        return [{"name": lay.name, "mismatch": float((f.bool() != t).double().mean()),
+                 "rate_float": float(f.double().mean()), "rate_twin": float(t.double().mean())}
+                for lay, f, t in zip(self.layers, out, twin, strict=True)]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
         return self.run(x)[-1].to(dtype)

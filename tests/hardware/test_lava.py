@@ -84,6 +84,22 @@ def test_floating_pt_identical_to_float_model(seed, sizes, kinds, density, binar
     assert lava.sum() > 20
 
 
+def test_leading_neuron_layer_fed_currents():
+    """LIF(20) -> Dense(20x8) -> CubaLIF(8), the first population driven by currents."""
+    from hardware.lava import run
+    from hardware.loihi import quantize
+
+    model = nn.Sequential(LIF(8e-3, dt=DT, threshold=1.0, reset="zero"), nn.Linear(20, 8),
+                          CubaLIF(10e-3, 4e-3, dt=DT, threshold=0.5, reset="zero")).double()
+    with torch.no_grad():
+        model[1].weight.mul_(4).add_(0.6)
+    x = _input(5, 20, False)
+    lava = run(model, x, "fixed_pt", n_in=20)
+    assert torch.equal(lava, quantize(model, n_in=20)(x)) and lava.sum() > 10
+    with torch.no_grad():
+        assert torch.equal(run(model, x, "floating_pt", n_in=20), model(x))
+
+
 def test_demo_classifier_in_lava_fixed_pt_equals_twin():
     """The demo's SpikingMLP (reset 'subtract', run as Lava's reset to 0 by request) on
     digits presented as constant currents."""

@@ -216,3 +216,28 @@ def test_twin_on_gpu_equals_cpu():
     cpu = [s.numpy() for s in twin.run(x)]
     gpu = [s.cpu().numpy() for s in twin.run(x.cuda())]
     assert all(np.array_equal(a, b) for a, b in zip(cpu, gpu, strict=True))
+
+
+def test_spike_error_against_float_model():
+    """Per-layer mismatch and rates of twin vs float model equal a direct comparison;
+    8-bit weights on their grid (multiples of 0.25 at scale 256) stay close to the
+    float spikes (only the round-toward-zero decay differs), 2-bit weights do not."""
+    lin = nn.Linear(6, 4, bias=False)
+    rng = np.random.default_rng(9)
+    with torch.no_grad():
+        lin.weight.copy_(torch.from_numpy(rng.integers(-3, 4, (4, 6)) * 0.25))
+    model = nn.Sequential(lin, LIF(20e-3, dt=DT, threshold=1.0, reset="zero",
+                                   input_scaling="direct")).double()
+    x = torch.from_numpy((rng.random((80, 3, 6)) < 0.5) * 1.0)
+    with torch.no_grad():
+        f = model(x)
+    errs = []
+    for bits in (8, 2):
+        twin = quantize(model, scale=256.0, weight_exp=0, num_weight_bits=bits)
+        err = twin.spike_error(model, x)[0]
+        t = twin(x)
+        assert err["mismatch"] == pytest.approx(float((t != f).double().mean()))
+        assert err["rate_float"] == pytest.approx(float(f.mean()))
+        assert err["rate_twin"] == pytest.approx(float(t.mean()))
+        errs.append(err["mismatch"])
+    assert f.sum() > 20 and errs[0] < 0.02 and errs[1] > errs[0] + 0.02
