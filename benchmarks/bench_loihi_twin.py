@@ -105,7 +105,8 @@ def demo(epochs: int, n_lava: int) -> dict:
             "acc_twin_same_samples": float((tw[:, :n_lava].sum(0).argmax(1)
                                             == y_te[:n_lava]).double().mean()),
             "spike_agreement": agree, "float_spike_agreement": agree_f,
-            "layer_errors": [e.__dict__ for e in twin.errors]}
+            "layer_errors": [e.__dict__ for e in twin.errors],
+            "spike_error": twin.spike_error(model, x)}
 
 
 def main() -> None:
@@ -113,8 +114,10 @@ def main() -> None:
     s = speed(3 if args.quick else 10)
     d = demo(2 if args.quick else 10, 5 if args.quick else 20)
     print_table([s], list(s), title="Twin vs Lava (fixed_pt)")
-    print_table([{k: v for k, v in d.items() if k != "layer_errors"}],
-                [k for k in d if k != "layer_errors"], title="Demo classifier")
+    skip = ("layer_errors", "spike_error")
+    print_table([{k: v for k, v in d.items() if k not in skip}],
+                [k for k in d if k not in skip], title="Demo classifier")
+    print_table(d["spike_error"], list(d["spike_error"][0]), title="Twin vs float, per layer")
     goals = [Goal("twin speed-up vs Lava run", ">= 50x", round(s["speedup_vs_run"], 1),
                   s["speedup_vs_run"] >= 50),
              Goal("fixed_pt spike agreement (speed case)", "100%", s["identical"], s["identical"]),
