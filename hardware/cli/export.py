@@ -2,8 +2,10 @@
 
 ``MODEL`` is a saved model folder (``aura-snn demo`` writes one in ``out/demo/model``),
 a network file (``aura-snn simulate``'s TOML/YAML) or a NIR file. ``--to nir`` writes
-the NIR graph (HDF5, atomically); ``--verify`` reads the file back, runs it on sample
-input and prints how many output spikes agree with the source. Mistakes get one line
+the NIR graph (HDF5, atomically), ``--to lava`` the Loihi 2 fixed-point network
+(:mod:`hardware.loihi_file`: the integers Lava's processes are built with); ``--verify``
+runs the export in its target (NIR read back into our kernels; Lava's ``fixed_pt``
+simulator against the file's twin) on sample input and prints the agreement. Mistakes get one line
 naming what is wrong and exit status 2; nothing is left at ``--out`` on failure.
 """
 
@@ -47,11 +49,10 @@ def run(args: argparse.Namespace) -> int:
         from ._source import load_source, sample_input
 
         src = load_source(args.model, args.dt)
-        if args.to == "lava":
-            return _fail("--to lava: write the Lava process network with "
-                         "hardware.lava.export from Python; a file format for it is not "
-                         "defined yet (use --to nir, which Lava-DL reads)")
         import torch
+
+        if args.to == "lava":
+            return _to_lava(src, args)
 
         from hardware.nir import from_nir, to_nir, write
 
@@ -75,8 +76,43 @@ def run(args: argparse.Namespace) -> int:
               f"({same / want.numel():.2%}); spikes {int(want.sum()):,} in the source, "
               f"{int(got.sum()):,} in the export")
         return 0 if same == want.numel() else 1
-    except (AuraError, OSError, ValueError, TypeError) as exc:
+    except (AuraError, OSError, ValueError, TypeError, ImportError) as exc:
         return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     except KeyboardInterrupt:
         print("aura-snn export: interrupted", file=sys.stderr)
         return 130
+
+
+def _to_lava(src, args: argparse.Namespace) -> int:  # noqa: ANN001
+    """Write the Loihi 2 network file (:mod:`hardware.loihi_file`); ``--verify`` runs the
+    model in Lava ``fixed_pt`` and compares its output spikes with the file's twin."""
+    import torch
+
+    from hardware.loihi import quantize
+    from hardware.loihi_file import load_twin, save_twin
+
+    from ._source import sample_input
+
+    if src.kind != "model":
+        return _fail("--to lava takes a saved model folder (a stack of Linear and LIF/"
+                     "CubaLIF layers); export a network file with --to nir")
+    model = src.model.double()
+    twin = quantize(model)
+    save_twin(twin, args.out)
+    print(f"wrote {args.out}: Loihi 2 fixed-point network, {len(twin.layers)} layers")
+    for e in twin.errors:
+        print(f"  {e.name}: weight error max {e.weight_max_err:.3g} V (rel. RMS "
+              f"{e.weight_rel_rmse:.2%}), threshold rel. {e.threshold_rel_err:.2g}, "
+              f"clipped {e.clipped}")
+    if not args.verify:
+        return 0
+    from hardware.lava import run as lava_run
+
+    x = sample_input(src, args.steps, args.batch, args.seed, args.input).double()
+    with torch.no_grad():
+        want = load_twin(args.out)(x)
+    got = lava_run(model, x, mode="fixed_pt")
+    same = int((want == got.to(want.dtype)).sum())
+    print(f"verify: Lava fixed_pt and the file's twin agree on {same:,} of {want.numel():,} "
+          f"output values ({same / want.numel():.2%}); spikes {int(got.sum()):,} in Lava")
+    return 0 if same == want.numel() else 1

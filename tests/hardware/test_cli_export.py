@@ -49,3 +49,35 @@ def test_export_mistakes_are_one_line_and_leave_nothing(tmp_path, capsys):
     assert main(["export", str(other), "--to", "nir", "--out", str(out)]) == 2
     assert "not a saved model folder" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_export_to_lava_writes_the_twin_and_lava_agrees(tmp_path, capsys):
+    pytest.importorskip("scipy")
+    from hardware.lava_compat import import_lava
+
+    try:
+        import_lava()
+    except ImportError as exc:
+        pytest.skip(f"Lava is not installed: {exc}")
+    from hardware.loihi import quantize
+    from hardware.loihi_file import load_twin
+
+    model = _saved(tmp_path)
+    out = tmp_path / "clf.loihi2"
+    rc = main(["export", str(tmp_path / "model"), "--to", "lava", "--out", str(out),
+               "--verify", "--steps", "12", "--batch", "2"])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert "agree on" in text and "(100.00%)" in text
+    want = quantize(model.double())  # the file holds exactly these integers
+    got = load_twin(out)
+    for a, b in zip(want.layers, got.layers, strict=True):
+        assert torch.equal(a.weights, b.weights) and torch.equal(a.bias, b.bias)
+        assert (a.du, a.dv, a.vth, a.weight_exp) == (b.du, b.dv, b.vth, b.weight_exp)
+    data = bytearray(out.read_bytes())
+    data[-3] ^= 1
+    out.write_bytes(bytes(data))
+    from aura_snn.errors import CorruptFileError
+
+    with pytest.raises(CorruptFileError, match="clf.loihi2"):
+        load_twin(out)
