@@ -33,6 +33,10 @@ spikes it goes with. A layer without a ``Linear`` is an identity. The first laye
 input, if not binary, is rounded after the integer weights: :math:`\operatorname{round}
 (x w^\top)` (the host computes it in Lava too). Lava resets to 0 at the spike: a model
 with ``reset="subtract"`` is refused unless ``approximate_reset=True``.
+
+Like Lava's simulator, the twin does not saturate the input :math:`a` at 16 bits nor
+:math:`u` before its 24-bit wrap (integers are int64; Lava's int32 overflows only for
+:math:`|a| > 2^{25}`); the automatic scale keeps one weight within 16 bits.
 """
 
 from __future__ import annotations
