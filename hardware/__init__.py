@@ -1,5 +1,11 @@
-"""Neuromorphic targets and measurement: NIR, Lava (Loihi 2), energy tables.
+"""Neuromorphic targets and measurement; sees only :mod:`aura_snn` models and graphs.
 
-Sees only :mod:`aura_snn` graphs. Export and energy arrive in a later issue; for now
-this package holds the Lava import shim for Python 3.11 (:mod:`hardware.lava_compat`).
+* :mod:`hardware.nir` — NIR export (``to_nir``) and import (``from_nir``), HDF5 files;
+* :mod:`hardware.loihi` — the Loihi 2 fixed-point twin (``quantize``), bit-exact with
+  Lava's bit-accurate models; :mod:`hardware.loihi_file` — its network files;
+* :mod:`hardware.lava` — the Lava process network (``export``) and runs in Lava's
+  simulator (``run``), imported through :mod:`hardware.lava_compat` on Python 3.11;
+* :mod:`hardware.partition` — hybrid models split into PyTorch and spiking parts;
+* :mod:`hardware.cli` — the ``aura-snn export`` and ``energy`` subcommands and the
+  hardware steps of ``aura-snn demo`` (entry points, so the core never imports them).
 """
