@@ -89,8 +89,9 @@ def code_version() -> dict[str, Any]:
                              check=False)
         return out.stdout.strip() if out.returncode == 0 else "?"
 
-    changed = [line[3:] for line in git("status", "--porcelain", "--", "aura_snn",
-                                        "hardware").splitlines() if line.strip()]
+    out = subprocess.run(["git", "status", "--porcelain", "--", "aura_snn", "hardware"],
+                         cwd=root, capture_output=True, text=True, check=False).stdout
+    changed = [line[3:] for line in out.splitlines() if line.strip()]  # "XY path"
     return {"commit": git("rev-parse", "--short", "HEAD"),
             "aura_snn_locally_modified": bool(changed), "modified_paths": changed[:50]}
 
