@@ -32,7 +32,13 @@ class MultiStep(NamedTuple):
 
 def run(step: StepFn, x: torch.Tensor, state: Any, p: Any, dt: float,
         record_v: bool = False) -> MultiStep:
-    """Apply ``step`` to each ``x[t]`` of time-major ``x`` (``[T, B, ...]``)."""
+    """Apply ``step`` to each ``x[t]`` of time-major ``x`` (``[T, B, ...]``).
+
+    With ``T = 0`` nothing is stepped: spikes (and the trace) are empty ``[0, B, ...]``
+    tensors and the state is returned as given (``None`` stays ``None``: at rest)."""
+    if x.shape[0] == 0:
+        empty = x * 0  # [0, B, ...], still attached to x's graph
+        return MultiStep(empty, empty.clone() if record_v else None, state)
     spikes: list[torch.Tensor] = []
     vs: list[torch.Tensor] = []
     for x_t in x.unbind(0):

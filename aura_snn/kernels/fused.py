@@ -170,7 +170,9 @@ def _run(x: torch.Tensor, state: Any, p: F_lif.LIFParameters, dt: float, record_
          kernel: str, is_lif: bool) -> MultiStep:
     F = F_lif if is_lif else F_cuba
     if state is None:
-        state = F.initial_state(x[0], p)
+        state = F.initial_state(x.new_zeros(x.shape[1:]), p)
+    if x.shape[0] == 0:  # T = 0: empty outputs, the state unchanged
+        return loop.run(F.step, x, state, p, dt, record_v=record_v)
     chosen = _pick_kernel(kernel, x)
     if chosen is None:
         if x.device.type not in _warned:

@@ -256,11 +256,18 @@ class EpisodicMemory:
         lists scanned; ``exact=True`` scans every memory. ``touch=True`` re-stamps the
         retrieved memories' last access with the current clock (recency). Results live
         on the store's device.
+
+        ``k`` is clamped to the number of stored memories (``k=10**9`` returns them all,
+        without allocating 10**9 slots); an empty store gives results of shape
+        ``[q, 0]``. Fewer hits than ``k`` (lists not probed) are padded with id ``-1``
+        and score ``-inf``.
         """
         q = self._check_keys("queries", queries)
-        k = check_int("k", k, minimum=1)
+        k = min(check_int("k", k, minimum=1), len(self))
         if nprobe is not None:
             nprobe = check_int("nprobe", nprobe, minimum=1)
+        if k == 0:
+            return self._no_results(q.shape[0])
         if self.index is not None and not exact:
             scores, ids = self.index.search(q, k, nprobe if nprobe is not None else self.nprobe)
             scores, ids = scores.to(self.device), ids.to(self.device)
@@ -284,16 +291,26 @@ class EpisodicMemory:
             self._last[hit] = self.step
         return SearchResult(ids, scores, values)
 
+    def _no_results(self, n: int) -> SearchResult:
+        """Results of ``n`` queries with no memory to return: shape ``[n, 0]``."""
+        values = None if self._values is None else torch.zeros(
+            n, 0, self.value_dim, dtype=self.value_dtype, device=self.device)
+        return SearchResult(torch.zeros(n, 0, dtype=torch.long, device=self.device),
+                            torch.zeros(n, 0, dtype=self.dtype, device=self.device), values)
+
     def neighbours(self, ids: int | torch.Tensor, k: int = 5, *, nprobe: int | None = None,
                    exact: bool = False) -> SearchResult:
         """The ``k`` memories nearest to each stored memory in ``ids`` (itself excluded).
 
-        Uses the index like :meth:`search` (``touch=False``); rows follow ``ids``.
+        Uses the index like :meth:`search` (``touch=False``); rows follow ``ids``. ``k``
+        is clamped to the other memories stored (``len(self) - 1``).
         """
         ids_t = _as_ids(ids, "ids")
-        k = check_int("k", k, minimum=1)
+        k = min(check_int("k", k, minimum=1), len(self) - 1)
         rows = self._rows_of(ids_t, "ids")
         keys = self._keys[torch.from_numpy(rows).to(self.device)]
+        if k <= 0:
+            return self._no_results(ids_t.numel())
         res = self.search(keys, k + 1, nprobe=nprobe, exact=exact, touch=False)
         is_self = res.ids == ids_t.to(self.device)[:, None]
         drop = is_self.clone()

@@ -164,12 +164,20 @@ class SpikingNeuron(nn.Module):
         """Run all ``T`` steps of time-major ``x`` (``[T, B, ...]``).
 
         Returns ``MultiStep(spikes [T, B, ...], v [T, B, ...] or None, final state)``.
+        ``T = 0`` gives empty ``[0, B, ...]`` spikes (and trace) and the initial state
+        (``state``, or the resting state); observers are not called for it.
         """
         check_tensor("x", x, finite=False)
         check_min_ndim("x", x, 2, "[T, B, ...]")
         if not x.is_floating_point():
             raise ShapeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
-        self._check_state(state, x[0])
+        one_step = x.new_zeros(x.shape[1:])
+        self._check_state(state, one_step)
+        if x.shape[0] == 0:
+            out = reference_run(self.functional.step, x, state, None, self.dt,
+                                record_v=record_v)
+            return out._replace(state=state if state is not None
+                                else self.initial_state(one_step))
         p = self.neuron_parameters()
         record = record_v or any(needs for _, needs in self._observers)
         if self._use_fused(x):
