@@ -169,6 +169,8 @@ _warned: set[str] = set()
 def _run(x: torch.Tensor, state: Any, p: F_lif.LIFParameters, dt: float, record_v: bool,
          kernel: str, is_lif: bool) -> MultiStep:
     F = F_lif if is_lif else F_cuba
+    if x.dtype in HALF:
+        return _run_upcast(x, state, p, dt, record_v, kernel, is_lif)
     if state is None:
         state = F.initial_state(x.new_zeros(x.shape[1:]), p)
     if x.shape[0] == 0:  # T = 0: empty outputs, the state unchanged
@@ -198,11 +200,28 @@ def _run(x: torch.Tensor, state: Any, p: F_lif.LIFParameters, dt: float, record_
     return MultiStep(s.view(x.shape), v, new_state)
 
 
+#: Half-precision dtypes, computed in float32 (:func:`_run_upcast`).
+HALF = (torch.float16, torch.bfloat16)
+
+
+def _run_upcast(x: torch.Tensor, state: Any, p: F_lif.LIFParameters, dt: float,
+                record_v: bool, kernel: str, is_lif: bool) -> MultiStep:
+    """float16/bfloat16 input: the kernel runs in float32 (as autocast would) and the
+    spikes, trace and state come back in the input's dtype; gradients reach ``x`` (and
+    the state) in their own dtype through the casts."""
+    half = x.dtype
+    up = None if state is None else type(state)(*(t.float() for t in state))
+    out = _run(x.float(), up, p, dt, record_v, kernel, is_lif)
+    return MultiStep(out.spikes.to(half), None if out.v is None else out.v.to(half),
+                     type(out.state)(*(t.to(half) for t in out.state)))
+
+
 def lif_multistep(x: torch.Tensor, state: F_lif.LIFState | None, p: F_lif.LIFParameters,
                   dt: float, record_v: bool = False, kernel: str = "auto") -> MultiStep:
     """Fused equivalent of ``loop.run(functional.lif.step, x, state, p, dt, record_v)``.
 
-    ``x``: ``[T, B, ...]`` input (V); returns spikes ``[T, B, ...]``, the membrane trace
+    ``x``: ``[T, B, ...]`` input (V) in float16, bfloat16 (computed in float32), float32
+    or float64; returns spikes ``[T, B, ...]``, the membrane trace
     if ``record_v``, and the final :class:`~aura_snn.functional.lif.LIFState`.
     ``kernel``: ``"auto"`` (numba on CPU, Triton on CUDA), or force one (tests run the
     Triton kernels on CPU tensors in Triton's interpreter).
