@@ -1,0 +1,72 @@
+"""Equality of :mod:`aura_snn.metrics.ops` with NeuroBench 2.3 on the same snnTorch model.
+
+Oracle: NeuroBench's own metrics (passed as classes) on an snnTorch network; ours run on
+the same network rebuilt from ``aura_snn.neurons.LIF`` with the same weights (mapping
+of tests/peers/test_snntorch.py: ``Leaky(beta)`` == ``LIF(tau_from_beta(beta, dt),
+input_scaling="direct", reset_at="next_step", detach_reset=True)``).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+snn = pytest.importorskip("snntorch")
+nb = pytest.importorskip("neurobench")
+from neurobench.benchmarks import Benchmark  # noqa: E402
+from neurobench.metrics.static import ConnectionSparsity  # noqa: E402
+from neurobench.metrics.workload import (  # noqa: E402
+    ActivationSparsity,
+    MembraneUpdates,
+    SynapticOperations,
+)
+from neurobench.models import SNNTorchModel  # noqa: E402
+
+from aura_snn.functional.conventions import tau_from_beta  # noqa: E402
+from aura_snn.metrics.ops import connection_sparsity, count_ops  # noqa: E402
+from aura_snn.neurons import LIF  # noqa: E402
+
+DT, BETA, THR = 1e-3, 0.9, 1.0
+B, T, NIN, NH, NOUT = 3, 12, 10, 16, 5
+
+
+def _nets() -> tuple[nn.Module, nn.Module, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    l1, l2 = nn.Linear(NIN, NH), nn.Linear(NH, NOUT)
+    with torch.no_grad():
+        l1.weight.copy_(torch.randn(NH, NIN, generator=g))
+        l1.weight[torch.rand(NH, NIN, generator=g) < 0.3] = 0.0
+        l2.weight.copy_(torch.randn(NOUT, NH, generator=g))
+        l2.weight[torch.rand(NOUT, NH, generator=g) < 0.5] = 0.0
+    peer = nn.Sequential(l1, snn.Leaky(beta=BETA, threshold=THR, init_hidden=True),
+                         l2, snn.Leaky(beta=BETA, threshold=THR, init_hidden=True, output=True))
+    m = dict(dt=DT, threshold=THR, input_scaling="direct", reset_at="next_step",
+             detach_reset=True)
+    tau = tau_from_beta(BETA, DT)
+    ours = nn.Sequential(l1, LIF(tau, **m), l2, LIF(tau, **m))
+    x = torch.randn(B, T, NIN, generator=g).abs() * 1.5
+    x[x < 0.8] = 0.0  # zeros in the real-valued input: effective < dense
+    return peer, ours, x
+
+
+def _neurobench(peer: nn.Module, x: torch.Tensor) -> dict:
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, torch.zeros(B)),
+                                         batch_size=B)
+    bench = Benchmark(SNNTorchModel(peer), loader, [], [],
+                      [[ConnectionSparsity], [ActivationSparsity, SynapticOperations,
+                                              MembraneUpdates]])
+    return bench.run()
+
+
+def test_counts_equal_neurobench() -> None:
+    peer, ours, x = _nets()
+    ref = _neurobench(peer, x)
+    got = count_ops(ours, x.transpose(0, 1).contiguous())
+    syn = ref["SynapticOperations"]
+    assert got.per_sample("macs") == pytest.approx(syn["Effective_MACs"], rel=1e-12)
+    assert got.per_sample("acs") == pytest.approx(syn["Effective_ACs"], rel=1e-12)
+    assert got.per_sample("dense") == pytest.approx(syn["Dense"], rel=1e-12)
+    assert got.activation_sparsity == pytest.approx(ref["ActivationSparsity"], rel=1e-12)
+    assert connection_sparsity(ours) == pytest.approx(ref["ConnectionSparsity"], rel=1e-12)
+    assert got.per_sample("membrane_updates") == pytest.approx(ref["MembraneUpdates"], rel=1e-12)
