@@ -70,3 +70,37 @@ def test_counts_equal_neurobench() -> None:
     assert got.activation_sparsity == pytest.approx(ref["ActivationSparsity"], rel=1e-12)
     assert connection_sparsity(ours) == pytest.approx(ref["ConnectionSparsity"], rel=1e-12)
     assert got.per_sample("membrane_updates") == pytest.approx(ref["MembraneUpdates"], rel=1e-12)
+
+
+def test_footprint_equals_neurobench() -> None:
+    from neurobench.metrics.static import Footprint
+
+    from aura_snn.metrics.ops import footprint
+
+    peer, _, _ = _nets()
+    assert footprint(peer) == Footprint()(SNNTorchModel(peer))
+
+
+def test_conv2d_effective_by_brute_force() -> None:
+    """Oracle: an explicit loop over output positions and kernel taps."""
+    g = torch.Generator().manual_seed(1)
+    conv = nn.Conv2d(2, 3, 3, padding=1, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(3, 2, 3, 3, generator=g))
+        conv.weight[torch.rand(3, 2, 3, 3, generator=g) < 0.4] = 0.0
+    x = (torch.rand(2, 2, 5, 5, generator=g) < 0.3).float()  # spikes: ACs
+    got = count_ops(nn.Sequential(conv), x, batch_dim=0)
+    xp = torch.nn.functional.pad(x, (1, 1, 1, 1))
+    eff = dense = 0
+    for b in range(2):
+        for o in range(3):
+            for i in range(5):
+                for j in range(5):
+                    for c in range(2):
+                        for u in range(3):
+                            for v in range(3):
+                                dense += int(0 <= i + u - 1 < 5 and 0 <= j + v - 1 < 5)
+                                eff += int(xp[b, c, i + u, j + v] != 0
+                                           and conv.weight[o, c, u, v] != 0)
+    assert got.total("acs") == eff and got.total("macs") == 0
+    assert got.total("dense") == dense
