@@ -86,3 +86,13 @@ def test_unknown_and_user_target(tmp_path) -> None:
     assert rep["per_inference"]["compute_pJ"] == pytest.approx(
         (2.0 * h["macs"] + 0.5 * h["acs"]) / B, rel=1e-12)
     assert np.isfinite(rep["layers"]["1"]["activation_sparsity"])
+
+
+def test_plot_written(tmp_path) -> None:
+    from aura_snn.plot.energy import plot_energy
+
+    m, x = _model()
+    plot_energy(measure(m, x, "cmos45"), tmp_path / "e.png")
+    assert (tmp_path / "e.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="report"):
+        plot_energy({"layers": {}}, tmp_path / "f.png")
