@@ -143,7 +143,12 @@ class FaissIVFIndex:
 
     def search(self, queries: torch.Tensor, k: int,
                nprobe: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Top-``k`` ``(scores, ids)`` as in :meth:`IVFIndex.search`."""
+        """Top-``k`` ``(scores, ids)`` as in :meth:`IVFIndex.search` (``k`` clamped to
+        the keys held: FAISS would allocate ``k`` result slots per query)."""
+        k = min(check_int("k", k, minimum=1), self.ntotal)
+        if k == 0:
+            return (torch.zeros(queries.shape[0], 0, dtype=self.dtype, device=self.device),
+                    torch.zeros(queries.shape[0], 0, dtype=torch.long, device=self.device))
         self.index.nprobe = min(self.nprobe if nprobe is None else nprobe, self.nlist)
         dist, ids = self.index.search(_f32(queries), k)
         scores = torch.from_numpy(-dist if self.metric == "l2" else dist)

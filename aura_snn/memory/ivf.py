@@ -401,9 +401,15 @@ class IVFIndex:
         """Top-``k`` ``(scores [q, k], ids [q, k])`` over the ``nprobe`` best lists per query.
 
         Queries must be in stored form (unit rows for cosine). Missing results (fewer
-        than ``k`` keys in the probed lists) have score ``-inf`` and id ``-1``.
+        than ``k`` keys in the probed lists) have score ``-inf`` and id ``-1``. ``k``
+        (>= 1) is clamped to the keys held (``k=10**9`` allocates ``ntotal`` slots, not
+        ``k``; an empty index gives ``[q, 0]``).
         """
+        k = min(check_int("k", k, minimum=1), self.ntotal)
         self._need_trained()
+        if k == 0:
+            return (torch.zeros(queries.shape[0], 0, dtype=self.dtype, device=self.device),
+                    torch.zeros(queries.shape[0], 0, dtype=torch.long, device=self.device))
         nprobe = self.nprobe if nprobe is None else nprobe
         nprobe = min(nprobe, self.nlist)
         q = queries.to(self.device, self.dtype).contiguous()

@@ -44,7 +44,7 @@ def _check(spikes, v, grad, x, ref, ref_grad, dtype) -> None:
     assert ref.spikes.mean() > 0.05  # the comparison covers real spiking
     rel = ((grad.double() - ref_grad).norm() / ref_grad.norm()).item()
     # a flipped spike (a threshold tie) changes the gradient downstream of it: then only
-    # a loose bound holds (seen once: 1 of 25,600 spikes, CubaLIF float16, rel 4.6e-3)
+    # a loose bound holds (one tie, 2 of 25,600 entries, CubaLIF float16: rel 4.6e-3)
     assert rel <= (GRAD_TOL[dtype] if mismatch == 0 else 2e-2)
     if v is not None:
         assert v.dtype == dtype

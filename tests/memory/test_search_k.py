@@ -11,6 +11,8 @@ import torch
 from aura_snn.errors import ParameterError
 from aura_snn.memory import EpisodicMemory
 
+#: memories stored: above the training size (39 x nlist = 156), so the index is built
+N = 200
 BACKENDS = ["ivf", pytest.param("faiss", marks=pytest.mark.peers)]
 
 
@@ -26,12 +28,13 @@ def test_huge_k_returns_every_memory_in_brute_force_order(backend):
     if backend == "faiss":
         pytest.importorskip("faiss")
     gen = torch.Generator().manual_seed(0)
-    keys, q = torch.randn(40, 8, generator=gen), torch.randn(3, 8, generator=gen)
+    keys, q = torch.randn(N, 8, generator=gen), torch.randn(3, 8, generator=gen)
     mem = EpisodicMemory(8, backend=backend, train_min=16, nlist=4, nprobe=4,
                          value_dim=2)
-    mem.write(keys, torch.randn(40, 2, generator=gen))
+    mem.write(keys, torch.randn(N, 2, generator=gen))
+    assert mem.index is not None  # the IVF path, not the exact scan
     res = mem.search(q, k=10**9)
-    assert res.ids.shape == (3, 40) and res.values.shape == (3, 40, 2)
+    assert res.ids.shape == (3, N) and res.values.shape == (3, N, 2)
     assert np.array_equal(res.ids.numpy(), _brute(keys.numpy(), q.numpy()))
     exact = mem.search(q, k=10**9, exact=True)
     assert np.array_equal(exact.ids.numpy(), _brute(keys.numpy(), q.numpy()))
@@ -50,3 +53,28 @@ def test_empty_store_and_bad_k():
             mem.search(torch.randn(1, 4), k=bad)
     mem.write(torch.randn(1, 4), torch.randn(1, 3))
     assert mem.neighbours(torch.tensor([0]), k=3).ids.shape == (1, 0)  # no other memory
+
+
+@pytest.mark.parametrize("k", [1000, 10**9])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_index_search_clamps_k_to_its_keys(backend, k):
+    """The IVF index itself (numba and torch scans) and the FAISS index, probing every
+    list: ``k`` beyond the keys held gives them all in brute-force order, ``[q, n]``."""
+    if backend == "faiss":
+        pytest.importorskip("faiss")
+    gen = torch.Generator().manual_seed(1)
+    keys, q = torch.randn(N, 8, generator=gen), torch.randn(3, 8, generator=gen)
+    mem = EpisodicMemory(8, backend=backend, train_min=16, nlist=4, nprobe=4)
+    mem.write(keys)
+    assert mem.index is not None
+    qn = q / q.norm(dim=1, keepdim=True)
+    want = _brute(keys.numpy(), q.numpy())
+    kernels = ["numba", "torch"] if backend == "ivf" else [None]
+    for kernel in kernels:
+        if kernel is not None:
+            mem.index.kernel = kernel
+        scores, ids = mem.index.search(qn, k, nprobe=4)
+        assert ids.shape == (3, N) and scores.shape == (3, N)
+        assert np.array_equal(ids.numpy(), want)
+    with pytest.raises(ParameterError, match="k"):
+        mem.index.search(qn, 0)
