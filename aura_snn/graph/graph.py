@@ -462,7 +462,7 @@ class Graph(nn.Module):
         """Run ``steps`` steps of ``dt`` seconds.
 
         Args:
-            steps: number of steps ``T``.
+            steps: number of steps ``T`` (>= 1; 0 raises ``ParameterError`` naming it).
             inputs: fed tensors: ``[T, B, size]`` for input regions, ``[B, d]`` or
                 ``[T, B, d]`` for module regions, ``[T, B, in_size]`` for dense regions.
             batch_size: ``B`` when no input says it (default: the state's, else 1).

@@ -223,6 +223,8 @@ def lif_multistep(x: torch.Tensor, state: F_lif.LIFState | None, p: F_lif.LIFPar
     ``x``: ``[T, B, ...]`` input (V) in float16, bfloat16 (computed in float32), float32
     or float64; returns spikes ``[T, B, ...]``, the membrane trace
     if ``record_v``, and the final :class:`~aura_snn.functional.lif.LIFState`.
+    ``T = 0`` gives empty ``[0, B, ...]`` spikes (and trace) and the initial state
+    (``state``, or rest when ``None``), without launching a kernel.
     ``kernel``: ``"auto"`` (numba on CPU, Triton on CUDA), or force one (tests run the
     Triton kernels on CPU tensors in Triton's interpreter).
     """
@@ -232,5 +234,7 @@ def lif_multistep(x: torch.Tensor, state: F_lif.LIFState | None, p: F_lif.LIFPar
 def cuba_multistep(x: torch.Tensor, state: F_cuba.CubaLIFState | None,
                    p: F_cuba.CubaLIFParameters, dt: float, record_v: bool = False,
                    kernel: str = "auto") -> MultiStep:
-    """Fused equivalent of ``loop.run(functional.cuba.step, x, state, p, dt, record_v)``."""
+    """Fused equivalent of ``loop.run(functional.cuba.step, x, state, p, dt, record_v)``.
+
+    Dtypes, ``T = 0`` and ``kernel`` as in :func:`lif_multistep`."""
     return _run(x, state, p, dt, record_v, kernel, False)
