@@ -20,19 +20,24 @@ toward zero), ``shift`` a left shift (or an arithmetic right shift for :math:`e 
 ``wrap`` Lava's one-step wrap of :math:`u` beyond :math:`\pm 2^{23}` and ``clip`` to
 :math:`[-2^{23}+1, 2^{23}-1]`. The ``+1`` on :math:`d_u` is Lava's ``ds_offset``.
 
-Mapping from the float model (units: volts of the float membrane). A layer's drive is
-:math:`g\,(Wx + b)` with the neuron's input gain :math:`g` (LIF: ``gain``; CubaLIF:
-``coupling``, ``current_first`` only), decays come from
+Mapping from the float model (units: volts of the float membrane, relative to
+``v_leak``). The neuron is read from its registry spec (:mod:`hardware._loihi_fixed`
+:func:`~hardware._loihi_fixed.neuron_map`: the compiled coefficients, one source of
+truth): a layer's drive is :math:`g\,(Wx + b)` with the input gain :math:`g` (LIF:
+``gain``; CubaLIF: ``coupling``, ``current_first`` only), the decays are
+:math:`d = \operatorname{round}(4096 (1 - a))` as in
 :func:`~aura_snn.functional.conventions.loihi_decay_from_tau`, and one scale
 :math:`\sigma` (integer input units per volt) per layer gives
 :math:`w = \operatorname{round}(g W \sigma / 2^e)`, :math:`b = \operatorname{round}(g b\,
-\sigma)` and :math:`\vartheta_m = \operatorname{round}(\vartheta \sigma)`; the membrane
-is :math:`v_\text{int} \approx 2^6 \sigma v`. The bias enters through the input
-:math:`a` (Lava: an input process), not ``bias_mant``, so it keeps the delays of the
-spikes it goes with. A layer without a ``Linear`` is an identity. The first layer's
-input, if not binary, is rounded after the integer weights: :math:`\operatorname{round}
-(x w^\top)` (the host computes it in Lava too). Lava resets to 0 at the spike: a model
-with ``reset="subtract"`` is refused unless ``approximate_reset=True``.
+\sigma)` and :math:`\vartheta_m = \operatorname{round}((\vartheta - v_\text{leak})
+\sigma)`; the membrane is :math:`v_\text{int} \approx 2^6 \sigma (v - v_\text{leak})`.
+The bias enters through the input :math:`a` (Lava: an input process), not
+``bias_mant``, so it keeps the delays of the spikes it goes with. A layer without a
+``Linear`` is an identity. The first layer's input, if not binary, is rounded after
+the integer weights: :math:`\operatorname{round}(x w^\top)` (the host computes it in
+Lava too). Lava resets to its rest 0 at the spike: a model must have ``v_reset =
+v_leak``, and ``reset="subtract"`` is refused unless ``approximate_reset=True``.
+Graphs: :mod:`hardware.loihi_graph` (``quantize`` dispatches there).
 
 Like Lava's simulator, the twin does not saturate the input :math:`a` at 16 bits nor
 :math:`u` before its 24-bit wrap (integers are int64; Lava's int32 overflows only for
@@ -48,17 +53,23 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from aura_snn._checks import check_choice
 from aura_snn.errors import InputValueError, ParameterError, ParameterTypeError
-from aura_snn.functional import cuba as cuba_f
-from aura_snn.functional import lif as lif_f
-from aura_snn.functional.conventions import LOIHI_DECAY_SCALE, loihi_decay_from_tau
+from aura_snn.functional.conventions import LOIHI_DECAY_SCALE
 from aura_snn.neurons import LIF, CubaLIF
 
-UV_BITS = 24  # u, v precision
-VTH_MAX = (1 << 17) - 1  # vth mantissa, unsigned 17 bit
-SHIFT = 6  # vth and activation MSB alignment
-A_MAX = (1 << 15) - 1  # 16-bit activation (Dense a_out)
+from ._loihi_fixed import (
+    A_MAX,
+    MAX_DELAY,
+    SHIFT,
+    UV_BITS,
+    VTH_MAX,
+    NeuronMap,
+    auto_scale,
+    delayed_current,
+    lif_fixed,
+    neuron_map,
+    quantize_weights,
+)
 
 
 @dataclass(frozen=True)
@@ -108,64 +119,10 @@ class LayerError:
     clipped_max: float
 
 
-def _shift(x: torch.Tensor, e: int) -> torch.Tensor:
-    return x << e if e > 0 else x >> -e
-
-
-def _decay(x: torch.Tensor, keep: int) -> torch.Tensor:
-    """Lava's ``sign(x) * ((|x| * keep) >> 12)``."""
-    return torch.sign(x) * ((x.abs() * keep) >> 12)
-
-
-def lif_fixed(a: torch.Tensor, du: int, dv: int, vth: int,
-              backend: str = "auto") -> torch.Tensor:
-    """Lava ``PyLifModelBitAcc`` (bias 0) over int64 input ``a`` ``[T, B, n]``: spikes
-    (bool). ``backend``: ``"auto"`` (a Numba kernel on CPU, torch ops elsewhere),
-    ``"torch"`` or ``"numba"``; all compute the same integers."""
-    check_choice("backend", backend, ("auto", "torch", "numba"))
-    lim = 1 << (UV_BITS - 1)
-    keep_u, keep_v, th = LOIHI_DECAY_SCALE - du - 1, LOIHI_DECAY_SCALE - dv, vth << SHIFT
-    if backend == "numba" or (backend == "auto" and a.device.type == "cpu"):
-        from ._loihi_cpu import lif_fixed_cpu
-
-        flat = a.detach().cpu().reshape(a.shape[0], -1).contiguous().numpy()
-        out = lif_fixed_cpu(flat, keep_u, keep_v, th, SHIFT, lim)
-        return torch.from_numpy(out).reshape(a.shape).to(a.device)
-    u = torch.zeros_like(a[0])
-    v = torch.zeros_like(a[0])
-    out = torch.empty_like(a, dtype=torch.bool)
-    for t in range(a.shape[0]):
-        c = _decay(u, keep_u) + (a[t] << SHIFT)
-        w = torch.where(c > lim, c - 2 * lim, c)
-        u = torch.where(w <= -lim, c + 2 * lim, w)
-        v = (_decay(v, keep_v) + u).clamp(-lim + 1, lim - 1)
-        s = v > th
-        v = torch.where(s, torch.zeros_like(v), v)
-        out[t] = s
-    return out
-
-
-def _neuron_map(m: nn.Module, name: str, approximate_reset: bool) -> tuple[float, float, float]:
-    """``(g, a_s or 0, a_m)`` of a LIF/CubaLIF, refusing what Lava's LIF cannot run."""
-    p = m.neuron_parameters()
-    bad = [f"{k}={getattr(p, k)!r}" for k, ok in
-           (("reset_at", p.reset_at == "spike"), ("v_leak", p.v_leak == 0.0),
-            ("v_reset", p.v_reset == 0.0)) if not ok]
-    if p.reset != "zero" and not (p.reset == "subtract" and approximate_reset):
-        bad.append(f"reset={p.reset!r} (Lava resets to 0; approximate_reset=True accepts "
-                   "'subtract' as 'zero')")
-    if isinstance(m, CubaLIF) and p.order != "current_first":
-        bad.append(f"order={p.order!r}")
-    for k in ("threshold", *m.time_constants):
-        if getattr(p, k).numel() != 1:
-            bad.append(f"{k} per neuron (Lava's LIF takes one value)")
-    if bad:
-        raise ParameterError(f"layer {name!r} cannot run on Lava's LIF: {', '.join(bad)}")
-    if isinstance(m, CubaLIF):
-        a_m, a_s, k = cuba_f.coefficients(p, m.dt)
-        return float(k), float(a_s), float(a_m)
-    a, g = lif_f.coefficients(p, m.dt)
-    return float(g), 0.0, float(a)
+def _neuron_map(m: nn.Module, name: str, approximate_reset: bool) -> NeuronMap:
+    """A LIF/CubaLIF module in Lava LIF's terms, through its registry spec."""
+    return neuron_map(m.spec, m.neuron_parameters(), m.dt, f"layer {name!r}",
+                      approximate_reset)
 
 
 def _stages(source: nn.Module) -> list[tuple[str, nn.Linear | None, nn.Module]]:
@@ -195,36 +152,25 @@ def _quantize_layer(name: str, lin: nn.Linear | None, m: nn.Module, n_in: int,
                     scale: float | None, weight_exp: int | None, num_weight_bits: int,
                     allow_saturation: bool, approximate_reset: bool,
                     ) -> tuple[LoihiLayer, LayerError]:
-    g, a_s, a_m = _neuron_map(m, name, approximate_reset)
-    p = m.neuron_parameters()
-    th = float(p.threshold)
+    nm = _neuron_map(m, name, approximate_reset)
+    th = nm.threshold
     w = (lin.weight.detach().double() if lin is not None else torch.eye(n_in).double())
     b = (lin.bias.detach().double() if lin is not None and lin.bias is not None
          else torch.zeros(w.shape[0], dtype=torch.float64))
     if not (torch.isfinite(w).all() and torch.isfinite(b).all()):
         raise InputValueError(f"layer {name!r} has NaN or infinite weights or bias")
-    wg, bg = g * w, g * b
-    mixed = bool((wg < 0).any() and (wg > 0).any())
-    wmax = 254 if mixed else 255
-    peak = float(wg.abs().max())
+    wg, bg = nm.gain * w, nm.gain * b
     if scale is None:
-        if weight_exp is None:  # largest exponent whose threshold fits with headroom
-            weight_exp = 7
-            while weight_exp > -8 and peak > 0 and th * wmax * 2.0 ** weight_exp / peak > 2 ** 16:
-                weight_exp -= 1
-        scale = wmax * 2.0 ** weight_exp / peak if peak > 0 else 4096.0 / th
-        scale = min(scale, 2 ** 16 / th)
+        mixed = bool((wg < 0).any() and (wg > 0).any())
+        scale, auto_exp = auto_scale(float(wg.abs().max()), th, mixed)
+        weight_exp = auto_exp if weight_exp is None else weight_exp
     elif weight_exp is None:
         weight_exp = 0
     vth = round(th * scale)
     if not 1 <= vth <= VTH_MAX:
         raise ParameterError(f"layer {name!r}: threshold {th} V at scale {scale} gives "
                              f"vth={vth}, outside Lava's 17-bit range [1, {VTH_MAX}]")
-    raw = torch.round(wg * scale / 2.0 ** weight_exp)
-    sign = "mixed" if bool((raw < 0).any() and (raw > 0).any()) else (
-        "inhibitory" if bool((raw < 0).any()) else "excitatory")
-    lo, hi = {"mixed": (-256, 255), "excitatory": (0, 255), "inhibitory": (-255, 0)}[sign]
-    over = (raw - raw.clamp(lo, hi)).abs()
+    wi, sign, over = quantize_weights(wg, scale, weight_exp, num_weight_bits)
     braw = torch.round(bg * scale)
     bover = (braw - braw.clamp(-A_MAX, A_MAX)).abs()
     clipped = int((over > 0).sum() + (bover > 0).sum())
@@ -233,19 +179,8 @@ def _quantize_layer(name: str, lin: nn.Linear | None, m: nn.Module, n_in: int,
         raise ParameterError(f"layer {name!r}: {clipped} weights/biases overflow Loihi's "
                              f"range (largest excess {clipped_max:.4g} V); pass "
                              "allow_saturation=True to clip them")
-    wi = raw.clamp(lo, hi).long()
-    trunc = 8 - num_weight_bits + (sign == "mixed")
-    wi = -((-wi >> trunc) << trunc) if sign == "inhibitory" else (wi >> trunc) << trunc
     bi = braw.clamp(-A_MAX, A_MAX).long()
-    d_v = loihi_decay_from_tau(float(p.tau_mem), m.dt, p.integration)
-    if isinstance(m, CubaLIF):
-        d_u = loihi_decay_from_tau(float(p.tau_syn), m.dt, p.integration)
-        if d_u < 1:
-            raise ParameterError(f"layer {name!r}: tau_syn gives du=0, below Lava's "
-                                 "ds_offset of 1")
-        du, du_f = d_u - 1, 1.0 - a_s
-    else:
-        du, du_f = LOIHI_DECAY_SCALE - 1, 1.0
+    d_v, du = nm.dv, nm.du(f"layer {name!r}")
     werr = wi.double() * 2.0 ** weight_exp / scale - wg
     err = LayerError(
         name=name, weight_max_err=float(werr.abs().max()),
@@ -253,14 +188,14 @@ def _quantize_layer(name: str, lin: nn.Linear | None, m: nn.Module, n_in: int,
                               / wg.pow(2).mean().sqrt().clamp_min(1e-300)),
         bias_max_err=float((bi.double() / scale - bg).abs().max()),
         threshold_rel_err=abs(vth / scale - th) / th,
-        decay_u_err=abs((LOIHI_DECAY_SCALE - du - 1) / LOIHI_DECAY_SCALE - a_s),
-        decay_v_err=abs((LOIHI_DECAY_SCALE - d_v) / LOIHI_DECAY_SCALE - a_m),
+        decay_u_err=abs((LOIHI_DECAY_SCALE - du - 1) / LOIHI_DECAY_SCALE - nm.a_u),
+        decay_v_err=abs((LOIHI_DECAY_SCALE - d_v) / LOIHI_DECAY_SCALE - nm.a_v),
         clipped=clipped, clipped_max=clipped_max)
     sparse = float((w == 0).double().mean()) > 0.5
     layer = LoihiLayer(name=name, weights=wi, weight_exp=int(weight_exp),
                        num_weight_bits=num_weight_bits, sign_mode=sign, bias=bi, du=du,
                        dv=d_v, vth=vth, scale=float(scale), sparse=sparse, weights_f=wg,
-                       bias_f=bg, du_f=du_f, dv_f=1.0 - a_m, vth_f=th)
+                       bias_f=bg, du_f=1.0 - nm.a_u, dv_f=1.0 - nm.a_v, vth_f=th)
     return layer, err
 
 
@@ -285,19 +220,8 @@ class LoihiTwin(nn.Module):
     def _current(s: torch.Tensor, layer: LoihiLayer) -> torch.Tensor:
         """``shift_e(round(s w^T)) + b``; with delays, per delay ``k`` (as Lava's
         ``DelaySparse``): ``sum_k shift_e(round(s[t - k] (w [d = k])^T))``."""
-        w = layer.weights.double().to(s.device)
-        b = layer.bias.to(s.device)
-        if layer.delays is None:
-            return _shift(torch.round(s @ w.T).long(), layer.weight_exp) + b
-        d = layer.delays.to(s.device)
-        out = torch.zeros(*s.shape[:-1], w.shape[0], dtype=torch.long, device=s.device)
-        for k in torch.unique(d).tolist():
-            if k >= s.shape[0]:
-                continue
-            acc = _shift(torch.round(s[:s.shape[0] - k] @ (w * (d == k)).T).long(),
-                         layer.weight_exp)
-            out[k:] += acc
-        return out + b
+        return (delayed_current(s, layer.weights, layer.weight_exp, layer.delays)
+                + layer.bias.to(s.device))
 
     def run(self, x: torch.Tensor, backend: str = "auto") -> list[torch.Tensor]:
         """Spikes (bool ``[T, B, n]``) of every layer for input ``x`` (``backend`` of
@@ -384,12 +308,16 @@ def _check_delays(name: str, d: torch.Tensor, shape: tuple[int, ...]) -> torch.T
         raise ParameterTypeError(f"delays[{name!r}] must be an integer tensor, got {d.dtype}")
     if tuple(d.shape) != shape:
         raise ParameterError(f"delays[{name!r}] must have shape {shape}, got {tuple(d.shape)}")
-    if d.numel() and (int(d.min()) < 0 or int(d.max()) > 63):
-        raise ParameterError(f"delays[{name!r}] must be in 0..63 steps (Loihi 2's 6 bits), "
-                             f"got {int(d.min())}..{int(d.max())}")
+    if d.numel() and (int(d.min()) < 0 or int(d.max()) > MAX_DELAY):
+        raise ParameterError(f"delays[{name!r}] must be in 0..{MAX_DELAY} steps (Loihi 2's "
+                             f"6 bits), got {int(d.min())}..{int(d.max())}")
     return d.long().cpu()
 
 
 def _check_scale(x: float) -> None:
     if not math.isfinite(x) or x <= 0:
         raise ParameterError(f"scale must be positive and finite, got {x}")
+
+
+__all__ = ["A_MAX", "SHIFT", "UV_BITS", "VTH_MAX", "LayerError", "LoihiLayer", "LoihiTwin",
+           "lif_fixed", "quantize"]
