@@ -136,7 +136,11 @@ class NeuronMap:
 
 
 def _scalar(x: Any) -> float | None:
-    t = torch.as_tensor(x)
+    """``x`` as one float (a Python number keeps its double precision), ``None`` if it
+    holds different values."""
+    if isinstance(x, (int, float)):
+        return float(x)
+    t = torch.as_tensor(x).detach().double()
     if t.numel() != 1 and not bool((t == t.flatten()[0]).all()):
         return None
     return float(t.flatten()[0])

@@ -49,6 +49,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from torch import nn
@@ -253,11 +254,10 @@ class LoihiTwin(nn.Module):
         return self.run(x)[-1].to(dtype)
 
 
-def quantize(source: nn.Module, *, scale: float | Sequence[float | None] | None = None,
-             weight_exp: int | Sequence[int | None] | None = None, num_weight_bits: int = 8,
-             allow_saturation: bool = False, approximate_reset: bool = False,
-             n_in: int | None = None,
-             delays: Mapping[str, torch.Tensor] | None = None) -> LoihiTwin:
+def quantize(source: nn.Module, *, scale: Any = None, weight_exp: Any = None,
+             num_weight_bits: int = 8, allow_saturation: bool = False,
+             approximate_reset: bool = False, n_in: int | None = None,
+             delays: Mapping[str, torch.Tensor] | None = None) -> Any:
     """The Loihi 2 fixed-point twin of ``source`` (``nn.Sequential`` of ``[Linear] ->
     LIF | CubaLIF`` stages). ``scale`` (input units per volt) and ``weight_exp`` per layer
     default to the largest that fit (no clipping); with a given scale, weights beyond
@@ -265,7 +265,22 @@ def quantize(source: nn.Module, *, scale: float | Sequence[float | None] | None 
     layer that has no ``Linear`` (an identity input). ``delays`` maps a ``Linear``'s name
     to its synaptic delays in steps (int ``[n_out, n_in]``, 0..63; Lava ``DelaySparse``:
     delay 0 is the plain ``Dense`` timing). ``twin.errors`` holds one
-    :class:`LayerError` per layer."""
+    :class:`LayerError` per layer. A :class:`~aura_snn.graph.Graph` source goes to
+    :func:`hardware.loihi_graph.quantize_graph` (``scale``/``weight_exp`` then one value
+    or a mapping by region/projection name) and gives a
+    :class:`~hardware.loihi_graph.GraphTwin`."""
+    from aura_snn.graph import Graph
+
+    if isinstance(source, Graph):
+        if n_in is not None or delays:
+            raise ParameterError("n_in and delays are for a Sequential source; a graph "
+                                 "has its own input sizes and delays")
+        from .loihi_graph import quantize_graph
+
+        return quantize_graph(source, scale=scale, weight_exp=weight_exp,
+                              num_weight_bits=num_weight_bits,
+                              allow_saturation=allow_saturation,
+                              approximate_reset=approximate_reset)
     if not 1 <= int(num_weight_bits) <= 8:
         raise ParameterError(f"num_weight_bits must be in 1..8, got {num_weight_bits}")
     stages = _stages(source)
