@@ -1,5 +1,5 @@
-r"""Export a spiking ``nn.Sequential`` to a Lava process network and run it in Lava's CPU
-simulator of Loihi 2 (``Loihi2SimCfg``), in ``fixed_pt`` or ``floating_pt``.
+r"""Export a spiking ``nn.Sequential`` (or a graph) to a Lava process network and run it
+in Lava's CPU simulator of Loihi 2 (``Loihi2SimCfg``), in ``fixed_pt`` or ``floating_pt``.
 
 Each stage ``[Linear] -> LIF | CubaLIF`` of the source (see :mod:`hardware.loihi` for
 the mapping and its refusals) becomes a Lava ``LIF`` (``du``, ``dv``, ``vth``,
@@ -20,7 +20,8 @@ the output's steps :math:`D \dots D+T-1`, aligned with the PyTorch model. Binary
 input is multiplied by the first layer's weights on the host (the twin's
 ``input_current`` in ``fixed_pt``) and enters the first ``LIF`` directly. Batch
 elements run one after another, each in a fresh runtime that is stopped on success
-and on error.
+and on error. A :class:`~aura_snn.graph.Graph` source is exported region by region
+and projection by projection instead (:mod:`hardware.lava_graph`).
 """
 
 from __future__ import annotations
@@ -96,8 +97,15 @@ def export(source: nn.Module, mode: str = "fixed_pt", *, binary_input: bool = Tr
     """Build the Lava ``LIF``/``Dense``/``Sparse`` processes of ``source``, connected
     stage to stage; with ``binary_input`` the first stage gets a connection process too
     (its ``s_in`` takes the input spikes). Input, bias and output processes are added
-    by :func:`run`. ``quantize_kwargs`` go to :func:`hardware.loihi.quantize`."""
+    by :func:`run`. ``quantize_kwargs`` go to :func:`hardware.loihi.quantize`. A
+    :class:`~aura_snn.graph.Graph` goes to :func:`hardware.lava_graph.export_graph`."""
     check_choice("mode", mode, MODES)
+    from aura_snn.graph import Graph
+
+    if isinstance(source, Graph):
+        from .lava_graph import export_graph
+
+        return export_graph(source, mode, **quantize_kwargs)  # type: ignore[return-value]
     twin = quantize(source, **quantize_kwargs)
     lifs, conns, lags, lag = [], [], [], 0
     for k, layer in enumerate(twin.layers):
@@ -169,13 +177,24 @@ def _run_one(source: nn.Module, x: torch.Tensor, mode: str, binary: bool,
     return out[:, lag:lag + steps].T.astype(np.float64)
 
 
-def run(source: nn.Module, x: torch.Tensor, mode: str = "fixed_pt",
-        **quantize_kwargs: Any) -> torch.Tensor:
+def run(source: nn.Module, x: Any, mode: str = "fixed_pt", *,
+        record: Any = None, **quantize_kwargs: Any) -> Any:
     """Run ``source`` in Lava's Loihi 2 simulator on ``x`` ``[T, B, n_in]``; returns the
     last stage's spikes ``[T, B, n_out]`` (float64 0/1), aligned with the PyTorch
     model (module docstring). ``quantize_kwargs`` go to
-    :func:`hardware.loihi.quantize`."""
+    :func:`hardware.loihi.quantize`. A :class:`~aura_snn.graph.Graph` source runs
+    through :func:`hardware.lava_graph.run_graph` (``x`` by input region, ``record``
+    the regions to return, a dict of spikes)."""
     check_choice("mode", mode, MODES)
+    from aura_snn.graph import Graph
+
+    if isinstance(source, Graph):
+        from .lava_graph import run_graph
+
+        return run_graph(source, x, mode, record=record, **quantize_kwargs)  # type: ignore[return-value]
+    if record is not None:
+        raise ParameterError("record names regions of a graph; a Sequential returns its "
+                             "last layer")
     if not isinstance(x, torch.Tensor) or x.ndim != 3:
         raise ParameterError(f"x must be a [T, B, n_in] tensor, got "
                              f"{getattr(x, 'shape', type(x).__name__)}")
