@@ -236,18 +236,32 @@ class LoihiTwin(nn.Module):
 
     def spike_error(self, source: nn.Module, x: torch.Tensor) -> list[dict[str, float]]:
         """Per layer, twin against the float ``source`` on ``x``: the fraction of
-        (step, sample, neuron) entries whose spike differs (``mismatch``) and both mean
-        firing probabilities per step (``rate_float``, ``rate_twin``)."""
+        (step, sample, neuron) entries whose spike differs (``mismatch``), both mean
+        firing probabilities per step (``rate_float``, ``rate_twin``), and the error of
+        the layer's input current (``current_max_err``, ``current_mean_err``, V of
+        drive): the twin's integer current over the scale against the float drive
+        :math:`g (W h + b)`, both from the float model's input ``h`` to the layer."""
         twin = self.run(x)
-        out, h = [], x
+        out, ins, h = [], [], x.double()
         with torch.no_grad():
             for m in source.children():
+                if isinstance(m, nn.Linear) or (isinstance(m, (LIF, CubaLIF))
+                                                and len(ins) == len(out)):
+                    ins.append(h)
                 h = m(h)
                 if isinstance(m, (LIF, CubaLIF)):
                     out.append(h)
-        return [{"name": lay.name, "mismatch": float((f.bool() != t).double().mean()),
-                 "rate_float": float(f.double().mean()), "rate_twin": float(t.double().mean())}
-                for lay, f, t in zip(self.layers, out, twin, strict=True)]
+        rows = []
+        for lay, f, t, hin in zip(self.layers, out, twin, ins, strict=True):
+            hin = hin.double()
+            diff = (self._current(hin, lay).double() / lay.scale
+                    - (hin @ lay.weights_f.T.to(hin.device) + lay.bias_f.to(hin.device))).abs()
+            rows.append({"name": lay.name, "mismatch": float((f.bool() != t).double().mean()),
+                         "rate_float": float(f.double().mean()),
+                         "rate_twin": float(t.double().mean()),
+                         "current_max_err": float(diff.max()),
+                         "current_mean_err": float(diff.mean())})
+        return rows
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()

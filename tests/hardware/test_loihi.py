@@ -240,4 +240,31 @@ def test_spike_error_against_float_model():
         assert err["rate_float"] == pytest.approx(float(f.mean()))
         assert err["rate_twin"] == pytest.approx(float(t.mean()))
         errs.append(err["mismatch"])
+        # current error, directly: 2 mixed-sign bits keep multiples of 2**7 (floor)
+        w = lin.weight.detach().double().numpy() * 256
+        wq = w if bits == 8 else np.floor(w / 128) * 128
+        diff = np.abs(x.numpy() @ (wq - w).T / 256)
+        assert err["current_max_err"] == pytest.approx(diff.max(), abs=1e-12)
+        assert err["current_mean_err"] == pytest.approx(diff.mean(), abs=1e-12)
     assert f.sum() > 20 and errs[0] < 0.02 and errs[1] > errs[0] + 0.02
+    assert err["current_max_err"] > 0.2  # 2 bits: a quarter volt of error and more
+
+
+def test_current_error_of_deeper_layers_uses_the_float_model_input():
+    """Layer 2's current error is computed from the float model's layer-1 spikes:
+    against the integer weights of the transcription (``_np_weights``) applied here."""
+    model = _net(10, [8, 12, 5], ["lif", "cuba"]).double()
+    twin = quantize(model)
+    x = torch.from_numpy((np.random.default_rng(10).random((50, 2, 8)) < 0.5) * 1.0)
+    rep = twin.spike_error(model, x)[1]
+    with torch.no_grad():
+        h = model[:2](x).numpy()
+    lay = twin.layers[1]
+    wi = _np_weights(lay.weights_f.numpy(), lay.scale, lay.weight_exp, 8)
+    acc = np.round(h @ wi.T).astype(np.int64)
+    acc = acc << lay.weight_exp if lay.weight_exp > 0 else acc >> -lay.weight_exp
+    q = (acc + np.round(lay.bias_f.numpy() * lay.scale)) / lay.scale
+    diff = np.abs(q - (h @ lay.weights_f.numpy().T + lay.bias_f.numpy()))
+    assert h.sum() > 50
+    assert rep["current_max_err"] == pytest.approx(diff.max(), rel=1e-9)
+    assert rep["current_mean_err"] == pytest.approx(diff.mean(), rel=1e-9)
