@@ -195,13 +195,18 @@ def run(source: nn.Module, x: Any, mode: str = "fixed_pt", *,
     if record is not None:
         raise ParameterError("record names regions of a graph; a Sequential returns its "
                              "last layer")
-    if not isinstance(x, torch.Tensor) or x.ndim != 3:
-        raise ParameterError(f"x must be a [T, B, n_in] tensor, got "
-                             f"{getattr(x, 'shape', type(x).__name__)}")
+    if not isinstance(x, torch.Tensor) or x.ndim < 3:
+        raise ParameterError(f"x must be a [T, B, n_in] (or [T, B, *input_shape]) tensor, "
+                             f"got {getattr(x, 'shape', type(x).__name__)}")
     if not torch.isfinite(x).all():
         raise InputValueError("x contains NaN or infinite values")
-    x = x.detach().cpu().double()
+    twin = quantize(source, **quantize_kwargs)
+    n_in = twin.layers[0].weights.shape[1]
+    if tuple(x.shape[2:]) not in (twin.input_shape, (n_in,)):
+        raise ParameterError(f"x must be [T, B, {', '.join(map(str, twin.input_shape))}], "
+                             f"got {tuple(x.shape)}")
+    x = x.detach().cpu().double().reshape(*x.shape[:2], n_in)
     binary = bool(((x == 0) | (x == 1)).all())
     outs = [_run_one(source, x[:, b], mode, binary, quantize_kwargs, _read_output)
             for b in range(x.shape[1])]
-    return torch.from_numpy(np.stack(outs, axis=1))
+    return torch.from_numpy(np.stack(outs, axis=1)).reshape(*x.shape[:2], *twin.output_shape)

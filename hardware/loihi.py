@@ -58,6 +58,7 @@ from aura_snn.errors import InputValueError, ParameterError, ParameterTypeError
 from aura_snn.functional.conventions import LOIHI_DECAY_SCALE
 from aura_snn.neurons import LIF, CubaLIF
 
+from ._loihi_affine import LAYERS, per_step, stage_affine
 from ._loihi_fixed import (
     A_MAX,
     MAX_DELAY,
@@ -126,38 +127,37 @@ def _neuron_map(m: nn.Module, name: str, approximate_reset: bool) -> NeuronMap:
                       approximate_reset)
 
 
-def _stages(source: nn.Module) -> list[tuple[str, nn.Linear | None, nn.Module]]:
+Stage = tuple[str, list[tuple[str, nn.Module]], nn.Module]
+
+
+def _stages(source: nn.Module) -> list[Stage]:
+    """``(label, connection layers, neuron)`` per stage (label ``"fc1->lif1"``)."""
     if not isinstance(source, nn.Sequential):
         raise ParameterTypeError(f"source must be an nn.Sequential, got {type(source).__name__}")
-    stages, pending = [], None
+    stages: list[Stage] = []
+    pending: list[tuple[str, nn.Module]] = []
     for name, m in source.named_children():
-        if isinstance(m, nn.Linear):
-            if pending is not None:
-                raise ParameterError(f"layer {name!r}: two Linear layers without a neuron "
-                                     "between them")
-            pending = (name, m)
-        elif isinstance(m, (LIF, CubaLIF)):
-            label = f"{pending[0]}->{name}" if pending else name
-            stages.append((label, pending[1] if pending else None, m))
-            pending = None
+        if isinstance(m, (LIF, CubaLIF)):
+            stages.append(("->".join([k for k, _ in pending] + [name]), pending, m))
+            pending = []
+        elif isinstance(m, LAYERS):
+            pending.append((name, m))
         else:
             raise ParameterError(f"layer {name!r}: {type(m).__name__} is not supported "
-                                 "(Linear, LIF, CubaLIF)")
-    if pending is not None or not stages:
+                                 "(LIF, CubaLIF and between them Linear, Conv1d, Conv2d, "
+                                 "AvgPool1d/2d, Flatten, Unflatten, Identity, Dropout)")
+    if pending or not stages:
         raise ParameterError("source must end with a spiking layer (LIF or CubaLIF)"
                              if stages else "source has no spiking layer")
     return stages
 
 
-def _quantize_layer(name: str, lin: nn.Linear | None, m: nn.Module, n_in: int,
+def _quantize_layer(name: str, w: torch.Tensor, b: torch.Tensor, m: nn.Module,
                     scale: float | None, weight_exp: int | None, num_weight_bits: int,
                     allow_saturation: bool, approximate_reset: bool,
                     ) -> tuple[LoihiLayer, LayerError]:
     nm = _neuron_map(m, name, approximate_reset)
     th = nm.threshold
-    w = (lin.weight.detach().double() if lin is not None else torch.eye(n_in).double())
-    b = (lin.bias.detach().double() if lin is not None and lin.bias is not None
-         else torch.zeros(w.shape[0], dtype=torch.float64))
     if not (torch.isfinite(w).all() and torch.isfinite(b).all()):
         raise InputValueError(f"layer {name!r} has NaN or infinite weights or bias")
     wg, bg = nm.gain * w, nm.gain * b
@@ -201,21 +201,28 @@ def _quantize_layer(name: str, lin: nn.Linear | None, m: nn.Module, n_in: int,
 
 
 class LoihiTwin(nn.Module):
-    """The fixed-point twin: ``forward(x [T, B, n_in]) -> spikes [T, B, n_out]`` (0/1
-    in ``x``'s float dtype), bit-exact with Lava ``fixed_pt`` (module docstring)."""
+    """The fixed-point twin: ``forward(x [T, B, *input_shape]) -> spikes [T, B,
+    *output_shape]`` (0/1 in ``x``'s float dtype), bit-exact with Lava ``fixed_pt``
+    (module docstring); :meth:`run` gives every layer's spikes flattened."""
 
-    def __init__(self, layers: Sequence[LoihiLayer], errors: Sequence[LayerError]) -> None:
+    def __init__(self, layers: Sequence[LoihiLayer], errors: Sequence[LayerError],
+                 input_shape: Sequence[int] | None = None,
+                 output_shape: Sequence[int] | None = None) -> None:
         super().__init__()
         self.layers, self.errors = tuple(layers), tuple(errors)
+        self.input_shape = tuple(input_shape or (int(layers[0].weights.shape[1]),))
+        self.output_shape = tuple(output_shape or (int(layers[-1].weights.shape[0]),))
 
     def input_current(self, x: torch.Tensor) -> torch.Tensor:
-        """First layer's integer input ``a`` (int64 ``[T, B, n]``) for input ``x``."""
-        if x.ndim != 3 or x.shape[-1] != self.layers[0].weights.shape[1]:
-            raise ParameterError(f"x must be [T, B, {self.layers[0].weights.shape[1]}], "
-                                 f"got {tuple(x.shape)}")
+        """First layer's integer input ``a`` (int64 ``[T, B, n]``) for input ``x``
+        (``[T, B, *input_shape]`` or flat ``[T, B, n]``)."""
+        n = self.layers[0].weights.shape[1]
+        if x.ndim < 3 or (tuple(x.shape[2:]) not in (self.input_shape, (n,))):
+            shape = ", ".join(map(str, self.input_shape))
+            raise ParameterError(f"x must be [T, B, {shape}], got {tuple(x.shape)}")
         if not torch.isfinite(x).all():
             raise InputValueError("x contains NaN or infinite values")
-        return self._current(x.double(), self.layers[0])
+        return self._current(x.reshape(*x.shape[:2], n).double(), self.layers[0])
 
     @staticmethod
     def _current(s: torch.Tensor, layer: LoihiLayer) -> torch.Tensor:
@@ -240,17 +247,15 @@ class LoihiTwin(nn.Module):
         firing probabilities per step (``rate_float``, ``rate_twin``), and the error of
         the layer's input current (``current_max_err``, ``current_mean_err``, V of
         drive): the twin's integer current over the scale against the float drive
-        :math:`g (W h + b)`, both from the float model's input ``h`` to the layer."""
+        :math:`g (W h + b)`, both from the float model's input ``h`` to the layer
+        (stateless layers run on every step, time folded into the batch)."""
         twin = self.run(x)
         out, ins, h = [], [], x.double()
         with torch.no_grad():
-            for m in source.children():
-                if isinstance(m, nn.Linear) or (isinstance(m, (LIF, CubaLIF))
-                                                and len(ins) == len(out)):
-                    ins.append(h)
-                h = m(h)
-                if isinstance(m, (LIF, CubaLIF)):
-                    out.append(h)
+            for _, mods, m in _stages(source):
+                ins.append(h.reshape(*h.shape[:2], -1))
+                h = m(per_step([c for _, c in mods], h) if mods else h)
+                out.append(h.reshape(*h.shape[:2], -1))
         rows = []
         for lay, f, t, hin in zip(self.layers, out, twin, ins, strict=True):
             hin = hin.double()
@@ -265,30 +270,37 @@ class LoihiTwin(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
-        return self.run(x)[-1].to(dtype)
+        out = self.run(x)[-1].to(dtype)
+        return out.reshape(*out.shape[:2], *self.output_shape)
 
 
 def quantize(source: nn.Module, *, scale: Any = None, weight_exp: Any = None,
              num_weight_bits: int = 8, allow_saturation: bool = False,
              approximate_reset: bool = False, n_in: int | None = None,
-             delays: Mapping[str, torch.Tensor] | None = None) -> Any:
-    """The Loihi 2 fixed-point twin of ``source`` (``nn.Sequential`` of ``[Linear] ->
-    LIF | CubaLIF`` stages). ``scale`` (input units per volt) and ``weight_exp`` per layer
-    default to the largest that fit (no clipping); with a given scale, weights beyond
-    the 8-bit range raise unless ``allow_saturation``. ``n_in`` sizes a first neuron
-    layer that has no ``Linear`` (an identity input). ``delays`` maps a ``Linear``'s name
-    to its synaptic delays in steps (int ``[n_out, n_in]``, 0..63; Lava ``DelaySparse``:
-    delay 0 is the plain ``Dense`` timing). ``twin.errors`` holds one
-    :class:`LayerError` per layer. A :class:`~aura_snn.graph.Graph` source goes to
+             delays: Mapping[str, torch.Tensor] | None = None,
+             input_shape: Sequence[int] | None = None) -> Any:
+    """The Loihi 2 fixed-point twin of ``source``: an ``nn.Sequential`` of ``[connection]
+    -> LIF | CubaLIF`` stages, the connection one ``Linear`` or stateless layers that
+    :mod:`hardware._loihi_affine` composes (convolutions, pooling, flattening).
+
+    ``scale`` (input units per volt) and ``weight_exp``, per layer, default to the
+    largest that fit (no clipping); with a given scale, weights beyond the 8-bit range
+    raise unless ``allow_saturation``. ``input_shape`` (per sample, e.g. ``(C, H, W)``)
+    is needed when the first layer is not a ``Linear``; ``n_in`` is the same for a flat
+    input (a first neuron layer: an identity input). ``delays`` maps a stage's first
+    connection layer's name to its synaptic delays in steps (int ``[n_out, n_in]``,
+    0..63; Lava ``DelaySparse``: delay 0 is the plain ``Dense`` timing).
+    ``twin.errors`` holds one :class:`LayerError` per layer. A
+    :class:`~aura_snn.graph.Graph` source goes to
     :func:`hardware.loihi_graph.quantize_graph` (``scale``/``weight_exp`` then one value
     or a mapping by region/projection name) and gives a
     :class:`~hardware.loihi_graph.GraphTwin`."""
     from aura_snn.graph import Graph
 
     if isinstance(source, Graph):
-        if n_in is not None or delays:
-            raise ParameterError("n_in and delays are for a Sequential source; a graph "
-                                 "has its own input sizes and delays")
+        if n_in is not None or delays or input_shape is not None:
+            raise ParameterError("n_in, input_shape and delays are for a Sequential source; "
+                                 "a graph has its own input sizes and delays")
         from .loihi_graph import quantize_graph
 
         return quantize_graph(source, scale=scale, weight_exp=weight_exp,
@@ -307,28 +319,46 @@ def quantize(source: nn.Module, *, scale: Any = None, weight_exp: Any = None,
         if s is not None:
             _check_scale(float(s))
     delays = dict(delays or {})
-    unknown = set(delays) - {label.split("->")[0] for label, lin, _ in stages if lin is not None}
+    unknown = set(delays) - {mods[0][0] for _, mods, _ in stages if mods}
     if unknown:
-        raise ParameterError(f"delays name no Linear layer of source: {sorted(unknown)}")
+        raise ParameterError(f"delays name no Linear (connection) layer of source: "
+                             f"{sorted(unknown)}")
+    shape = _input_shape(stages[0], input_shape, n_in)
+    first_shape = shape
     layers, errors = [], []
-    for (name, lin, m), s, e in zip(stages, scales, exps, strict=True):
-        if lin is None and n_in is None:
-            raise ParameterError(f"layer {name!r}: a first neuron layer without Linear "
-                                 "needs its size: pass n_in")
-        width = lin.in_features if lin is not None else n_in
-        if lin is not None and n_in is not None and lin.in_features != n_in:
-            raise ParameterError(f"layer {name!r}: Linear expects {lin.in_features} inputs, "
-                                 f"previous layer has {n_in}")
-        layer, err = _quantize_layer(name, lin, m, width, s, e, int(num_weight_bits),
+    for (name, mods, m), s, e in zip(stages, scales, exps, strict=True):
+        if mods:
+            w, b, shape = stage_affine(name, mods, shape)
+        else:  # a neuron layer fed directly: the identity
+            w = torch.eye(math.prod(shape), dtype=torch.float64)
+            b = torch.zeros(w.shape[0], dtype=torch.float64)
+        layer, err = _quantize_layer(name, w, b, m, s, e, int(num_weight_bits),
                                      allow_saturation, approximate_reset)
-        lin_name = name.split("->")[0]
-        if lin is not None and lin_name in delays:
-            layer = replace(layer, delays=_check_delays(lin_name, delays[lin_name],
+        if mods and mods[0][0] in delays:
+            layer = replace(layer, delays=_check_delays(mods[0][0], delays[mods[0][0]],
                                                         tuple(layer.weights.shape)))
         layers.append(layer)
         errors.append(err)
-        n_in = layer.weights.shape[0]
-    return LoihiTwin(layers, errors)
+    return LoihiTwin(layers, errors, first_shape, shape)
+
+
+def _input_shape(first: Stage, input_shape: Sequence[int] | None, n_in: int | None
+                 ) -> tuple[int, ...]:
+    """Per-sample input shape: given, ``(n_in,)``, or a first ``Linear``'s width."""
+    if input_shape is not None:
+        shape = tuple(int(v) for v in input_shape)
+        if not shape or min(shape) < 1:
+            raise ParameterError(f"input_shape must be positive sizes, got {input_shape}")
+        if n_in is not None and math.prod(shape) != n_in:
+            raise ParameterError(f"n_in={n_in} disagrees with input_shape={shape}")
+        return shape
+    if n_in is not None:
+        return (int(n_in),)
+    name, mods, _ = first
+    if mods and isinstance(mods[0][1], nn.Linear):
+        return (mods[0][1].in_features,)
+    raise ParameterError(f"layer {name!r}: the per-sample input shape is unknown (the first "
+                         "layer is not a Linear): pass input_shape (or n_in)")
 
 
 def _check_delays(name: str, d: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:

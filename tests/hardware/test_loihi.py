@@ -202,8 +202,18 @@ def test_bad_input_named():
         quantize(nn.Sequential(nn.Linear(4, 5), LIF(10e-3, dt=DT, reset="subtract")))
     assert quantize(nn.Sequential(nn.Linear(4, 5), LIF(10e-3, dt=DT, reset="subtract")),
                     approximate_reset=True).layers[0].vth > 0
-    with pytest.raises(ValueError, match="Conv2d"):
+    with pytest.raises(ValueError, match="'0'.*MaxPool2d is not supported"):
+        quantize(nn.Sequential(nn.MaxPool2d(2), LIF()), input_shape=(1, 4, 4))
+    with pytest.raises(ValueError, match="'0->1'.*pass input_shape"):
         quantize(nn.Sequential(nn.Conv2d(1, 1, 3), LIF()))
+    with pytest.raises(ValueError, match="'0'.*padding_mode='reflect'"):
+        quantize(nn.Sequential(nn.Conv2d(1, 1, 3, padding=1, padding_mode="reflect"), LIF()),
+                 input_shape=(1, 5, 5))
+    with pytest.raises(ValueError, match="'0->1'.*do not take an input of shape \\(2, 5, 5\\)"):
+        quantize(nn.Sequential(nn.Conv2d(1, 1, 3), LIF()), input_shape=(2, 5, 5))
+    with pytest.raises(ValueError, match="'2'.*Linear expects 9 inputs.*\\(8,\\)"):
+        quantize(nn.Sequential(nn.Linear(4, 8), LIF(reset="zero"), nn.Linear(9, 2),
+                               LIF(reset="zero")))
     with pytest.raises(ValueError, match="no spiking layer"):
         quantize(nn.Sequential(nn.Linear(3, 3)))
 

@@ -236,7 +236,7 @@ def test_bad_graphs_named():
     g.add(InputRegion("in", 3))
     with pytest.raises(ValueError, match="no spiking region"):
         quantize(g)
-    with pytest.raises(ValueError, match="n_in and delays"):
+    with pytest.raises(ValueError, match="n_in, input_shape and delays"):
         quantize(_one("lif", LIFParameters(reset="zero")), n_in=3)
 
 
