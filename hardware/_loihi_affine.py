@@ -20,7 +20,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from aura_snn.errors import ParameterError, ShapeError
+from aura_snn.errors import ParameterError, ParameterTypeError, ShapeError
+from aura_snn.neurons import LIF, CubaLIF
 
 LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.AvgPool1d, nn.AvgPool2d, nn.Flatten,
           nn.Unflatten, nn.Identity, nn.Dropout)
@@ -79,4 +80,48 @@ def stage_affine(label: str, mods: Sequence[tuple[str, nn.Module]], in_shape: tu
     return y.reshape(n, -1).T.contiguous(), y0.reshape(-1), tuple(int(s) for s in y0.shape[1:])
 
 
-__all__ = ["LAYERS", "per_step", "stage_affine"]
+Stage = tuple[str, list[tuple[str, nn.Module]], nn.Module]
+
+
+def stages_of(source: nn.Module) -> list[Stage]:
+    """``(label, connection layers, neuron)`` per stage (label ``"fc1->lif1"``)."""
+    if not isinstance(source, nn.Sequential):
+        raise ParameterTypeError(f"source must be an nn.Sequential, got {type(source).__name__}")
+    stages: list[Stage] = []
+    pending: list[tuple[str, nn.Module]] = []
+    for name, m in source.named_children():
+        if isinstance(m, (LIF, CubaLIF)):
+            stages.append(("->".join([k for k, _ in pending] + [name]), pending, m))
+            pending = []
+        elif isinstance(m, LAYERS):
+            pending.append((name, m))
+        else:
+            raise ParameterError(f"layer {name!r}: {type(m).__name__} is not supported "
+                                 "(LIF, CubaLIF and between them Linear, Conv1d, Conv2d, "
+                                 "AvgPool1d/2d, Flatten, Unflatten, Identity, Dropout)")
+    if pending or not stages:
+        raise ParameterError("source must end with a spiking layer (LIF or CubaLIF)"
+                             if stages else "source has no spiking layer")
+    return stages
+
+
+def input_shape_of(first: Stage, input_shape: Sequence[int] | None, n_in: int | None
+                 ) -> tuple[int, ...]:
+    """Per-sample input shape: given, ``(n_in,)``, or a first ``Linear``'s width."""
+    if input_shape is not None:
+        shape = tuple(int(v) for v in input_shape)
+        if not shape or min(shape) < 1:
+            raise ParameterError(f"input_shape must be positive sizes, got {input_shape}")
+        if n_in is not None and math.prod(shape) != n_in:
+            raise ParameterError(f"n_in={n_in} disagrees with input_shape={shape}")
+        return shape
+    if n_in is not None:
+        return (int(n_in),)
+    name, mods, _ = first
+    if mods and isinstance(mods[0][1], nn.Linear):
+        return (mods[0][1].in_features,)
+    raise ParameterError(f"layer {name!r}: the per-sample input shape is unknown (the first "
+                         "layer is not a Linear): pass input_shape (or n_in)")
+
+
+__all__ = ["LAYERS", "Stage", "input_shape_of", "per_step", "stage_affine", "stages_of"]

@@ -56,9 +56,8 @@ from torch import nn
 
 from aura_snn.errors import InputValueError, ParameterError, ParameterTypeError
 from aura_snn.functional.conventions import LOIHI_DECAY_SCALE
-from aura_snn.neurons import LIF, CubaLIF
 
-from ._loihi_affine import LAYERS, per_step, stage_affine
+from ._loihi_affine import input_shape_of, per_step, stage_affine, stages_of
 from ._loihi_fixed import (
     A_MAX,
     MAX_DELAY,
@@ -125,31 +124,6 @@ def _neuron_map(m: nn.Module, name: str, approximate_reset: bool) -> NeuronMap:
     """A LIF/CubaLIF module in Lava LIF's terms, through its registry spec."""
     return neuron_map(m.spec, m.neuron_parameters(), m.dt, f"layer {name!r}",
                       approximate_reset)
-
-
-Stage = tuple[str, list[tuple[str, nn.Module]], nn.Module]
-
-
-def _stages(source: nn.Module) -> list[Stage]:
-    """``(label, connection layers, neuron)`` per stage (label ``"fc1->lif1"``)."""
-    if not isinstance(source, nn.Sequential):
-        raise ParameterTypeError(f"source must be an nn.Sequential, got {type(source).__name__}")
-    stages: list[Stage] = []
-    pending: list[tuple[str, nn.Module]] = []
-    for name, m in source.named_children():
-        if isinstance(m, (LIF, CubaLIF)):
-            stages.append(("->".join([k for k, _ in pending] + [name]), pending, m))
-            pending = []
-        elif isinstance(m, LAYERS):
-            pending.append((name, m))
-        else:
-            raise ParameterError(f"layer {name!r}: {type(m).__name__} is not supported "
-                                 "(LIF, CubaLIF and between them Linear, Conv1d, Conv2d, "
-                                 "AvgPool1d/2d, Flatten, Unflatten, Identity, Dropout)")
-    if pending or not stages:
-        raise ParameterError("source must end with a spiking layer (LIF or CubaLIF)"
-                             if stages else "source has no spiking layer")
-    return stages
 
 
 def _quantize_layer(name: str, w: torch.Tensor, b: torch.Tensor, m: nn.Module,
@@ -252,7 +226,7 @@ class LoihiTwin(nn.Module):
         twin = self.run(x)
         out, ins, h = [], [], x.double()
         with torch.no_grad():
-            for _, mods, m in _stages(source):
+            for _, mods, m in stages_of(source):
                 ins.append(h.reshape(*h.shape[:2], -1))
                 h = m(per_step([c for _, c in mods], h) if mods else h)
                 out.append(h.reshape(*h.shape[:2], -1))
@@ -309,7 +283,7 @@ def quantize(source: nn.Module, *, scale: Any = None, weight_exp: Any = None,
                               approximate_reset=approximate_reset)
     if not 1 <= int(num_weight_bits) <= 8:
         raise ParameterError(f"num_weight_bits must be in 1..8, got {num_weight_bits}")
-    stages = _stages(source)
+    stages = stages_of(source)
     n = len(stages)
     scales = list(scale) if isinstance(scale, Sequence) else [scale] * n
     exps = list(weight_exp) if isinstance(weight_exp, Sequence) else [weight_exp] * n
@@ -323,7 +297,7 @@ def quantize(source: nn.Module, *, scale: Any = None, weight_exp: Any = None,
     if unknown:
         raise ParameterError(f"delays name no Linear (connection) layer of source: "
                              f"{sorted(unknown)}")
-    shape = _input_shape(stages[0], input_shape, n_in)
+    shape = input_shape_of(stages[0], input_shape, n_in)
     first_shape = shape
     layers, errors = [], []
     for (name, mods, m), s, e in zip(stages, scales, exps, strict=True):
@@ -340,25 +314,6 @@ def quantize(source: nn.Module, *, scale: Any = None, weight_exp: Any = None,
         layers.append(layer)
         errors.append(err)
     return LoihiTwin(layers, errors, first_shape, shape)
-
-
-def _input_shape(first: Stage, input_shape: Sequence[int] | None, n_in: int | None
-                 ) -> tuple[int, ...]:
-    """Per-sample input shape: given, ``(n_in,)``, or a first ``Linear``'s width."""
-    if input_shape is not None:
-        shape = tuple(int(v) for v in input_shape)
-        if not shape or min(shape) < 1:
-            raise ParameterError(f"input_shape must be positive sizes, got {input_shape}")
-        if n_in is not None and math.prod(shape) != n_in:
-            raise ParameterError(f"n_in={n_in} disagrees with input_shape={shape}")
-        return shape
-    if n_in is not None:
-        return (int(n_in),)
-    name, mods, _ = first
-    if mods and isinstance(mods[0][1], nn.Linear):
-        return (mods[0][1].in_features,)
-    raise ParameterError(f"layer {name!r}: the per-sample input shape is unknown (the first "
-                         "layer is not a Linear): pass input_shape (or n_in)")
 
 
 def _check_delays(name: str, d: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
