@@ -11,7 +11,8 @@ ANN segment. :func:`run_partitioned` runs ANN segments in PyTorch on every time 
 through a ``RingBuffer`` source, its spikes leave through a ``RingBuffer`` sink) or
 with the twin (``target="twin"``: :func:`hardware.loihi.quantize` in ``fixed_pt``, the
 float segment itself in ``floating_pt``). In ``floating_pt`` the result equals the
-all-PyTorch run; in ``fixed_pt`` Lava's equals the twin's.
+all-PyTorch run; in ``fixed_pt`` Lava's equals the twin's. Graphs:
+:mod:`hardware.partition_graph`.
 """
 
 from __future__ import annotations
