@@ -98,12 +98,12 @@ def _subgraph(graph: Graph, part: Iterable[str], feeds: Mapping[str, torch.Tenso
 
 def run_graph_partitioned(graph: Graph, inputs: Mapping[str, torch.Tensor],
                           mode: str = "floating_pt", target: str = "lava", *,
-                          record: Iterable[str] | None = None,
+                          record: Iterable[str] | None = None, steps: int | None = None,
                           **quantize_kwargs: Any) -> dict[str, torch.Tensor]:
     """Run ``graph`` from rest on ``inputs`` (``{region: [T, B, ...]}``, as
-    :meth:`Graph.run` takes them) with its spiking part on ``target`` (module
-    docstring); returns ``{region: [T, B, size]}`` (float64) for ``record`` (default:
-    the regions no projection leaves)."""
+    :meth:`Graph.run` takes them; ``steps`` when nothing is fed, batch 1) with its
+    spiking part on ``target`` (module docstring); returns ``{region: [T, B, size]}``
+    (float64) for ``record`` (default: the regions no projection leaves)."""
     from .lava import MODES
     from .lava_graph import run_graph
     from .loihi_graph import quantize_graph
@@ -111,9 +111,10 @@ def run_graph_partitioned(graph: Graph, inputs: Mapping[str, torch.Tensor],
     check_choice("mode", mode, MODES)
     check_choice("target", target, TARGETS)
     parts = partition_graph(graph)
-    if not inputs:
-        raise ParameterError("inputs must feed the graph's input regions: {region: [T, B, n]}")
-    steps = next(iter(inputs.values())).shape[0]
+    if inputs:
+        steps = int(next(iter(inputs.values())).shape[0])
+    elif steps is None:
+        raise ParameterError("steps is needed when inputs feed no region")
     sources = {p.pre for p in graph.projections.values()}
     record = [n for n in graph.regions if n not in sources] if record is None else list(record)
     for n in record:

@@ -100,6 +100,8 @@ def test_bad_arguments_named():
         run_graph_partitioned(g, {"x": _x()}, "floating_pt", "gpu")
     with pytest.raises(ValueError, match="unknown region 'nope'"):
         run_graph_partitioned(g, {"x": _x()}, record=["nope"])
+    with pytest.raises(ValueError, match="steps is needed"):
+        run_graph_partitioned(g, {})
     g2 = Graph(dt=DT)
     g2.add(InputRegion("x", 2))
     g2.add(DenseRegion("d", nn.Linear(2, 2), 2, 2))
