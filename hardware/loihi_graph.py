@@ -297,8 +297,10 @@ def _check_graph(graph: Graph) -> None:
         if isinstance(r, InputRegion):
             continue
         if not isinstance(r, SpikingRegion):
-            hint = ("feed its spikes through an InputRegion" if r.kind == "poisson" else
-                    "the ANN part stays in PyTorch (hardware.partition)")
+            hint = ("draw it on the host and feed its spikes through an InputRegion "
+                    "(hardware.partition_graph.run_graph_partitioned does)"
+                    if r.kind == "poisson" else "the ANN part stays in PyTorch "
+                    "(hardware.partition_graph.run_graph_partitioned)")
             raise ParameterError(f"{what} has no Loihi equivalent: {hint}")
         if r.init:
             raise ParameterError(f"{what}: initial values {sorted(r.init)} (Lava's LIF "
