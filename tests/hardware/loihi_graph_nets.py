@@ -19,6 +19,7 @@ import torch
 
 from aura_snn.functional.cuba import CubaLIFParameters
 from aura_snn.functional.cuba_refractory import CubaRefractoryParameters
+from aura_snn.functional.integrate_fire import IFParameters
 from aura_snn.functional.lif import LIFParameters
 from aura_snn.graph import Graph, InputRegion, SpikingRegion
 
@@ -29,6 +30,7 @@ PARAMS = {
     "lif_ode": dict(tau_mem=5e-3, threshold=0.3, reset="zero", input_scaling="ode"),
     "cuba": dict(tau_mem=10e-3, tau_syn=4e-3, threshold=0.8, reset="zero",
                  input_scaling="direct"),
+    "if": dict(threshold=1.0, reset="zero"),
     "cuba_refractory": dict(tau_mem=20e-3, tau_syn=(5e-3, 5e-3), receptors=("exc", "inh"),
                             v_leak=-65e-3, v_reset=-65e-3, threshold=-50e-3, refractory=0.0),
 }
@@ -39,6 +41,8 @@ def coefficients(kind: str) -> tuple[float, float, float, float, float]:
     models' equations (module docstrings of aura_snn.functional.lif/cuba/
     cuba_refractory), exact integration."""
     p = PARAMS[kind]
+    if kind == "if":  # v = v + x
+        return 1.0, 0.0, 1.0, p["threshold"], 0.0
     a_m = math.exp(-DT / p["tau_mem"])
     if kind == "lif":
         return 1.0, 0.0, a_m, p["threshold"], 0.0
@@ -57,7 +61,7 @@ def build(regions: list[tuple[str, str, int]], projections: list[dict[str, Any]]
     ``delay``, ``same_step``, ``sparse``, ``receptor``)."""
     g = Graph(dt=DT).double()
     cls = {"lif": ("lif", LIFParameters), "lif_ode": ("lif", LIFParameters),
-           "cuba": ("cuba", CubaLIFParameters),
+           "cuba": ("cuba", CubaLIFParameters), "if": ("if", IFParameters),
            "cuba_refractory": ("cuba_refractory", CubaRefractoryParameters)}
     for name, kind, n in regions:
         if kind == "input":
@@ -104,9 +108,10 @@ def feedforward(seed: int = 0) -> tuple[Graph, dict[str, Any]]:
 
 def recurrent(seed: int = 1, inhibitory_delay: int = 1) -> tuple[Graph, dict[str, Any]]:
     """in(10) -> E (lif) with a sparse E -> E loop (delay 2), E -> I (cuba) same-step,
-    I -> E inhibitory (delay 1 by default): a cycle through a delayed edge."""
+    I -> E inhibitory (delay 1 by default): a cycle through a delayed edge; E -> F
+    (integrate-and-fire, delay 1)."""
     rng = np.random.default_rng(seed)
-    regions = [("in", "input", 10), ("E", "lif", 24), ("I", "cuba", 8)]
+    regions = [("in", "input", 10), ("E", "lif", 24), ("I", "cuba", 8), ("F", "if", 5)]
     projs = [
         dict(name="in_E", pre="in", post="E", w=weights(10, 24, rng, 0.4, 0.3)),
         dict(name="E_E", pre="E", post="E", w=weights(24, 24, rng, 0.3, 0.1, 0.3),
@@ -114,9 +119,10 @@ def recurrent(seed: int = 1, inhibitory_delay: int = 1) -> tuple[Graph, dict[str
         dict(name="E_I", pre="E", post="I", w=weights(24, 8, rng, 0.2, 0.15), same_step=True),
         dict(name="I_E", pre="I", post="E", w=-np.abs(weights(8, 24, rng, 0.4, 0.3)),
              delay=inhibitory_delay),
+        dict(name="E_F", pre="E", post="F", w=weights(24, 5, rng, 0.2, 0.4), delay=1),
     ]
     return build(regions, projs), {"regions": regions, "projections": projs,
-                                   "order": ["in", "E", "I"]}
+                                   "order": ["in", "E", "I", "F"]}
 
 
 # --- the oracle -------------------------------------------------------------------------
