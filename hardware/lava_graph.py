@@ -34,9 +34,10 @@ import torch
 
 from aura_snn.errors import ParameterError
 
+from ._graph_twin import GraphTwin, TwinProjection, _current
 from ._loihi_fixed import MAX_DELAY
 from .lava_compat import import_lava
-from .loihi_graph import GraphTwin, TwinProjection, _current, quantize_graph
+from .loihi_graph import quantize_graph
 
 
 @dataclass

@@ -13,6 +13,7 @@ import pytest
 import torch
 from loihi_graph_nets import DT, build, coefficients, feedforward, np_weights, oracle, recurrent
 
+import hardware._graph_twin as gt
 import hardware.loihi_graph as lg
 from aura_snn.functional.alif import ALIFParameters
 from aura_snn.functional.cuba import CubaLIFParameters
@@ -90,7 +91,7 @@ def test_step_by_step_path_equals_oracle_on_feedforward_graph(monkeypatch):
     feed-forward graph with its same-step edge and per-synapse delays."""
     graph, desc = feedforward()
     twin = quantize(graph)
-    monkeypatch.setattr(lg, "_acyclic_order", lambda names, projections: None)
+    monkeypatch.setattr(gt, "_acyclic_order", lambda names, projections: None)
     x = _x(12, True, seed=5)
     ours = twin.run(torch.from_numpy(x))
     ref = oracle(desc, twin, {"in": x[:, 1]})
