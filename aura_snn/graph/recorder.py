@@ -101,10 +101,12 @@ class _NPZWriter:
 
     def append(self, arrays: dict[str, np.ndarray]) -> None:
         for k, v in arrays.items():
+            # the member name is taken before writing: an interrupt inside the write
+            # must not let a later append reuse it (the zip would hold it twice)
             n = self.counts.get(k, 0)
+            self.counts[k] = n + 1
             with self.zf.open(f"{k}/{n:06d}.npy", "w", force_zip64=True) as fh:
                 np.lib.format.write_array(fh, np.ascontiguousarray(v), allow_pickle=False)
-            self.counts[k] = n + 1
 
     def close(self, meta: dict[str, Any]) -> None:
         self.zf.writestr("meta.json", json.dumps({**meta, "chunks": self.counts}))
@@ -283,9 +285,9 @@ class Recorder(Observer):
 
     def flush(self) -> None:
         """Write what is buffered (to memory lists or to the file)."""
-        if self._buf:
-            self._writer.append({k: np.concatenate(v) for k, v in self._buf.items()})
-        self._buf, self._buf_steps = {}, 0
+        buf, self._buf, self._buf_steps = self._buf, {}, 0  # taken first: written once
+        if buf:
+            self._writer.append({k: np.concatenate(v) for k, v in buf.items()})
 
     # -- storing --------------------------------------------------------------------
     def select(self, values: np.ndarray) -> np.ndarray:

@@ -91,3 +91,33 @@ def test_corrupt_monitor_files(tmp_path) -> None:  # noqa: ANN001
     (tmp_path / "bad.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 40)
     with pytest.raises(CorruptFileError):
         load_recording(tmp_path / "bad.h5")
+
+
+def test_an_interrupt_inside_a_chunk_write_never_writes_a_member_twice(tmp_path, monkeypatch) -> None:  # noqa: ANN001,E501
+    """Ctrl-C landing inside a streamed write, then the run's ``finally`` flushing again:
+    the zip must not hold a member twice (CI once saw 'Duplicate name: values/000301.npy'
+    on stderr) and the recording read back must hold each step once."""
+    import warnings
+
+    g = _graph()
+    mon = g.monitor("E", "v", to=tmp_path / "v.npz", chunk=10)
+    real, calls = np.lib.format.write_array, {"n": 0}
+
+    def interrupted_once(*a, **k):  # noqa: ANN002,ANN003,ANN202
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(np.lib.format, "write_array", interrupted_once)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # a duplicate zip member is a UserWarning
+        with torch.no_grad(), pytest.raises(KeyboardInterrupt):
+            g.run(100, backend="torch")
+        g.run(20, backend="torch")
+        g.close_monitors()
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "v.npz") as zf:
+        names = zf.namelist()
+    assert len(names) == len(set(names))
