@@ -17,7 +17,7 @@ setup: $(STAMP)
 # Python 3.11 incompatibility at import time.
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) -q -e ".[peers,lava,dev]"
+	$(PIP) -q -e ".[peers,lava,distributed,dev]"
 	$(PIP) -q --no-deps --ignore-requires-python lava-nc==0.10.0
 	touch $(STAMP)
 
