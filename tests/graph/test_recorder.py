@@ -121,3 +121,5 @@ def test_an_interrupt_inside_a_chunk_write_never_writes_a_member_twice(tmp_path,
     with zipfile.ZipFile(tmp_path / "v.npz") as zf:
         names = zf.namelist()
     assert len(names) == len(set(names))
+    t = mon.data()["t"]
+    assert t.size > 20 and np.array_equal(t, np.unique(t))   # each step once, in order
