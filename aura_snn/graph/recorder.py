@@ -230,6 +230,7 @@ class Recorder(Observer):
         self.dt: float | None = None
         self._writer: Any = None
         self._closed = False
+        self._broken: str | None = None   # why a write failed: the file lacks a chunk
         self._buf: dict[str, list[np.ndarray]] = {}
         self._buf_steps = 0
         self._result: Recording | None = None
@@ -276,6 +277,7 @@ class Recorder(Observer):
     def _push(self, arrays: dict[str, np.ndarray], steps: int) -> None:
         if self._closed:
             raise ParameterError(f"monitor of {self.target!r}.{self.variable} is closed")
+        self._check_intact()
         self._open()
         for k, v in arrays.items():
             self._buf.setdefault(k, []).append(v)
@@ -287,7 +289,18 @@ class Recorder(Observer):
         """Write what is buffered (to memory lists or to the file)."""
         buf, self._buf, self._buf_steps = self._buf, {}, 0  # taken first: written once
         if buf:
-            self._writer.append({k: np.concatenate(v) for k, v in buf.items()})
+            try:
+                self._writer.append({k: np.concatenate(v) for k, v in buf.items()})
+            except BaseException as exc:  # an interrupt too: that chunk is not in the file
+                self._broken = type(exc).__name__
+                raise
+
+    def _check_intact(self) -> None:
+        if self._broken is not None:
+            raise ParameterError(
+                f"monitor of {self.target!r}.{self.variable}: a chunk write failed "
+                f"({self._broken}), so the recording has a gap; abort() it (a streamed "
+                "file is deleted) and record again")
 
     # -- storing --------------------------------------------------------------------
     def select(self, values: np.ndarray) -> np.ndarray:
@@ -313,6 +326,7 @@ class Recorder(Observer):
         """Flush and finalise (renames the file into place). Idempotent."""
         if self._closed:
             return
+        self._check_intact()
         self._open()
         self.flush()
         self._writer.close(self.meta())
