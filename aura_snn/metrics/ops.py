@@ -1,4 +1,6 @@
-r"""Operation counts of a torch spiking model, taken by forward hooks (model code untouched).
+r"""Operation counts of a torch spiking model, taken by forward hooks on synaptic layers and
+neuron observers (:meth:`~aura_snn.neurons.base.SpikingNeuron.add_observer`, which also
+see direct ``run`` calls, as NIR-imported graphs make them); model code untouched.
 
 For each ``nn.Linear`` / ``nn.Conv2d`` with input ``x`` and weight ``W``:
 
@@ -106,8 +108,9 @@ class OpCounter:
         for name, mod in self.model.named_modules():
             if isinstance(mod, (nn.Linear, nn.Conv2d)):
                 self._handles.append(mod.register_forward_hook(self._syn_hook(name or "model")))
-            elif isinstance(mod, SpikingNeuron):
-                self._handles.append(mod.register_forward_hook(self._neuron_hook(name or "model")))
+            elif isinstance(mod, SpikingNeuron):  # observers see run() as well as forward()
+                hook = self._neuron_hook(name or "model")
+                self._handles.append(mod.add_observer(lambda m, out, h=hook: h(m, (), out)))
         self._handles.append(self.model.register_forward_pre_hook(self._root_hook))
         return self
 
