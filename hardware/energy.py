@@ -131,14 +131,19 @@ def measure(model: nn.Module, x: torch.Tensor, target: str | Target = "cmos45", 
 
 
 def format_report(rep: dict[str, Any]) -> str:
-    """Plain-text table of a report from :func:`energy`."""
+    """Plain-text table of a report from :func:`energy`; every figure per inference (the
+    report's layer totals over its batch divided by ``samples``)."""
+    n = rep["samples"]
     rows = [f"target {rep['target']['name']} ({rep['target']['source']})",
+            f"per inference, mean of {n} samples of {rep['steps']} steps",
             f"{'layer':<12}{'MACs':>12}{'ACs':>12}{'spikes':>10}{'sparsity':>10}"
             f"{'compute pJ':>14}{'memory pJ':>14}"]
-    for n, c in rep["layers"].items():
-        rows.append(f"{n:<12}{c['macs']:>12.0f}{c['acs']:>12.0f}{c['spikes']:>10.0f}"
-                    f"{c['activation_sparsity']:>10.3f}{c['compute_pJ']:>14.1f}"
-                    f"{c['memory_pJ']:>14.1f}")
+    for name, c in rep["layers"].items():
+        sp = c["activation_sparsity"]
+        sp_txt = "-" if sp is None or math.isnan(sp) else f"{sp:.3f}"
+        rows.append(f"{name:<12}{c['macs'] / n:>12.1f}{c['acs'] / n:>12.1f}"
+                    f"{c['spikes'] / n:>10.1f}{sp_txt:>10}{c['compute_pJ'] / n:>14.1f}"
+                    f"{c['memory_pJ'] / n:>14.1f}")
     p = rep["per_inference"]
     rows.append(f"per inference: compute {p['compute_pJ']:.1f} pJ, memory {p['memory_pJ']:.1f}"
                 f" pJ, dense ANN {p['dense_ann_pJ']:.1f} pJ")
