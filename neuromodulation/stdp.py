@@ -1,0 +1,317 @@
+r"""Spike-timing-dependent plasticity: pair rules (additive, multiplicative; all-to-all,
+nearest) and the triplet rule of Pfister & Gerstner (2006).
+
+**Pair rule.** Dimensionless traces, a presynaptic :math:`x` (``tau_plus``) and a
+postsynaptic :math:`y` (``tau_minus``), jump at each spike (all-to-all: :math:`x
+\mathrel{+}= 1`; nearest: :math:`x = 1`) and decay in between,
+:math:`\tau\,\dot x = -x`. A presynaptic spike depresses, a postsynaptic spike
+potentiates:
+
+.. math::
+    \text{on pre: } w \leftarrow \text{clip}(w - A_-\,f_-(w)\,y), \qquad
+    \text{on post: } w \leftarrow \text{clip}(w + A_+\,f_+(w)\,x)
+
+with :math:`f_\pm = 1` (``"additive"``) or the soft bounds :math:`f_+ = w_\max - w`,
+:math:`f_- = w - w_\min` (``"multiplicative"``), and clip to :math:`[w_\min, w_\max]`.
+A single pair, pre at :math:`t_\text{pre}`, post at :math:`t_\text{post} = t_\text{pre}
++ \Delta t`, gives :math:`A_+ e^{-\Delta t/\tau_+}` for :math:`\Delta t \ge 0` and
+:math:`-A_- e^{\Delta t/\tau_-}` for :math:`\Delta t < 0` (additive). Nearest pairing
+(trace reset) is the symmetric nearest-spike scheme: each spike pairs with the latest
+spike of the other side only.
+
+**Triplet rule** (Pfister & Gerstner 2006, eqs. 2-3): presynaptic traces :math:`r_1`
+(``tau_plus``), :math:`r_2` (``tau_x``), postsynaptic :math:`o_1` (``tau_minus``),
+:math:`o_2` (``tau_y``), with the same jumps,
+
+.. math::
+    \text{on pre: } w \leftarrow \text{clip}(w - o_1 [A_2^- + A_3^- r_2(t-\epsilon)]),
+    \qquad
+    \text{on post: } w \leftarrow \text{clip}(w + r_1 [A_2^+ + A_3^+ o_2(t-\epsilon)])
+
+(:math:`t - \epsilon`: before the trace's own jump). The "minimal" models of the paper
+are parameter sets with :math:`A_2^+ = 0` and/or :math:`A_3^- = 0`; the nearest-spike
+versions use ``pairing="nearest"``.
+
+**Order within a step** :math:`t` (the rule runs after the step's regions; ``pre`` is the
+presynaptic activity at the synapse, ``post`` the postsynaptic spikes of step :math:`t`):
+
+1. every trace decays by :math:`a = e^{-\Delta t/\tau}`;
+2. synapses whose presynaptic neuron spiked are depressed, reading the decayed
+   postsynaptic traces (which do not yet include the spikes of step :math:`t`), clipped;
+   then the presynaptic traces jump;
+3. synapses whose postsynaptic neuron spiked are potentiated from the weights of 2,
+   reading the presynaptic traces *with* the jumps of step :math:`t` (a simultaneous
+   pair potentiates, :math:`\Delta t = 0`), clipped; then the postsynaptic traces jump.
+
+This is Brian2's order for ``Synapses(on_pre=..., on_post=...)`` with event-driven (or
+clock-driven exact) traces: both pathways run in the ``synapses`` slot, ``pre`` (order
+-1) before ``post`` (order 1), and each updates its traces from the last update first.
+A graph step hands the rule a presynaptic spike when it *arrives* at the synapse, step
+:math:`t_\text{emit} + 1 + d` (:mod:`aura_snn.graph.projection`), while Brian2 runs
+``on_pre`` at :math:`t_\text{emit} + D`: a same-step edge is Brian2's zero-delay
+``on_pre``; a delayed edge (delay ``d``) is Brian2 with the transmitting pathway at
+delay ``d`` and a plasticity pathway at delay ``d + 1`` ordered after it
+(``tests/neuromodulation/test_stdp_brian2.py`` runs both against Brian2).
+
+**Batch.** The socket keeps one weight per synapse, shared by the batch. Each sample
+``b`` computes its own new weight :math:`w_b` from the shared :math:`w` with its own
+traces (state ``[B, ...]``); the projection receives the mean change
+:math:`\frac{1}{B}\sum_b (w_b - w)` (``batch_reduction = "mean"``), which stays inside the
+bounds because each :math:`w_b` does. :math:`B = 1` is Brian2's single network.
+
+Units: ``tau_*`` and ``dt`` in s; ``w_min``, ``w_max`` and the additive amplitudes in
+the unit of the weight (V for the voltage-like inputs of :mod:`aura_snn.functional`);
+multiplicative amplitudes are dimensionless (fraction of the distance to the bound).
+Brian2's ``dApost`` (negative) is :math:`-A_-` here: amplitudes are magnitudes >= 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import torch
+
+from aura_snn._checks import check_choice
+from aura_snn.errors import ParameterTypeError, ShapeError
+from aura_snn.graph.plasticity import PlasticityRule, SynapseActivity
+
+from ._traces import (
+    advance,
+    at_post,
+    at_pre,
+    check_amplitude,
+    check_bounds,
+    check_pairing,
+    check_tau,
+    decays,
+    pre_activity,
+    pre_trace_shape,
+    synapse_index,
+)
+
+WEIGHT_DEPENDENCES = ("additive", "multiplicative")
+
+
+@dataclass(frozen=True)
+class PairSTDPParameters:
+    """Pair STDP (module docstring). Defaults: Song, Miller & Abbott (2000) as in
+    Brian2's STDP example, in units of ``w_max`` (``a_minus = 1.05 a_plus``).
+
+    Attributes:
+        a_plus: potentiation amplitude :math:`A_+` (>= 0; weight units, or fraction).
+        a_minus: depression amplitude :math:`A_-` (>= 0; weight units, or fraction).
+        tau_plus: presynaptic trace time constant :math:`\\tau_+` (s).
+        tau_minus: postsynaptic trace time constant :math:`\\tau_-` (s).
+        w_min, w_max: weight bounds (weight units), ``w_min <= w_max``.
+        weight_dependence: ``"additive"`` or ``"multiplicative"`` (soft bounds).
+        pairing: ``"all_to_all"`` (traces add up) or ``"nearest"`` (traces reset to 1).
+    """
+
+    a_plus: float = 0.01
+    a_minus: float = 0.0105
+    tau_plus: float = 20e-3
+    tau_minus: float = 20e-3
+    w_min: float = 0.0
+    w_max: float = 1.0
+    weight_dependence: str = "additive"
+    pairing: str = "all_to_all"
+
+    def __post_init__(self) -> None:
+        check_amplitude("a_plus", self.a_plus)
+        check_amplitude("a_minus", self.a_minus)
+        check_tau("tau_plus", self.tau_plus)
+        check_tau("tau_minus", self.tau_minus)
+        check_bounds(self.w_min, self.w_max)
+        check_choice("weight_dependence", self.weight_dependence, WEIGHT_DEPENDENCES)
+        check_pairing(self.pairing)
+
+
+class PairSTDPState(NamedTuple):
+    """Traces of a pair rule: ``x_pre`` (layout of :mod:`._traces`), ``x_post``
+    ``[B, n_post]`` (dimensionless), and ``post_idx`` (sparse projections)."""
+
+    x_pre: torch.Tensor
+    x_post: torch.Tensor
+    post_idx: torch.Tensor
+
+
+@dataclass(frozen=True)
+class TripletSTDPParameters:
+    """Triplet STDP (module docstring). Defaults: Pfister & Gerstner (2006), Table 4,
+    visual cortex, all-to-all, full model (dimensionless amplitudes, ``w`` in [0, 1]).
+
+    Attributes:
+        a2_plus, a3_plus: pair and triplet potentiation amplitudes (>= 0).
+        a2_minus, a3_minus: pair and triplet depression amplitudes (>= 0).
+        tau_plus, tau_x: presynaptic trace time constants of :math:`r_1`, :math:`r_2` (s).
+        tau_minus, tau_y: postsynaptic trace time constants of :math:`o_1`, :math:`o_2` (s).
+        w_min, w_max: weight bounds, ``w_min <= w_max``.
+        pairing: ``"all_to_all"`` or ``"nearest"`` (traces saturate at 1).
+    """
+
+    a2_plus: float = 5e-10
+    a3_plus: float = 6.2e-3
+    a2_minus: float = 7e-3
+    a3_minus: float = 2.3e-4
+    tau_plus: float = 16.8e-3
+    tau_minus: float = 33.7e-3
+    tau_x: float = 101e-3
+    tau_y: float = 125e-3
+    w_min: float = 0.0
+    w_max: float = 1.0
+    pairing: str = "all_to_all"
+
+    def __post_init__(self) -> None:
+        for name in ("a2_plus", "a3_plus", "a2_minus", "a3_minus"):
+            check_amplitude(name, getattr(self, name))
+        for name in ("tau_plus", "tau_minus", "tau_x", "tau_y"):
+            check_tau(name, getattr(self, name))
+        check_bounds(self.w_min, self.w_max)
+        check_pairing(self.pairing)
+
+
+class TripletSTDPState(NamedTuple):
+    """Traces of the triplet rule: ``r1``, ``r2`` (presynaptic layout), ``o1``, ``o2``
+    ``[B, n_post]``, and ``post_idx`` (sparse projections)."""
+
+    r1: torch.Tensor
+    r2: torch.Tensor
+    o1: torch.Tensor
+    o2: torch.Tensor
+    post_idx: torch.Tensor
+
+
+def pair_stdp_step(w: torch.Tensor, pre: torch.Tensor, post: torch.Tensor,
+                   state: PairSTDPState, p: PairSTDPParameters, dt: float
+                   ) -> tuple[torch.Tensor, PairSTDPState]:
+    """One step of pair STDP in the module's order; returns ``(w_new [B, *w.shape],
+    state)``. ``w``: shared weights; ``pre``: spikes in the layout of ``state.x_pre``;
+    ``post``: ``[B, n_post]`` spikes; ``dt`` in s."""
+    a_pre, a_post = decays(dt, p.tau_plus, p.tau_minus)
+    idx = state.post_idx
+    y_old = at_post(a_post * state.x_post, w, idx)          # before this step's post
+    s_pre = at_pre(pre.to(w.dtype), w)
+    s_post = at_post(post.to(w.dtype), w, idx)
+    if p.weight_dependence == "additive":
+        w1 = (w - s_pre * (p.a_minus * y_old)).clamp(p.w_min, p.w_max)
+    else:
+        w1 = (w - s_pre * (p.a_minus * (w - p.w_min) * y_old)).clamp(p.w_min, p.w_max)
+    x_pre = advance(state.x_pre, pre, a_pre, p.pairing)
+    x = at_pre(x_pre, w)
+    if p.weight_dependence == "additive":
+        w2 = (w1 + s_post * (p.a_plus * x)).clamp(p.w_min, p.w_max)
+    else:
+        w2 = (w1 + s_post * (p.a_plus * (p.w_max - w1) * x)).clamp(p.w_min, p.w_max)
+    x_post = advance(state.x_post, post, a_post, p.pairing)
+    return w2, PairSTDPState(x_pre, x_post, idx)
+
+
+def triplet_stdp_step(w: torch.Tensor, pre: torch.Tensor, post: torch.Tensor,
+                      state: TripletSTDPState, p: TripletSTDPParameters, dt: float
+                      ) -> tuple[torch.Tensor, TripletSTDPState]:
+    """One step of triplet STDP in the module's order (arguments as
+    :func:`pair_stdp_step`)."""
+    a_p, a_x, a_m, a_y = decays(dt, p.tau_plus, p.tau_x, p.tau_minus, p.tau_y)
+    idx = state.post_idx
+    o1_old = at_post(a_m * state.o1, w, idx)
+    o2_old = at_post(a_y * state.o2, w, idx)
+    r2_old = at_pre(a_x * state.r2, w)
+    s_pre = at_pre(pre.to(w.dtype), w)
+    s_post = at_post(post.to(w.dtype), w, idx)
+    w1 = (w - s_pre * (o1_old * (p.a2_minus + p.a3_minus * r2_old))).clamp(p.w_min, p.w_max)
+    r1 = advance(state.r1, pre, a_p, p.pairing)
+    r2 = advance(state.r2, pre, a_x, p.pairing)
+    pot = at_pre(r1, w) * (p.a2_plus + p.a3_plus * o2_old)
+    w2 = (w1 + s_post * pot).clamp(p.w_min, p.w_max)
+    o1 = advance(state.o1, post, a_m, p.pairing)
+    o2 = advance(state.o2, post, a_y, p.pairing)
+    return w2, TripletSTDPState(r1, r2, o1, o2, idx)
+
+
+class _STDPRule(PlasticityRule):
+    """Shared plumbing: traces at rest, shape checks, ``dw = w_new - w``."""
+
+    batch_reduction = "mean"
+    _params_type: type = object
+
+    def __init__(self, params: Any = None) -> None:
+        params = self._params_type() if params is None else params
+        if not isinstance(params, self._params_type):
+            raise ParameterTypeError(f"params of {type(self).__name__} must be "
+                                     f"{self._params_type.__name__}, got "
+                                     f"{type(params).__name__}")
+        super().__init__(params)
+
+    def _zeros(self, projection: Any, batch: int, device: torch.device, dtype: torch.dtype
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Traces at rest; hands the rule's bounds to a projection that has none, so that
+        the socket's clamp (:meth:`~aura_snn.graph.projection.Projection.apply_update`)
+        also holds after the change is added to the plastic part in floating point."""
+        if getattr(projection, "w_min", 0.0) is None:
+            projection.w_min = self.params.w_min
+        if getattr(projection, "w_max", 0.0) is None:
+            projection.w_max = self.params.w_max
+        pre = torch.zeros(pre_trace_shape(projection, batch), device=device, dtype=dtype)
+        post = torch.zeros(batch, projection.n_post, device=device, dtype=dtype)
+        return pre, post, synapse_index(projection, device)
+
+    def _traces_of(self, state: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def _step(self, w: torch.Tensor, pre: torch.Tensor, post: torch.Tensor, state: Any,
+              dt: float) -> tuple[torch.Tensor, Any]:
+        raise NotImplementedError
+
+    def update(self, activity: SynapseActivity, w: torch.Tensor, state: Any, dt: float,
+               modulators: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, Any]:
+        """``dw [B, *w.shape]`` of one step (module docstring for the order)."""
+        pre, post = pre_activity(activity), activity.post
+        x_pre, x_post = self._traces_of(state)
+        if pre.shape != x_pre.shape or post.shape != x_post.shape:
+            raise ShapeError(f"{type(self).__name__}: activity pre {tuple(pre.shape)} / post "
+                             f"{tuple(post.shape)} does not fit its traces "
+                             f"{tuple(x_pre.shape)} / {tuple(x_post.shape)}")
+        w_new, state = self._step(w, pre, post, state, dt)
+        return w_new - w, state
+
+
+class PairSTDP(_STDPRule):
+    """Pair STDP as a plasticity rule (:func:`pair_stdp_step`; module docstring)."""
+
+    _params_type = PairSTDPParameters
+
+    def initial_state(self, projection: Any, batch: int, device: torch.device,
+                      dtype: torch.dtype) -> PairSTDPState:
+        return PairSTDPState(*self._zeros(projection, batch, device, dtype))
+
+    def _traces_of(self, state: PairSTDPState) -> tuple[torch.Tensor, torch.Tensor]:
+        return state.x_pre, state.x_post
+
+    def _step(self, w: torch.Tensor, pre: torch.Tensor, post: torch.Tensor,
+              state: PairSTDPState, dt: float) -> tuple[torch.Tensor, PairSTDPState]:
+        return pair_stdp_step(w, pre, post, state, self.params, dt)
+
+
+class TripletSTDP(_STDPRule):
+    """Triplet STDP as a plasticity rule (:func:`triplet_stdp_step`; module docstring)."""
+
+    _params_type = TripletSTDPParameters
+
+    def initial_state(self, projection: Any, batch: int, device: torch.device,
+                      dtype: torch.dtype) -> TripletSTDPState:
+        r1, o1, idx = self._zeros(projection, batch, device, dtype)
+        return TripletSTDPState(r1, r1.clone(), o1, o1.clone(), idx)
+
+    def _traces_of(self, state: TripletSTDPState) -> tuple[torch.Tensor, torch.Tensor]:
+        return state.r1, state.o1
+
+    def _step(self, w: torch.Tensor, pre: torch.Tensor, post: torch.Tensor,
+              state: TripletSTDPState, dt: float) -> tuple[torch.Tensor, TripletSTDPState]:
+        return triplet_stdp_step(w, pre, post, state, self.params, dt)
+
+
+__all__ = ["PairSTDP", "PairSTDPParameters", "PairSTDPState", "TripletSTDP",
+           "TripletSTDPParameters", "TripletSTDPState", "WEIGHT_DEPENDENCES",
+           "pair_stdp_step", "triplet_stdp_step"]
