@@ -21,7 +21,11 @@ from ._loihi_fixed import lif_fixed, lif_registers, lif_step, shift
 class TwinRegion:
     """A spiking region as Lava's LIF registers (``du``, ``dv``, ``vth``), its scale
     (integer units per volt) and the float registers (``floating_pt``: fractions and
-    volts above ``v_leak``)."""
+    volts above ``v_leak``). Initial state (``None``: rest, 0): ``v0``/``u0`` int64
+    ``[size]``, Lava's 24-bit ``v``/``u`` (``round(2**6 scale x)``), and
+    ``v0_f``/``u0_f`` float64 ``[size]``, ``x`` itself: the membrane above ``v_leak``
+    (V) and the current as membrane drive ``k i / c`` (V of drive; receptor
+    coefficients of :class:`~aura_snn.functional.registry.CompiledFamily`)."""
 
     name: str
     size: int
@@ -33,6 +37,16 @@ class TwinRegion:
     dv_f: float
     vth_f: float
     v_leak: float
+    u0: torch.Tensor | None = None
+    v0: torch.Tensor | None = None
+    u0_f: torch.Tensor | None = None
+    v0_f: torch.Tensor | None = None
+
+    def start(self, batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Initial ``(u, v)`` int64 ``[batch, size]`` (shared by the batch)."""
+        z = torch.zeros(batch, self.size, dtype=torch.long, device=device)
+        u = z if self.u0 is None else z + self.u0.to(device)
+        return u, (z if self.v0 is None else z + self.v0.to(device))
 
 
 @dataclass(frozen=True)
@@ -78,12 +92,15 @@ class ProjectionError:
 
 @dataclass(frozen=True)
 class RegionError:
-    """Quantisation error of a region's threshold (relative) and decays (per step)."""
+    """Quantisation error of a region's threshold (relative), decays (per step) and
+    initial values (``init_max_err``, V: ``|v0 / (2^6 sigma) - v0_f|``, the same for
+    ``u0``)."""
 
     name: str
     threshold_rel_err: float
     decay_u_err: float
     decay_v_err: float
+    init_max_err: float = 0.0
 
 
 def _current(s: torch.Tensor, groups: list[tuple[int, torch.Tensor]], e: int) -> torch.Tensor:
@@ -92,6 +109,16 @@ def _current(s: torch.Tensor, groups: list[tuple[int, torch.Tensor]], e: int) ->
     for lag, w in groups:
         if lag < steps:
             out[lag:] += shift(torch.round(s[:steps - lag] @ w.to(s.device).T).long(), e)
+    return out
+
+
+def _lif_from_start(a: torch.Tensor, r: TwinRegion) -> torch.Tensor:
+    """Lava's LIF over int64 ``a [T, B, n]`` from ``r``'s initial state (spikes, bool)."""
+    u, v = r.start(a.shape[1], a.device)
+    regs = lif_registers(r.du, r.dv, r.vth)
+    out = torch.empty_like(a, dtype=torch.bool)
+    for t in range(a.shape[0]):
+        out[t], u, v = lif_step(u, v, a[t], regs)
     return out
 
 
@@ -153,9 +180,10 @@ class GraphTwin(nn.Module):
         return out
 
     def run(self, inputs: Any, backend: str = "auto") -> dict[str, torch.Tensor]:
-        """Spikes of every spiking region. A graph without cycles runs region by region
-        over all steps (``backend`` of :func:`~hardware._loihi_fixed.lif_fixed`); one
-        with cycles steps all regions together (torch)."""
+        """Spikes of every spiking region, from each region's initial state. A graph
+        without cycles runs region by region over all steps (``backend`` of
+        :func:`~hardware._loihi_fixed.lif_fixed`; torch for a region with initial
+        values); one with cycles steps all regions together (torch)."""
         xs = self.check_inputs(inputs)
         spikes: dict[str, torch.Tensor] = dict(xs)
         order = _acyclic_order([*self.inputs, *self.regions], self.projections)
@@ -163,8 +191,9 @@ class GraphTwin(nn.Module):
             return self._run_steps(xs)
         for name in order:
             if name in self.regions:
-                r = self.regions[name]
-                spikes[name] = lif_fixed(self._input(name, spikes), r.du, r.dv, r.vth, backend)
+                r, a = self.regions[name], self._input(name, spikes)
+                spikes[name] = lif_fixed(a, r.du, r.dv, r.vth, backend) \
+                    if r.u0 is None and r.v0 is None else _lif_from_start(a, r)
         return {n: spikes[n] for n in self.regions}
 
     def _input(self, name: str, spikes: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -182,8 +211,7 @@ class GraphTwin(nn.Module):
         s = dict(xs)
         for n, r in self.regions.items():
             s[n] = torch.zeros(steps, batch, r.size, dtype=torch.float64, device=dev)
-        state = {n: (torch.zeros(batch, r.size, dtype=torch.long, device=dev),) * 2
-                 for n, r in self.regions.items()}
+        state = {n: r.start(batch, dev) for n, r in self.regions.items()}
         regs = {n: lif_registers(r.du, r.dv, r.vth) for n, r in self.regions.items()}
         incoming = {n: [(p, [(lag, w.to(dev)) for lag, w in p.groups()])
                         for p in self.projections if p.post == n] for n in self.regions}
@@ -206,11 +234,12 @@ class GraphTwin(nn.Module):
         return {n: v.double() for n, v in self.run(inputs).items()}
 
     def spike_error(self, graph: Graph, inputs: Any) -> list[dict[str, float]]:
-        """Per spiking region, twin against the float ``graph`` (torch backend, from rest;
-        the graph's kept state is restored): spike ``mismatch`` fraction, both firing
-        probabilities per step, and the input current's ``current_max_err``/
-        ``current_mean_err`` (V of drive: the twin's integer current over the scale
-        against the float drive, both computed from the float run's spikes)."""
+        """Per spiking region, twin against the float ``graph`` (torch backend, both from
+        the graph's initial state; the graph's kept state is restored): spike
+        ``mismatch`` fraction, both firing probabilities per step, and the input
+        current's ``current_max_err``/``current_mean_err`` (V of drive: the twin's
+        integer current over the scale against the float drive, both computed from the
+        float run's spikes)."""
         xs = self.check_inputs(inputs)
         steps = next(iter(xs.values())).shape[0]
         kept = graph.state

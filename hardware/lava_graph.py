@@ -17,7 +17,10 @@ connection has no solution and is refused, naming its projections; so is a
 :math:`d_\text{Lava}` beyond 63. Binary input regions send through a ``RingBuffer``
 source and their connection processes; real-valued ones have their projections'
 currents computed on the host (the twin's integers in ``fixed_pt``) and injected into
-the target ``LIF`` at the right step. :func:`run_graph` runs ``T + max L`` steps,
+the target ``LIF`` at the right step. Initial values (:mod:`hardware.loihi_graph`) are
+the ``LIF``'s ``u``/``v`` at construction, or, for a region running :math:`L_r > 0`
+steps late (at rest until then: nothing reaches it earlier), set when the run pauses
+at step :math:`L_r`. :func:`run_graph` runs ``T + max L`` steps,
 reads each recorded region's steps :math:`L_r \dots L_r + T - 1` from a ``RingBuffer``
 sink, runs batch elements one after another, and stops every runtime it started, on
 success and on error.
@@ -34,7 +37,7 @@ import torch
 
 from aura_snn.errors import ParameterError
 
-from ._graph_twin import GraphTwin, TwinProjection, _current
+from ._graph_twin import GraphTwin, TwinProjection, TwinRegion, _current
 from ._loihi_fixed import MAX_DELAY
 from .lava_compat import import_lava
 from .loihi_graph import quantize_graph
@@ -104,6 +107,15 @@ def _process(p: TwinProjection, mode: str, lag_pre: int, lag_post: int) -> Any:
     return Dense(weights=w, **kw)
 
 
+def initial_uv(r: TwinRegion, mode: str) -> dict[str, np.ndarray]:
+    """Lava LIF's initial ``u``/``v`` of region ``r`` (integers in ``fixed_pt``, the
+    float values in ``floating_pt``); empty at rest."""
+    pairs = (("u", r.u0, r.u0_f), ("v", r.v0, r.v0_f))
+    if mode == "floating_pt":
+        return {k: f.numpy().astype(np.float64) for k, _, f in pairs if f is not None}
+    return {k: i.numpy().astype(np.int32) for k, i, _ in pairs if i is not None}
+
+
 def export_graph(graph: Any, mode: str, *, host: Iterable[str] = (),
                  **quantize_kwargs: Any) -> LavaGraphNetwork:
     """Build the ``LIF`` and connection processes of ``graph``, connected region to
@@ -117,11 +129,13 @@ def export_graph(graph: Any, mode: str, *, host: Iterable[str] = (),
     lags = graph_lags(twin, host)
     lifs = {}
     for n, r in twin.regions.items():
+        uv = initial_uv(r, mode) if lags[n] == 0 else {}  # later: set by run_graph
         if mode == "floating_pt":
-            lifs[n] = LIF(shape=(r.size,), du=r.du_f, dv=r.dv_f, vth=r.vth_f, bias_mant=0.0)
+            lifs[n] = LIF(shape=(r.size,), du=r.du_f, dv=r.dv_f, vth=r.vth_f, bias_mant=0.0,
+                          **uv)
         else:
             lifs[n] = LIF(shape=(r.size,), du=r.du, dv=r.dv, vth=r.vth, bias_mant=0,
-                          bias_exp=0)
+                          bias_exp=0, **uv)
     conns: dict[str, Any] = {}
     for p in twin.projections:
         if p.pre in host:
@@ -191,11 +205,22 @@ def _run_one(graph: Any, xs: dict[str, torch.Tensor], mode: str, binary: dict[st
         net.lifs[n].s_out.connect(sinks[n].a_in)
     comp = _components(twin)
     out = {}
+    cfg = Loihi2SimCfg(select_tag=mode)
     for c in dict.fromkeys(comp[n] for n in record):
         group = [n for n in record if comp[n] == c]
         first = sinks[group[0]]
+        late = {n: net.lags[n] for n, r in twin.regions.items() if comp[n] == c
+                and net.lags[n] > 0 and initial_uv(r, mode)}
         try:
-            first.run(condition=RunSteps(num_steps=total), run_cfg=Loihi2SimCfg(select_tag=mode))
+            done = 0  # a region running L steps late gets its initial state at step L
+            for stop in sorted({*late.values(), total}):
+                if stop > done:
+                    first.run(condition=RunSteps(num_steps=min(stop, total) - done),
+                              run_cfg=cfg)
+                    done = min(stop, total)
+                for n in [n for n, lag in late.items() if lag == stop and stop < total]:
+                    for k, val in initial_uv(twin.regions[n], mode).items():
+                        getattr(net.lifs[n], k).set(val)
             for n in group:
                 out[n] = _lava._read_output(sinks[n])[:, net.lags[n]:net.lags[n] + steps].T
         finally:
@@ -227,4 +252,4 @@ def run_graph(graph: Any, x: Any, mode: str, *, record: Iterable[str] | None = N
             for n in record}
 
 
-__all__ = ["LavaGraphNetwork", "export_graph", "graph_lags", "run_graph"]
+__all__ = ["LavaGraphNetwork", "export_graph", "graph_lags", "initial_uv", "run_graph"]

@@ -19,8 +19,19 @@ has one scale :math:`\sigma_r` (integer units per volt; :func:`~hardware._loihi_
 auto_scale` from the largest incoming weight), each projection its own weight exponent
 (the smallest that fits its weights in 8 bits), :math:`w_p = \operatorname{round}
 (g_r W_p^\top \sigma_r / 2^{e_p})`, :math:`\vartheta_m = \operatorname{round}
-((\vartheta - v_\text{leak})\sigma_r)`. Refused, naming the region or projection:
-Poisson, dense and module regions (the ANN part stays in PyTorch), initial values,
+((\vartheta - v_\text{leak})\sigma_r)`.
+
+Initial values (a region's ``init``, drawn from its seed by
+:meth:`~aura_snn.graph.SpikingRegion.initial_state`, so the float graph, the twin and
+Lava start alike): the membrane :math:`v_0` gives Lava's :math:`v = \operatorname{round}
+(2^6 \sigma_r (v_0 - v_\text{leak}))` and the current :math:`i_0` (receptor
+coefficients :math:`(k, b, c)`, summed over receptors) :math:`u = \operatorname{round}
+(2^6 \sigma_r k\, i_0 / c)`, so that Lava's first decay gives the drive :math:`k b\,
+i_0` of the float step; both clipped to 24 bits. The error is at most
+:math:`1/(2^7 \sigma_r)` V (``RegionError.init_max_err``).
+
+Refused, naming the region or projection: Poisson, dense and module regions (the ANN
+part stays in PyTorch), initial values of other state fields (refractory counters ...),
 plasticity rules and synapse models, delays beyond 63 steps, multapses with different
 delays, and what :func:`~hardware._loihi_fixed.neuron_map` refuses.
 """
@@ -46,7 +57,10 @@ from ._graph_twin import (
 )
 from ._loihi_fixed import (
     MAX_DELAY,
+    SHIFT,
+    UV_BITS,
     VTH_MAX,
+    NeuronMap,
     auto_scale,
     fitting_exponent,
     neuron_map,
@@ -81,9 +95,6 @@ def _check_graph(graph: Graph) -> None:
                     if r.kind == "poisson" else "the ANN part stays in PyTorch "
                     "(hardware.partition_graph.run_graph_partitioned)")
             raise ParameterError(f"{what} has no Loihi equivalent: {hint}")
-        if r.init:
-            raise ParameterError(f"{what}: initial values {sorted(r.init)} (Lava's LIF "
-                                 "starts at rest)")
     for name, p in graph.projections.items():
         if p.rules or p.synapse is not None:
             raise ParameterError(f"projection {name!r}: plasticity rules and synapse models "
@@ -91,6 +102,35 @@ def _check_graph(graph: Graph) -> None:
         if p.max_delay > MAX_DELAY:
             raise ParameterError(f"projection {name!r}: delay of {p.max_delay} steps, beyond "
                                  f"Loihi 2's {MAX_DELAY}")
+
+
+def _initial(r: SpikingRegion, nm: NeuronMap, dt: float, scale: float, what: str
+             ) -> tuple[dict[str, torch.Tensor], float]:
+    """``{"v0", "v0_f", "u0", "u0_f"}`` of ``r``'s initial values (module docstring) and
+    their largest quantisation error (V)."""
+    st = r.initial_state(1, torch.device("cpu"), torch.float64)
+    k, _, c = (float(x) for x in r.spec.compile(r.params(), dt).receptors[0])
+    out: dict[str, torch.Tensor] = {}
+    for name in r.init:
+        role = r.spec.roles.get(name)
+        x = getattr(st, name).double()
+        if role == "v":
+            key, xf = "v", x.reshape(-1) - nm.v_leak
+        elif role == "i":
+            i0 = (x.sum(0) if r.multi_receptor else x).reshape(-1)
+            if c == 0.0 and bool((i0 != 0).any()):
+                raise ParameterError(f"{what}: an initial current {name!r} with no current "
+                                     "kept between steps (c = 0) has no Lava LIF state")
+            key, xf = "u", k * i0 / (c or 1.0)
+        else:
+            raise ParameterError(f"{what}: initial values of {name!r} (role {role!r}); "
+                                 "Lava's LIF starts from a membrane 'v' and a current 'i'")
+        lim = (1 << (UV_BITS - 1)) - 1
+        out[f"{key}0"] = torch.round(xf * 2.0 ** SHIFT * scale).clamp(-lim, lim).long()
+        out[f"{key}0_f"] = xf
+    err = max((float((out[f"{k}0"].double() / (2.0 ** SHIFT * scale) - out[f"{k}0_f"])
+                     .abs().max()) for k in "uv" if f"{k}0" in out), default=0.0)
+    return out, err
 
 
 def _pick(value: Any, key: str, kind: str) -> Any:
@@ -134,12 +174,13 @@ def quantize_graph(graph: Graph, *, scale: float | Mapping[str, float] | None = 
             raise ParameterError(f"{what}: threshold {nm.threshold} V at scale {s} gives "
                                  f"vth={vth}, outside Lava's 17-bit range [1, {VTH_MAX}]")
         du, dv = nm.du(what), nm.dv
+        init, init_err = _initial(r, nm, graph.dt, s, what)
         regions[name] = TwinRegion(name, r.size, du, dv, vth, s, 1.0 - nm.a_u, 1.0 - nm.a_v,
-                                   nm.threshold, nm.v_leak)
+                                   nm.threshold, nm.v_leak, **init)
         errors.append(RegionError(
             name, abs(vth / s - nm.threshold) / nm.threshold,
             abs((LOIHI_DECAY_SCALE - du - 1) / LOIHI_DECAY_SCALE - nm.a_u),
-            abs((LOIHI_DECAY_SCALE - dv) / LOIHI_DECAY_SCALE - nm.a_v)))
+            abs((LOIHI_DECAY_SCALE - dv) / LOIHI_DECAY_SCALE - nm.a_v), init_err))
         for p, wg in zip(incoming, wgs, strict=True):
             e = _pick(weight_exp, p.name, "weight_exp")
             if e is None:

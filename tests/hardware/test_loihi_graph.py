@@ -208,7 +208,6 @@ def _one(neuron, params=None, **kw):
      "'X'.*order='voltage_first'"),
     (lambda: _one("lif", LIFParameters(reset="zero", threshold=torch.linspace(0.5, 1, 4))),
      "'X'.*threshold per neuron"),
-    (lambda: _one("lif", LIFParameters(reset="zero"), init={"v": 0.2}), "'X'.*initial values"),
 ])
 def test_unsupported_neurons_named(make, match):
     with pytest.raises(ValueError, match=match):
