@@ -17,20 +17,24 @@ and reads a neuron-level vector at the synapses by broadcasting (dense:
 :meth:`~aura_snn.graph.Graph.rewire` moves it with its synapse and a saved state
 carries it; dense projections keep an empty index.
 
-Traces themselves follow :mod:`aura_snn.functional.traces`, the one place of their
-equation: :math:`x \leftarrow a x + s` (all-to-all) or :math:`x \leftarrow s + (1 - s)
-a x` (nearest), :math:`a = e^{-\Delta t/\tau}` (``tau``, ``dt`` in s).
+:class:`TraceRule` is the plumbing the rules of :mod:`neuromodulation.stdp` share (state
+at rest, the rule's bounds handed to the projection, shape checks). Traces themselves
+follow :mod:`aura_snn.functional.traces`, the one place of their equation:
+:math:`x \leftarrow a x + s` (all-to-all) or :math:`x \leftarrow s + (1 - s) a x`
+(nearest), :math:`a = e^{-\Delta t/\tau}` (``tau``, ``dt`` in s).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
 from aura_snn._checks import check_choice, check_finite_param, check_nonnegative, check_positive
-from aura_snn.errors import ParameterError
+from aura_snn.errors import ParameterError, ParameterTypeError, ShapeError
 from aura_snn.functional.traces import TRACE_MODES, trace_decay, trace_step
+from aura_snn.graph.plasticity import PlasticityRule, SynapseActivity
 
 PAIRINGS = TRACE_MODES          # ("all_to_all", "nearest")
 
@@ -105,6 +109,58 @@ def check_pairing(value: str) -> str:
     return check_choice("pairing", value, PAIRINGS)
 
 
-__all__ = ["PAIRINGS", "advance", "at_post", "at_pre", "check_amplitude", "check_bounds",
-           "check_pairing", "check_tau", "decays", "pre_activity", "pre_trace_shape",
-           "synapse_index"]
+class TraceRule(PlasticityRule):
+    """Base of the trace-based rules: checked parameters, traces at rest, shape checks,
+    ``dw = w_new - w`` with one row per sample (``batch_reduction = "mean"``).
+
+    A subclass sets ``_params_type`` and defines ``initial_state`` (from :meth:`_zeros`),
+    ``_traces_of(state) -> (pre trace, post trace)`` and ``_step(w, pre, post, state, dt)
+    -> (w_new, state)``."""
+
+    batch_reduction = "mean"
+    _params_type: type = object
+
+    def __init__(self, params: Any = None) -> None:
+        params = self._params_type() if params is None else params
+        if not isinstance(params, self._params_type):
+            raise ParameterTypeError(f"params of {type(self).__name__} must be "
+                                     f"{self._params_type.__name__}, got "
+                                     f"{type(params).__name__}")
+        super().__init__(params)
+
+    def _zeros(self, projection: Any, batch: int, device: torch.device, dtype: torch.dtype
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Traces at rest; hands the rule's bounds to a projection that has none, so that
+        the socket's clamp (:meth:`~aura_snn.graph.projection.Projection.apply_update`)
+        also holds after the change is added to the plastic part in floating point."""
+        if getattr(projection, "w_min", 0.0) is None:
+            projection.w_min = self.params.w_min
+        if getattr(projection, "w_max", 0.0) is None:
+            projection.w_max = self.params.w_max
+        pre = torch.zeros(pre_trace_shape(projection, batch), device=device, dtype=dtype)
+        post = torch.zeros(batch, projection.n_post, device=device, dtype=dtype)
+        return pre, post, synapse_index(projection, device)
+
+    def _traces_of(self, state: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def _step(self, w: torch.Tensor, pre: torch.Tensor, post: torch.Tensor, state: Any,
+              dt: float) -> tuple[torch.Tensor, Any]:
+        raise NotImplementedError
+
+    def update(self, activity: SynapseActivity, w: torch.Tensor, state: Any, dt: float,
+               modulators: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, Any]:
+        """``dw [B, *w.shape]`` of one step: ``_step`` on the activity in the traces' layout."""
+        pre, post = pre_activity(activity), activity.post
+        x_pre, x_post = self._traces_of(state)
+        if pre.shape != x_pre.shape or post.shape != x_post.shape:
+            raise ShapeError(f"{type(self).__name__}: activity pre {tuple(pre.shape)} / post "
+                             f"{tuple(post.shape)} does not fit its traces "
+                             f"{tuple(x_pre.shape)} / {tuple(x_post.shape)}")
+        w_new, state = self._step(w, pre, post, state, dt)
+        return w_new - w, state
+
+
+__all__ = ["PAIRINGS", "TraceRule", "advance", "at_post", "at_pre", "check_amplitude",
+           "check_bounds", "check_pairing", "check_tau", "decays", "pre_activity",
+           "pre_trace_shape", "synapse_index"]

@@ -46,12 +46,15 @@ presynaptic activity at the synapse, ``post`` the postsynaptic spikes of step :m
 This is Brian2's order for ``Synapses(on_pre=..., on_post=...)`` with event-driven (or
 clock-driven exact) traces: both pathways run in the ``synapses`` slot, ``pre`` (order
 -1) before ``post`` (order 1), and each updates its traces from the last update first.
-A graph step hands the rule a presynaptic spike when it *arrives* at the synapse, step
+A graph hands the rule a presynaptic spike when it *arrives* at the synapse, step
 :math:`t_\text{emit} + 1 + d` (:mod:`aura_snn.graph.projection`), while Brian2 runs
-``on_pre`` at :math:`t_\text{emit} + D`: a same-step edge is Brian2's zero-delay
-``on_pre``; a delayed edge (delay ``d``) is Brian2 with the transmitting pathway at
-delay ``d`` and a plasticity pathway at delay ``d + 1`` ordered after it
-(``tests/neuromodulation/test_stdp_brian2.py`` runs both against Brian2).
+``on_pre`` at :math:`t_\text{emit} + D`. So a same-step edge is Brian2's zero-delay
+``on_pre``, and a delayed edge is Brian2 with the plasticity in its own pathway at delay
+``d + 1`` steps, ordered after the transmitting one (delay ``d``). For ``d = 0`` that
+holds spike for spike in a closed loop; for ``d > 0`` the graph transmits with the
+weights of the emission step (its ring holds currents) where Brian2 reads them on
+arrival, so there only the plasticity timing is Brian2's
+(``tests/neuromodulation/test_stdp_brian2.py`` runs each case against Brian2).
 
 **Batch.** The socket keeps one weight per synapse, shared by the batch. Each sample
 ``b`` computes its own new weight :math:`w_b` from the shared :math:`w` with its own
@@ -67,17 +70,15 @@ Brian2's ``dApost`` (negative) is :math:`-A_-` here: amplitudes are magnitudes >
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
 
 from aura_snn._checks import check_choice
-from aura_snn.errors import ParameterTypeError, ShapeError
-from aura_snn.graph.plasticity import PlasticityRule, SynapseActivity
 
 from ._traces import (
+    TraceRule,
     advance,
     at_post,
     at_pre,
@@ -86,9 +87,6 @@ from ._traces import (
     check_pairing,
     check_tau,
     decays,
-    pre_activity,
-    pre_trace_shape,
-    synapse_index,
 )
 
 WEIGHT_DEPENDENCES = ("additive", "multiplicative")
@@ -230,54 +228,7 @@ def triplet_stdp_step(w: torch.Tensor, pre: torch.Tensor, post: torch.Tensor,
     return w2, TripletSTDPState(r1, r2, o1, o2, idx)
 
 
-class _STDPRule(PlasticityRule):
-    """Shared plumbing: traces at rest, shape checks, ``dw = w_new - w``."""
-
-    batch_reduction = "mean"
-    _params_type: type = object
-
-    def __init__(self, params: Any = None) -> None:
-        params = self._params_type() if params is None else params
-        if not isinstance(params, self._params_type):
-            raise ParameterTypeError(f"params of {type(self).__name__} must be "
-                                     f"{self._params_type.__name__}, got "
-                                     f"{type(params).__name__}")
-        super().__init__(params)
-
-    def _zeros(self, projection: Any, batch: int, device: torch.device, dtype: torch.dtype
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Traces at rest; hands the rule's bounds to a projection that has none, so that
-        the socket's clamp (:meth:`~aura_snn.graph.projection.Projection.apply_update`)
-        also holds after the change is added to the plastic part in floating point."""
-        if getattr(projection, "w_min", 0.0) is None:
-            projection.w_min = self.params.w_min
-        if getattr(projection, "w_max", 0.0) is None:
-            projection.w_max = self.params.w_max
-        pre = torch.zeros(pre_trace_shape(projection, batch), device=device, dtype=dtype)
-        post = torch.zeros(batch, projection.n_post, device=device, dtype=dtype)
-        return pre, post, synapse_index(projection, device)
-
-    def _traces_of(self, state: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
-
-    def _step(self, w: torch.Tensor, pre: torch.Tensor, post: torch.Tensor, state: Any,
-              dt: float) -> tuple[torch.Tensor, Any]:
-        raise NotImplementedError
-
-    def update(self, activity: SynapseActivity, w: torch.Tensor, state: Any, dt: float,
-               modulators: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, Any]:
-        """``dw [B, *w.shape]`` of one step (module docstring for the order)."""
-        pre, post = pre_activity(activity), activity.post
-        x_pre, x_post = self._traces_of(state)
-        if pre.shape != x_pre.shape or post.shape != x_post.shape:
-            raise ShapeError(f"{type(self).__name__}: activity pre {tuple(pre.shape)} / post "
-                             f"{tuple(post.shape)} does not fit its traces "
-                             f"{tuple(x_pre.shape)} / {tuple(x_post.shape)}")
-        w_new, state = self._step(w, pre, post, state, dt)
-        return w_new - w, state
-
-
-class PairSTDP(_STDPRule):
+class PairSTDP(TraceRule):
     """Pair STDP as a plasticity rule (:func:`pair_stdp_step`; module docstring)."""
 
     _params_type = PairSTDPParameters
@@ -294,7 +245,7 @@ class PairSTDP(_STDPRule):
         return pair_stdp_step(w, pre, post, state, self.params, dt)
 
 
-class TripletSTDP(_STDPRule):
+class TripletSTDP(TraceRule):
     """Triplet STDP as a plasticity rule (:func:`triplet_stdp_step`; module docstring)."""
 
     _params_type = TripletSTDPParameters

@@ -24,11 +24,13 @@ def poisson_raster(steps: int, batch: int, n: int, rate: float, seed: int) -> np
 
 
 def teacher_graph(w0: np.ndarray, rule: Any, *, same_step: bool = True,
-                  sparse: bool = False) -> tuple[Graph, Any]:
+                  sparse: bool = False, delay: int | np.ndarray = 0) -> tuple[Graph, Any]:
     """``pre`` (fed) -> ``post`` plastic, and ``teach`` (fed) -> ``post`` so strong that
-    ``post`` spikes exactly when ``teach`` does: the membrane forgets within a step
-    (tau_mem = 1.1 ms, dt = 1 ms: a = 0.40) and the plastic input is at most
-    ``n_pre * w_max / (1 - a) < 100``, the threshold; the teacher adds 1000."""
+    ``post`` spikes exactly when ``teach`` does (same-step edges; one step later with
+    delayed ones): the membrane forgets within a step (tau_mem = 1.1 ms, dt = 1 ms:
+    a = 0.40) and the plastic input is at most ``n_pre * |w| / (1 - a) < 100``, the
+    threshold; the teacher adds 1000. ``delay`` (steps; ``[n_pre, n_post]`` per
+    synapse) applies to the plastic edge when it is not same-step."""
     n_pre, n_post = w0.shape
     g = Graph(dt=DT).double()
     g.add(InputRegion("pre", n_pre))
@@ -38,7 +40,8 @@ def teacher_graph(w0: np.ndarray, rule: Any, *, same_step: bool = True,
     g.add(SpikingRegion("post", n_post, "lif", lif))
     g.connect("teach", "post", torch.eye(n_post, dtype=torch.float64) * 1000.0,
               same_step=same_step)
-    p = g.connect("pre", "post", torch.tensor(w0), same_step=same_step, sparse=sparse)
+    p = g.connect("pre", "post", torch.tensor(w0), same_step=same_step, sparse=sparse,
+                  delay=torch.as_tensor(delay))
     p.add_rule(rule)
     return g, p
 
