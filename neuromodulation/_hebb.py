@@ -1,0 +1,198 @@
+r"""Differentiable Hebbian plasticity: the pure maths of a plastic synaptic matrix.
+
+A plastic layer (Miconi et al. 2018, "Differentiable plasticity"; Miconi et al. 2019,
+"Backpropamine") maps presynaptic activity :math:`x` ``[B, N]`` to a current
+:math:`i` ``[B, M]`` through a slow weight :math:`W` ``[N, M]`` plus a fast Hebbian
+trace :math:`H` ``[B, N, M]`` (one per batch element: B independent episodes) scaled
+per synapse by :math:`\alpha` ``[N, M]``:
+
+.. math::
+    i_{bj} = \sum_k x_{bk} \left(W_{kj} + \alpha_{kj} H_{bkj}\right)
+
+After the postsynaptic units answer with :math:`y` ``[B, M]``, the trace moves by one
+rule (per batch element :math:`b`; :math:`k` presynaptic, :math:`j` postsynaptic;
+:math:`\eta` per step):
+
+========================= =====================================================
+``"hebb"`` (Miconi 2018,  :math:`H \leftarrow (1-\eta) H + \eta\, x \otimes y`
+eq. 2)                    (a running average: :math:`|H| \le \max|x||y|`)
+``"clip"``                :math:`H \leftarrow \mathrm{clip}(H + \eta\, x \otimes y,
+                          -c, c)`
+``"oja"`` (Miconi 2018,   :math:`H_{kj} \leftarrow H_{kj} + \eta\, y_j (x_k - y_j
+eq. 3; Oja 1982)          H_{kj})`
+modulated, simple         :math:`H \leftarrow \mathrm{clip}(H + M\, x \otimes y, -c, c)`
+(Miconi 2019)
+modulated, retroactive    :math:`E \leftarrow (1-\eta) E + \eta\, x \otimes y`, then
+(Miconi 2019, eligibility :math:`H \leftarrow \mathrm{clip}(H + M E, -c, c)`
+trace :math:`E`)
+========================= =====================================================
+
+:math:`M` is the neuromodulator the network itself outputs: a scalar, one value per
+batch element ``[B]``, or one per postsynaptic unit ``[B, M]``. ``clip`` bounds are
+inclusive: an entry that lands exactly on :math:`\pm c` keeps its gradient, as
+``torch.clamp`` does.
+
+Units: :math:`x`, :math:`y` are activities (rates, or spikes 0/1, dimensionless);
+:math:`W` and :math:`\alpha` are current per unit of activity (V for an
+:mod:`aura_snn` LIF input); :math:`H`, :math:`E`, :math:`\eta`, :math:`M` and
+:math:`c` are dimensionless, :math:`\eta` and :math:`M` per step.
+
+The matrix-sized work runs in two hand-written autograd functions (their backward
+is checked against plain autograd in ``tests/neuromodulation/test_plastic.py``): no
+``[B, N, M]`` tensor is kept for backward beyond the trace itself (and the clip mask),
+and CPU buffers come from the fused kernels' pool, warm from the previous step.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+
+from aura_snn.kernels._memory import BUFFERS
+
+RULES = ("hebb", "clip", "oja")
+
+
+class PlasticState(NamedTuple):
+    """State of a plastic layer for one batch of episodes.
+
+    Attributes:
+        hebb: Hebbian trace :math:`H` ``[B, N, M]`` (dimensionless).
+        eligibility: eligibility trace :math:`E` ``[B, N, M]`` of retroactive
+            neuromodulation, else ``None``.
+    """
+
+    hebb: torch.Tensor
+    eligibility: torch.Tensor | None = None
+
+    def detach(self) -> PlasticState:
+        """The same traces cut from the autograd graph (truncated BPTT between chunks)."""
+        e = None if self.eligibility is None else self.eligibility.detach()
+        return PlasticState(self.hebb.detach(), e)
+
+
+def _pooled(like: torch.Tensor) -> torch.Tensor:
+    return BUFFERS.empty_like(like)
+
+
+class _Current(torch.autograd.Function):
+    """``(x [B,N], W [N,M], alpha [N,M], H [B,N,M]) -> x W + bmm(x, alpha * H)``."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, w: torch.Tensor, alpha: torch.Tensor,
+                hebb: torch.Tensor) -> torch.Tensor:
+        p = torch.mul(hebb, alpha, out=_pooled(hebb))
+        i = torch.addmm(torch.bmm(x.unsqueeze(1), p).squeeze(1), x, w)
+        ctx.save_for_backward(x, w, alpha, hebb)
+        return i
+
+    @staticmethod
+    def backward(ctx: Any, gi: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, w, alpha, hebb = ctx.saved_tensors
+        nx, nw, na, nh = ctx.needs_input_grad
+        gx = gw = ga = gh = None
+        if nx:
+            p = torch.mul(hebb, alpha, out=_pooled(hebb))
+            gx = torch.addmm(torch.bmm(p, gi.unsqueeze(2)).squeeze(2), gi, w.t())
+        if nw:
+            gw = x.t() @ gi
+        if na or nh:
+            outer = torch.bmm(x.unsqueeze(2), gi.unsqueeze(1), out=_pooled(hebb))
+            if nh:
+                gh = torch.mul(outer, alpha, out=_pooled(hebb))
+            if na:
+                ga = outer.mul_(hebb).sum(0)
+        return gx, gw, ga, gh
+
+
+class _Outer(torch.autograd.Function):
+    """``H' = clip(keep * H + a (x) b, -c, c)``; ``keep`` is ``None`` (1), a 0-dim
+    tensor or ``[B, 1, M]``; ``clip`` a float or ``None`` (no clipping)."""
+
+    @staticmethod
+    def forward(ctx: Any, hebb: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+                keep: torch.Tensor | None, clip: float | None) -> torch.Tensor:
+        out = torch.bmm(a.unsqueeze(2), b.unsqueeze(1), out=_pooled(hebb))
+        if keep is None:
+            out.add_(hebb)
+        else:
+            out.addcmul_(hebb, keep)
+        mask = None
+        if clip is not None:
+            mask = torch.abs(out, out=_pooled(out)) <= clip
+            out.clamp_(-clip, clip)
+        ctx.save_for_backward(hebb, a, b, keep, mask)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        hebb, a, b, keep, mask = ctx.saved_tensors
+        nh, na, nb, nk, _ = ctx.needs_input_grad
+        if mask is not None:
+            g = torch.mul(g, mask, out=_pooled(g))
+        gh = ga = gb = gk = None
+        if nh:
+            gh = g if keep is None else torch.mul(g, keep, out=_pooled(g))
+        if na:
+            ga = torch.bmm(g, b.unsqueeze(2)).squeeze(2)
+        if nb:
+            gb = torch.bmm(a.unsqueeze(1), g).squeeze(1)
+        if nk:
+            if keep.dim() == 0:
+                gk = torch.dot(g.reshape(-1), hebb.reshape(-1))
+            else:
+                gk = torch.mul(g, hebb, out=_pooled(g)).sum(1, keepdim=True)
+        return gh, ga, gb, gk, None
+
+
+def plastic_current(x: torch.Tensor, w: torch.Tensor, alpha: torch.Tensor,
+                    hebb: torch.Tensor) -> torch.Tensor:
+    r"""Current :math:`i_{bj} = \sum_k x_{bk} (W_{kj} + \alpha_{kj} H_{bkj})` ``[B, M]``.
+
+    ``x`` ``[B, N]`` (activity), ``w`` and ``alpha`` ``[N, M]`` (current per unit of
+    activity), ``hebb`` ``[B, N, M]``; one dtype and device. Shapes are not checked
+    here (:class:`~neuromodulation.plastic.PlasticLinear` checks them).
+    """
+    return _Current.apply(x, w, alpha, hebb)
+
+
+def _per_post(m: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The modulator as a factor on ``y`` ``[B, M]``: 0-dim, ``[B]`` or ``[B, M]``."""
+    return m.unsqueeze(1) if m.dim() == 1 else m
+
+
+def hebbian_update(state: PlasticState, x: torch.Tensor, y: torch.Tensor, *, rule: str,
+                   eta: torch.Tensor, clip: float) -> PlasticState:
+    r"""One step of an unmodulated rule (``"hebb"``, ``"clip"`` or ``"oja"``, module
+    docstring) with presynaptic ``x`` ``[B, N]``, postsynaptic ``y`` ``[B, M]``, a 0-dim
+    ``eta`` (per step) and the bound ``clip`` :math:`c` (used by ``"clip"`` only)."""
+    a = eta * x
+    if rule == "hebb":
+        h = _Outer.apply(state.hebb, a, y, 1.0 - eta, None)
+    elif rule == "clip":
+        h = _Outer.apply(state.hebb, a, y, None, float(clip))
+    elif rule == "oja":
+        h = _Outer.apply(state.hebb, a, y, (1.0 - eta * y * y).unsqueeze(1), None)
+    else:
+        raise ValueError(f"rule must be one of {', '.join(map(repr, RULES))}; got {rule!r}")
+    return PlasticState(h, state.eligibility)
+
+
+def modulated_update(state: PlasticState, x: torch.Tensor, y: torch.Tensor,
+                     m: torch.Tensor, *, eta: torch.Tensor, clip: float,
+                     retroactive: bool) -> PlasticState:
+    r"""One step of neuromodulated plasticity (module docstring): simple,
+    :math:`H \leftarrow \mathrm{clip}(H + M x \otimes y)`, or retroactive through the
+    eligibility trace :math:`E` (``state.eligibility``, required then) with rate
+    ``eta``. ``m`` is 0-dim, ``[B]`` or ``[B, M]``."""
+    if not retroactive:
+        return PlasticState(_Outer.apply(state.hebb, x, _per_post(m, y) * y, None,
+                                         float(clip)), None)
+    e = _Outer.apply(state.eligibility, eta * x, y, 1.0 - eta, None)
+    m3 = m.view(-1, 1, 1) if m.dim() == 1 else (m.unsqueeze(1) if m.dim() == 2 else m)
+    h = torch.clamp(torch.addcmul(state.hebb, e, m3), -clip, clip)
+    return PlasticState(h, e)
+
+
+__all__ = ["RULES", "PlasticState", "hebbian_update", "modulated_update", "plastic_current"]
