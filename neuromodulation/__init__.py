@@ -3,3 +3,5 @@
 Built in a later issue: rules read pre/post traces of a projection and write weight
 updates outside autograd.
 """
+
+from .plastic import PlasticLinear, PlasticRun, PlasticState  # noqa: E402,F401
