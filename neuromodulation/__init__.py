@@ -7,3 +7,5 @@ updates outside autograd.
 from .plastic import PlasticLinear, PlasticRun, PlasticState  # noqa: E402,F401
 from .ewc import EWC, diagonal_fisher  # noqa: E402,F401
 from .adenosine import AdenosineParams, AdenosineState  # noqa: E402,F401
+from .stdp import PairSTDP, PairSTDPParameters, TripletSTDP, TripletSTDPParameters  # noqa: E402,F401
+from .stp import TsodyksMarkram, TsodyksMarkramParameters  # noqa: E402,F401
