@@ -9,6 +9,8 @@ module              what it holds
 :mod:`.stats`       the same statistics on dense ``[T, ...]`` spike tensors
                     (calling :mod:`.events`), plus counts, sparsity, spike times
 :mod:`.monitor`     :class:`Monitor`: records neuron modules through hooks
+:mod:`.ops`         operation counts of modules (:class:`~.ops.OpCounter`)
+:mod:`.graph_ops`   operation counts of graph runs (:class:`GraphOpCounter`)
 =================== ===========================================================
 
 The names below are the dense forms; the event forms are ``aura_snn.metrics.events.*``.
@@ -20,7 +22,7 @@ from __future__ import annotations
 from .._lazy import lazy_exports
 
 _EXPORTS = {
-    "Monitor": "monitor",
+    "Monitor": "monitor", "GraphOpCounter": "graph_ops",
     "cv_isi": "stats", "firing_rates": "stats", "population_rate": "stats",
     "sparsity": "stats", "spike_counts": "stats", "spike_times": "stats",
     "synchrony": "stats",
