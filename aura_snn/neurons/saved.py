@@ -6,6 +6,8 @@ A saved model is a folder holding
   "metadata": {...}}``, one entry per layer in order, ``{"name", "type", "args"}``;
   neuron modules give their model's constructor arguments (time constants in s,
   thresholds and potentials in V, ``dt`` in s), per-neuron values live in the weights;
+  optionally ``"input_shape"``: the per-sample input shape (without ``T``, ``B``; e.g.
+  ``[C, H, W]`` for a convolutional stack, whose first layer does not state it);
 * ``weights.safetensors``: the ``state_dict`` of the stack, checksummed
   (:func:`aura_snn._io.write_safetensors`), whose header also carries the SHA-256 of
   ``config.json``, so a config and weights that do not belong together (a crash between
@@ -13,8 +15,11 @@ A saved model is a folder holding
 
 Nothing is unpickled: the config is JSON and the weights are safetensors. Each file is
 written atomically (weights first, then the config). The layers a stack may hold are
-:data:`LAYERS`: ``Linear``, ``Flatten``, ``Dropout`` (saved, identity at inference) and
-every neuron module (``LIF``, ``CubaLIF``, ``ALIF``), over time-major ``[T, B, ...]``.
+:data:`LAYERS`: ``Linear``, ``Conv1d``, ``Conv2d``, ``AvgPool1d``, ``AvgPool2d``,
+``Flatten``, ``Identity``, ``Dropout`` (saved, identity at inference) and every neuron
+module (``LIF``, ``CubaLIF``, ``ALIF``). Neuron modules run over time-major ``[T, B,
+...]``; the layers between them act on one sample at a time (``T`` and ``B`` merged:
+``Flatten(start_dim=1)`` flattens a sample), as :mod:`hardware.loihi` reads them.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import hashlib
 import json
 import os
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +72,33 @@ def _linear_args(m: nn.Linear) -> dict[str, Any]:
             "bias": m.bias is not None}
 
 
+def _conv_args(m: nn.Conv1d | nn.Conv2d) -> dict[str, Any]:
+    pad = m.padding if isinstance(m.padding, str) else list(m.padding)
+    return {"in_channels": m.in_channels, "out_channels": m.out_channels,
+            "kernel_size": list(m.kernel_size), "stride": list(m.stride), "padding": pad,
+            "dilation": list(m.dilation), "groups": m.groups, "bias": m.bias is not None,
+            "padding_mode": m.padding_mode}
+
+
+def _pool_args(m: nn.AvgPool1d | nn.AvgPool2d) -> dict[str, Any]:
+    def plain(v: Any) -> Any:
+        return list(v) if isinstance(v, tuple) else v
+    args = {"kernel_size": plain(m.kernel_size), "stride": plain(m.stride),
+            "padding": plain(m.padding), "ceil_mode": m.ceil_mode,
+            "count_include_pad": m.count_include_pad}
+    if isinstance(m, nn.AvgPool2d):
+        args["divisor_override"] = m.divisor_override
+    return args
+
+
 LAYERS: dict[str, tuple[type[nn.Module], Callable[[Any], dict[str, Any]]]] = {
     "Linear": (nn.Linear, _linear_args),
+    "Conv1d": (nn.Conv1d, _conv_args),
+    "Conv2d": (nn.Conv2d, _conv_args),
+    "AvgPool1d": (nn.AvgPool1d, _pool_args),
+    "AvgPool2d": (nn.AvgPool2d, _pool_args),
     "Flatten": (nn.Flatten, lambda m: {"start_dim": m.start_dim, "end_dim": m.end_dim}),
+    "Identity": (nn.Identity, lambda m: {}),
     "Dropout": (nn.Dropout, lambda m: {"p": m.p}),
     **{name: (cls, _neuron_args) for name, cls in NEURONS.items()},
 }
@@ -103,15 +132,35 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _check_shape(value: Any) -> list[int]:
+    """``value`` as a list of positive sizes, else ``ValueError``."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise ValueError(f"must be a sequence of positive sizes, got {value!r}")
+    shape = list(value)
+    if not shape or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0
+                            for s in shape):
+        raise ValueError(f"must be a sequence of positive sizes, got {value!r}")
+    return shape
+
+
 def save_model(model: nn.Module, folder: str | os.PathLike[str],
-               metadata: Mapping[str, Any] | None = None) -> Path:
+               metadata: Mapping[str, Any] | None = None,
+               input_shape: Sequence[int] | None = None) -> Path:
     """Save ``model`` (see the module docstring) into ``folder``; returns the folder.
 
     ``metadata`` (JSON-serialisable: accuracy, training configuration ...) is kept in
-    ``config.json``."""
+    ``config.json``, and so is ``input_shape``, the per-sample input shape (e.g.
+    ``(C, H, W)``), when given (exporters need it when the first layer is no
+    ``Linear``)."""
     layers = describe(model)
-    text = json.dumps({"format": FORMAT, "version": VERSION, "layers": layers,
-                       "metadata": dict(metadata or {})}, indent=2) + "\n"
+    cfg: dict[str, Any] = {"format": FORMAT, "version": VERSION, "layers": layers,
+                           "metadata": dict(metadata or {})}
+    if input_shape is not None:
+        try:
+            cfg["input_shape"] = _check_shape(input_shape)
+        except ValueError as exc:
+            raise ParameterError(f"input_shape {exc}") from None
+    text = json.dumps(cfg, indent=2) + "\n"
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v for k, v in model.state_dict().items()}
@@ -136,6 +185,11 @@ def read_config(folder: str | os.PathLike[str]) -> dict[str, Any]:
                                f"knows version {VERSION}")
     if not isinstance(cfg.get("layers"), list) or not cfg["layers"]:
         raise CorruptFileError(f"{path}: 'layers' must be a non-empty list")
+    if "input_shape" in cfg:
+        try:
+            cfg["input_shape"] = _check_shape(cfg["input_shape"])
+        except ValueError as exc:
+            raise CorruptFileError(f"{path}: 'input_shape' {exc}") from None
     return cfg
 
 

@@ -103,3 +103,62 @@ def test_unknown_layer_type_and_unsupported_layer(tmp_path):
         load_model(tmp_path / "y")
     with pytest.raises(FileNotFoundError, match="not a saved aura-snn model"):
         load_model(tmp_path / "nowhere")
+
+
+def _conv_stack() -> nn.Sequential:
+    torch.manual_seed(3)
+    return nn.Sequential(OrderedDict([
+        ("conv1", nn.Conv1d(2, 3, 3, padding=1, bias=False)),
+        ("pool1", nn.AvgPool1d(2)),
+        ("flat0", nn.Flatten(start_dim=1)),
+        ("unf", nn.Identity()),
+        ("lin", nn.Linear(12, 2 * 5 * 5)),
+        ("lif", LIF(0.01, dt=1e-3, reset="zero")),
+    ])).double(), nn.Sequential(OrderedDict([
+        ("conv", nn.Conv2d(2, 4, (3, 2), stride=(1, 2), padding=(1, 0), dilation=1,
+                           groups=2, padding_mode="zeros")),
+        ("lif1", LIF(0.01, dt=1e-3, reset="zero")),
+        ("pool", nn.AvgPool2d(2, stride=1, padding=1, count_include_pad=False)),
+        ("flat", nn.Flatten(start_dim=1)),
+        ("fc", nn.Linear(4 * 6 * 3, 5)),
+        ("lif2", CubaLIF(0.02, 0.005, dt=1e-3, reset="zero")),
+    ])).double()
+
+
+def test_convolutional_stacks_round_trip_with_their_input_shape(tmp_path):
+    """Conv1d/Conv2d (stride, padding, dilation, groups), AvgPool1d/2d, Identity: the
+    reloaded layers compute what the saved ones did, sample by sample (T and B merged)."""
+    for k, (model, shape) in enumerate(zip(_conv_stack(), ((2, 8), (2, 5, 5)), strict=True)):
+        with torch.no_grad():
+            for m in model:
+                if isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d):
+                    m.weight.abs_().mul_(4.0)
+        save_model(model, tmp_path / f"m{k}", input_shape=shape)
+        cfg = json.loads((tmp_path / f"m{k}" / CONFIG).read_text())
+        assert cfg["input_shape"] == list(shape)
+        loaded = load_model(tmp_path / f"m{k}").double()
+        x = torch.rand(6 * 3, *shape, dtype=torch.float64) * 3
+        with torch.no_grad():
+            for (name, a), (_, b) in zip(model.named_children(), loaded.named_children(),
+                                         strict=True):
+                assert type(a) is type(b), name
+                if isinstance(a, LIF | CubaLIF):
+                    x = x.reshape(6, 3, *x.shape[1:])
+                    want, got = a(x), b(x)
+                    x = want.reshape(18, *want.shape[2:])
+                else:
+                    want, got = a(x), b(x)
+                    x = want
+                assert torch.equal(got, want), name
+        assert float(x.sum()) > 20  # the last layer's spikes
+
+
+def test_bad_input_shape_refused(tmp_path):
+    with pytest.raises(ParameterError, match="input_shape"):
+        save_model(_stack(), tmp_path / "a", input_shape=(6, 0))
+    save_model(_stack(), tmp_path / "b", input_shape=(6,))
+    path = tmp_path / "b" / CONFIG
+    path.write_text(path.read_text().replace('"input_shape": [\n    6\n  ]',
+                                             '"input_shape": "six"'))
+    with pytest.raises(CorruptFileError, match=r"config\.json.*'input_shape'"):
+        load_model(tmp_path / "b")
