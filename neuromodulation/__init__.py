@@ -9,3 +9,5 @@ from .ewc import EWC, diagonal_fisher  # noqa: E402,F401
 from .adenosine import AdenosineParams, AdenosineState  # noqa: E402,F401
 from .stdp import PairSTDP, PairSTDPParameters, TripletSTDP, TripletSTDPParameters  # noqa: E402,F401
 from .stp import TsodyksMarkram, TsodyksMarkramParameters  # noqa: E402,F401
+from .gates import Amygdala, Endocrine, Thalamus  # noqa: E402,F401
+from .attention import Acetylcholine, Norepinephrine  # noqa: E402,F401
