@@ -40,7 +40,7 @@ import torch
 from aura_snn._io import atomic_write_json
 from aura_snn.metrics.graph_ops import GraphOpCounter, GraphOpCounts
 
-from .energy import Target, energy, get_target
+from .energy import _REFUSED, TARGETS, Target, energy, get_target
 
 
 def mac_projections(graph: Any) -> list[str]:
@@ -123,6 +123,10 @@ class SimulateEnergy:
     before the run, :meth:`report` after it (strict-JSON dict, counter detached)."""
 
     def __init__(self, target: str) -> None:
+        if target not in TARGETS:
+            why = f" ({_REFUSED[target]})" if target in _REFUSED else ""
+            raise ValueError(f"unknown target {target!r}{why}; known targets: "
+                             f"{', '.join(sorted(TARGETS))}")
         self.target = get_target(target)
         self._counter: GraphOpCounter | None = None
 

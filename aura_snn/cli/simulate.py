@@ -6,7 +6,8 @@ Writes into ``DIR``:
   (``t`` step, ``b`` batch, ``i`` neuron), streamed during the run;
 * ``monitor_<target>_<variable>.npz`` — one file per ``[[monitor]]``;
 * ``summary.json`` — per region: rate, CV of ISI, synchrony; per projection:
-  synapses and weights; run settings and timings;
+  synapses and weights; run settings and timings; with ``--energy TARGET``, the
+  run's operation counts, energy and sparsity report under ``"energy"``;
 * ``raster.png``, ``population_rate.png``, ``isi_histogram.png``,
   ``weight_histogram.png`` (unless ``--no-plots``);
 * ``network.<ext>`` — a copy of the file that was run;
@@ -30,11 +31,21 @@ The library code it calls: :mod:`aura_snn.graph.config` (file -> graph),
 (statistics) and :mod:`aura_snn.plot.simulation` (figures). Only :mod:`argparse` is
 imported at module import time, so ``aura-snn --help`` stays fast; the simulation
 imports its modules inside :func:`run`.
+
+``--energy TARGET`` is served by a report plugin, never imported by the core (the
+import rule of ``DESIGN.md``): the entry point ``energy`` of the group
+``aura_snn.reports`` (``hardware.energy_graph:simulate_report`` in ``setup.cfg``)
+takes the target name and returns an object whose ``attach(graph)`` adds an operation
+counter before the run and whose ``report(steps, backend)`` gives the JSON report
+after it. Without ``--energy`` nothing is counted.
 """
 
 from __future__ import annotations
 
 import argparse
+
+#: Entry point group of the reports ``simulate`` can add to ``summary.json``.
+REPORT_GROUP = "aura_snn.reports"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,6 +70,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("npz", "h5"), help="override [output].format")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--energy", metavar="TARGET",
+                        help="count the run's synaptic ops, membrane updates and spikes and "
+                             "add their energy on TARGET (cmos45, loihi, gpu) and the "
+                             "sparsity to summary.json (needs the hardware package)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -164,6 +179,8 @@ def _run(args: argparse.Namespace, stops: _Signals, started: dict) -> int:
             raise _cfg_error(f"--seed: must be >= 0, got {args.seed}")
         cfg.seed = args.seed
     cfg.backend = args.backend or cfg.backend
+    energy = None if args.energy is None else _report_plugin("--energy", "energy",
+                                                              args.energy)
     cfg.dtype = args.dtype or cfg.dtype
     fmt = args.format or cfg.output["format"]
     plots = cfg.output["plots"] and not args.no_plots
@@ -192,7 +209,7 @@ def _run(args: argparse.Namespace, stops: _Signals, started: dict) -> int:
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=anchor))
         try:
             summary = _simulate(cfg, built, staging, fmt, plotter, quiet=args.quiet,
-                                t_start=t_start, started=started)
+                                t_start=t_start, started=started, energy=energy)
         except _RunError as exc:
             msg = str(exc.error)
             for form in {str(staging), str(staging.resolve())}:
@@ -215,6 +232,11 @@ def _run(args: argparse.Namespace, stops: _Signals, started: dict) -> int:
     print(f"simulated {summary['duration_s']:g} s ({summary['steps']} steps, "
           f"{summary['backend']}) in {speed:.3g} s; {line}; "
           f"wrote {len(names)} files to {out}", file=sys.stdout)
+    if energy is not None:
+        e = summary["energy"]
+        print(f"energy on {e['target']['name']}: {e['per_inference']['compute_pJ']:.4g} pJ "
+              f"compute, {e['per_inference']['memory_pJ']:.4g} pJ with memory, per batch "
+              f"element of the run (summary.json: energy)", file=sys.stdout)
     if stops.pending is not None:  # arrived while the results were being kept
         name = "interrupted" if stops.pending == 2 else "terminated"
         print(f"aura-snn simulate: {name} after the results were written to {out}",
@@ -227,6 +249,26 @@ def _cfg_error(msg: str) -> Exception:
     from ..errors import ConfigError
 
     return ConfigError(msg)
+
+
+def _report_plugin(option: str, name: str, value: str):  # noqa: ANN202
+    """The report of entry point ``name`` (group :data:`REPORT_GROUP`) for ``value``;
+    a missing plugin or a value it refuses is a one-line error naming ``option``."""
+    from importlib.metadata import entry_points
+
+    found = [ep for ep in entry_points(group=REPORT_GROUP) if ep.name == name]
+    if not found:
+        raise _cfg_error(f"{option}: needs the hardware package (entry point {name!r} of "
+                         f"group {REPORT_GROUP!r}), which is not installed")
+    try:
+        make = found[0].load()
+    except ImportError as exc:
+        raise _cfg_error(f"{option}: its plugin {found[0].value} failed to import: "
+                         f"{exc}") from None
+    try:
+        return make(value)
+    except ValueError as exc:
+        raise _cfg_error(f"{option}: {exc}") from None
 
 
 def _build(cfg):  # noqa: ANN001, ANN202
@@ -320,7 +362,7 @@ def _commit(staging, out, names: list[str], previous: set[str]) -> None:  # noqa
 
 
 def _simulate(cfg, built, staging, fmt: str, plotter, *, quiet: bool,  # noqa: ANN001
-              t_start: float, started: dict) -> dict:
+              t_start: float, started: dict, energy=None) -> dict:  # noqa: ANN001
     import json
     import shutil
     import time
@@ -349,6 +391,11 @@ def _simulate(cfg, built, staging, fmt: str, plotter, *, quiet: bool,  # noqa: A
         except AuraError as exc:
             raise cfg.error((*path, "variable"), str(exc)) from None
         files[f"monitor_{spec['target']}_{spec['variable']}"] = fname
+    if energy is not None:
+        try:
+            energy.attach(g)  # the counter observes this run only
+        except ValueError as exc:
+            raise _cfg_error(f"--energy: {exc}") from None
     t_build = time.perf_counter() - t0
 
     import torch
@@ -403,6 +450,8 @@ def _simulate(cfg, built, staging, fmt: str, plotter, *, quiet: bool,  # noqa: A
                      "total": time.perf_counter() - t_start},
         "speed_x_realtime": steps * dt / t_sim if t_sim > 0 else None,
     }
+    if energy is not None:
+        summary["energy"] = energy.report(steps, res.backend)
     json.dumps(summary)  # fail here, not later, if something is not serialisable
     atomic_write_json(staging / "summary.json", summary)
     return summary
