@@ -26,6 +26,7 @@ follow :mod:`aura_snn.functional.traces`, the one place of their equation:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -73,8 +74,10 @@ def at_post(y: torch.Tensor, w: torch.Tensor, post_idx: torch.Tensor) -> torch.T
     return y[:, None, :] if w.dim() == 2 else y[:, post_idx]
 
 
+@functools.lru_cache(maxsize=256)
 def decays(dt: float, *taus: float) -> tuple[float, ...]:
-    """Per-step factors :math:`e^{-\\Delta t/\\tau}` of the given ``taus`` (s)."""
+    """Per-step factors :math:`e^{-\\Delta t/\\tau}` of the given ``taus`` (s); memoised
+    (a rule asks every step with the same numbers)."""
     check_positive("dt", dt, "s")
     return tuple(float(trace_decay(tau, dt)) for tau in taus)
 

@@ -24,7 +24,8 @@ def poisson_raster(steps: int, batch: int, n: int, rate: float, seed: int) -> np
 
 
 def teacher_graph(w0: np.ndarray, rule: Any, *, same_step: bool = True,
-                  sparse: bool = False, delay: int | np.ndarray = 0) -> tuple[Graph, Any]:
+                  sparse: bool = False, delay: int | np.ndarray = 0,
+                  dtype: torch.dtype = torch.float64) -> tuple[Graph, Any]:
     """``pre`` (fed) -> ``post`` plastic, and ``teach`` (fed) -> ``post`` so strong that
     ``post`` spikes exactly when ``teach`` does (same-step edges; one step later with
     delayed ones): the membrane forgets within a step (tau_mem = 1.1 ms, dt = 1 ms:
@@ -32,16 +33,15 @@ def teacher_graph(w0: np.ndarray, rule: Any, *, same_step: bool = True,
     threshold; the teacher adds 1000. ``delay`` (steps; ``[n_pre, n_post]`` per
     synapse) applies to the plastic edge when it is not same-step."""
     n_pre, n_post = w0.shape
-    g = Graph(dt=DT).double()
+    g = Graph(dt=DT).to(dtype)
     g.add(InputRegion("pre", n_pre))
     g.add(InputRegion("teach", n_post))
     lif = LIFParameters(tau_mem=1.1e-3, threshold=100.0, input_scaling="direct",
                         reset="zero")
     g.add(SpikingRegion("post", n_post, "lif", lif))
-    g.connect("teach", "post", torch.eye(n_post, dtype=torch.float64) * 1000.0,
-              same_step=same_step)
-    p = g.connect("pre", "post", torch.tensor(w0), same_step=same_step, sparse=sparse,
-                  delay=torch.as_tensor(delay))
+    g.connect("teach", "post", torch.eye(n_post, dtype=dtype) * 1000.0, same_step=same_step)
+    p = g.connect("pre", "post", torch.tensor(w0, dtype=dtype), same_step=same_step,
+                  sparse=sparse, delay=torch.as_tensor(delay))
     p.add_rule(rule)
     return g, p
 

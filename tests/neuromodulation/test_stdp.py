@@ -121,6 +121,36 @@ def test_batch_moves_one_shared_weight_by_the_batch_mean(form: str, pairing: str
     np.testing.assert_allclose(both[-1], single, rtol=0, atol=1e-12)
 
 
+def test_float32_follows_the_float64_reference() -> None:
+    """The same batch run in float32: weights within float32 rounding of the reference."""
+    steps = 300
+    pre, post = poisson_raster(steps, 2, 4, 60.0, 7), poisson_raster(steps, 2, 3, 40.0, 8)
+    w0 = np.random.default_rng(9).uniform(0.2, 0.8, (4, 3))
+    kw = dict(a_plus=0.02, a_minus=0.025, tau_plus=15e-3, tau_minus=25e-3, w_min=0.0,
+              w_max=1.0)
+    g, p = teacher_graph(w0, PairSTDP(PairSTDPParameters(**kw)), dtype=torch.float32)
+    g.run(steps, inputs={"pre": torch.tensor(pre, dtype=torch.float32),
+                         "teach": torch.tensor(post, dtype=torch.float32)})
+    ref = reference_pair(w0, pre, post, **kw, multiplicative=False, nearest=False)
+    assert p.effective_weight().dtype == torch.float32
+    np.testing.assert_allclose(p.effective_weight().double().numpy(), ref, rtol=0, atol=2e-6)
+
+
+def test_activity_that_does_not_fit_the_traces_is_refused() -> None:
+    from aura_snn.errors import ShapeError
+    from aura_snn.graph.plasticity import SynapseActivity
+    from aura_snn.graph.projection import Projection
+
+    proj = Projection("p", "a", "b", torch.zeros(4, 3, dtype=torch.float64))
+    rule = PairSTDP()
+    st = rule.initial_state(proj, 1, torch.device("cpu"), torch.float64)
+    act = SynapseActivity(torch.zeros(1, 5, dtype=torch.float64),
+                          torch.zeros(1, 3, dtype=torch.float64), None, None, 0)
+    with pytest.raises(ShapeError, match=r"activity pre \(1, 5\) / post \(1, 3\) does not "
+                                         r"fit its traces \(1, 4\) / \(1, 3\)"):
+        rule.update(act, proj.weight, st, DT, {})
+
+
 @pytest.mark.parametrize("rule", [
     PairSTDP(PairSTDPParameters(a_plus=3.0, a_minus=3.0, weight_dependence="multiplicative",
                                 w_min=-0.5, w_max=0.5)),
