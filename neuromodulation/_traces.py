@@ -74,11 +74,15 @@ def at_post(y: torch.Tensor, w: torch.Tensor, post_idx: torch.Tensor) -> torch.T
     return y[:, None, :] if w.dim() == 2 else y[:, post_idx]
 
 
-@functools.lru_cache(maxsize=256)
 def decays(dt: float, *taus: float) -> tuple[float, ...]:
     """Per-step factors :math:`e^{-\\Delta t/\\tau}` of the given ``taus`` (s); memoised
     (a rule asks every step with the same numbers)."""
     check_positive("dt", dt, "s")
+    return _decays(float(dt), *(float(tau) for tau in taus))
+
+
+@functools.lru_cache(maxsize=256)
+def _decays(dt: float, *taus: float) -> tuple[float, ...]:
     return tuple(float(trace_decay(tau, dt)) for tau in taus)
 
 
