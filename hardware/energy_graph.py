@@ -48,16 +48,24 @@ def mac_projections(graph: Any) -> list[str]:
     return [p.name for p in graph.projections.values() if not graph.regions[p.pre].spiking]
 
 
+def mac_problem(graph: Any, target: Target) -> str | None:
+    """Why ``target`` cannot price ``graph`` (it has no MAC and the graph has
+    real-valued projections), or ``None``."""
+    macs = mac_projections(graph)
+    if target.supports_mac or not macs:
+        return None
+    pre = sorted({graph.projections[n].pre for n in macs})
+    return (f"{target.name!r} has no MAC but projections {macs} carry real-valued outputs "
+            f"of regions {pre}")
+
+
 def check_target(graph: Any, target: str | Target, strict: bool = True) -> Target:
     """The :class:`Target`; refuses a MAC-less target for a graph with real-valued
     projections (``strict``), naming them."""
     t = get_target(target)
-    if strict and not t.supports_mac:
-        macs = mac_projections(graph)
-        if macs:
-            pre = sorted({graph.projections[n].pre for n in macs})
-            raise ValueError(f"target: {t.name!r} has no MAC but projections {macs} carry "
-                             f"real-valued outputs of regions {pre}; pass strict=False")
+    problem = mac_problem(graph, t) if strict else None
+    if problem:
+        raise ValueError(f"target: {problem}; pass strict=False")
     return t
 
 
@@ -132,7 +140,10 @@ class SimulateEnergy:
 
     def attach(self, graph: Any) -> None:
         """Refuse a MAC-less target for real-valued projections; add the counter."""
-        check_target(graph, self.target)
+        problem = mac_problem(graph, self.target)
+        if problem:
+            macs = sorted(n for n, t in TARGETS.items() if t.supports_mac)
+            raise ValueError(f"{problem}; choose a target with MACs ({', '.join(macs)})")
         self._counter = GraphOpCounter(graph)
         graph.add_observer(self._counter)
 
@@ -152,5 +163,5 @@ def simulate_report(target: str) -> SimulateEnergy:
     return SimulateEnergy(target)
 
 
-__all__ = ["SimulateEnergy", "check_target", "graph_report", "mac_projections",
-           "measure_graph", "simulate_report", "strict_json"]
+__all__ = ["SimulateEnergy", "check_target", "graph_report", "mac_problem",
+           "mac_projections", "measure_graph", "simulate_report", "strict_json"]
