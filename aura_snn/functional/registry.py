@@ -47,7 +47,7 @@ from ..errors import ParameterError
 
 Scalar = float | torch.Tensor
 
-UNIT_DIMENSIONS = {"s": "time", "V": "voltage", "Hz": "rate", "m": "length"}
+UNIT_DIMENSIONS = {"s": "time", "V": "voltage", "Hz": "rate", "1/s": "rate", "m": "length"}
 
 
 class CompiledFamily(NamedTuple):

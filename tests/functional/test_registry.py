@@ -35,7 +35,7 @@ def test_the_four_models_are_registered_with_units_for_every_number() -> None:
     assert registry.get("cuba_refractory").dimension("refractory") == "time"
     assert registry.get("lif").dimension("threshold") == "voltage"
     with pytest.raises(ParameterError, match="neuron model must be one of 'alif'|'lif'"):
-        registry.get("izhikevich")
+        registry.get("no_such_model")
 
 
 def _family_run(fam: registry.CompiledFamily, x: np.ndarray) -> np.ndarray:
