@@ -916,7 +916,8 @@ def build_graph(cfg: NetworkConfig) -> Built:
                         f"(the first at step {t_bad}, neuron {i_bad})"))
                 del bad
                 inputs[name] = torch.as_tensor(arr)
-                region = InputRegion(name, size)
+                # spikes only if the file holds 0/1 (real values are currents: MACs, not ACs)
+                region = InputRegion(name, size, spiking=bool(np.isin(arr, (0.0, 1.0)).all()))
             else:
                 params = _model_params(cfg, model, r.get("params"), (*path, "params"))
                 init = _init(cfg, r.get("init"), (*path, "init"))
