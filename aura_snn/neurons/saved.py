@@ -231,7 +231,7 @@ def load_model(folder: str | os.PathLike[str]) -> nn.Sequential:
     model = nn.Sequential(OrderedDict(_build(e, i, weights, where)
                                       for i, e in enumerate(cfg["layers"])))
     try:
-        model.load_state_dict(weights, strict=True)
+        model.load_state_dict(weights, strict=True, assign=True)  # keep the saved dtypes
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
         raise CorruptFileError(f"{folder}: weights do not fit the layers of {CONFIG}: "

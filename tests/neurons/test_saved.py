@@ -162,3 +162,15 @@ def test_bad_input_shape_refused(tmp_path):
                                              '"input_shape": "six"'))
     with pytest.raises(CorruptFileError, match=r"config\.json.*'input_shape'"):
         load_model(tmp_path / "b")
+
+
+def test_float64_model_loads_back_in_float64(tmp_path):
+    """The weights come back in the dtype they were saved in (they were cast to the
+    fresh layers' float32 before), so a float64 model reloads bit for bit."""
+    model = _stack()
+    save_model(model, tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(),
+                                 strict=True):
+        assert a.dtype == b.dtype and torch.equal(a, b), name
+    assert isinstance(loaded.fc1.weight, nn.Parameter) and loaded.fc1.weight.requires_grad
