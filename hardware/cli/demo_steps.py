@@ -99,8 +99,7 @@ def energy_step(out: Path, model: torch.nn.Module, x: torch.Tensor) -> dict[str,
     from aura_snn.metrics.ops import count_ops
     from aura_snn.plot.energy import plot_energy_targets
     from hardware.energy import energy, get_target
-
-    from .energy import strict_json
+    from hardware.energy_graph import strict_json
 
     t0 = time.perf_counter()
     with torch.no_grad():

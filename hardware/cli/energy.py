@@ -1,10 +1,12 @@
 r"""``aura-snn energy MODEL --target T [--json PATH] [--plot PATH]``.
 
-``MODEL`` is a saved model folder (``aura-snn demo`` writes one in ``out/demo/model``) or
-a NIR file; it runs on sample input (:func:`hardware.cli._source.sample_input`: the
-whole digits test set, presented as the demo presents it, for the demo classifier;
-``--samples`` takes the first N) with its operations counted once
-(:func:`aura_snn.metrics.ops.count_ops`) and priced for ``--target``
+``MODEL`` is a saved model folder (``aura-snn demo`` writes one in ``out/demo/model``),
+a NIR file or a network file (``aura-snn simulate``'s TOML/YAML). A model runs on sample
+input (:func:`hardware.cli._source.sample_input`: the whole digits test set, presented
+as the demo presents it, for the demo classifier; ``--samples`` takes the first N) with
+its operations counted once (:func:`aura_snn.metrics.ops.count_ops`); a network runs for
+its duration (or ``--steps``) on the inputs it names, counted by
+:func:`hardware.energy_graph.measure_graph`. Both are priced for ``--target``
 (:func:`hardware.energy.energy`): ``cmos45``, ``loihi``, ``gpu`` or a TOML file of a
 :class:`hardware.energy.Target`. Per layer and per inference (pJ):
 
@@ -31,7 +33,8 @@ HELP = "estimate energy and sparsity of a model per hardware target (cmos45, loi
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Register the ``energy`` options."""
-    p.add_argument("model", metavar="MODEL", help="saved model folder or NIR file")
+    p.add_argument("model", metavar="MODEL",
+                   help="saved model folder, NIR file or network file (.toml/.yaml)")
     p.add_argument("--target", required=True, metavar="NAME|FILE.toml",
                    help="cmos45, loihi, gpu, or a TOML file with the fields of "
                         "hardware.energy.Target (loihi2: no published figures)")
@@ -40,11 +43,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="write the energy and sparsity figure here (.png, .pdf, .svg)")
     p.add_argument("--samples", type=int, default=None, metavar="N",
                    help="samples to run (default: the whole digits test set for the demo "
-                        "classifier, else 16)")
+                        "classifier, 16 for other models, a network's own batch)")
     p.add_argument("--allow-mac", action="store_true",
                    help="price real-valued synaptic input on a target without a MAC "
                         "(loihi) at its synaptic-op figure instead of refusing it")
-    p.add_argument("--steps", type=int, default=None, help="steps of sample input")
+    p.add_argument("--steps", type=int, default=None,
+                   help="steps of sample input (a network: instead of its duration)")
     p.add_argument("--dt", type=float, default=None, help="time step (s) where MODEL has none")
     p.add_argument("--input", default=None, metavar="FILE.npy", help="sample input [T, B, ...]")
     p.add_argument("--seed", type=int, default=0, help="seed of random sample input")
@@ -91,19 +95,6 @@ def check_mac(counts: Any, target: Any, allow_mac: bool) -> None:
                        f"to price them at its synaptic-op figure")
 
 
-def strict_json(obj: Any) -> Any:
-    """``obj`` with NaN/inf floats (a sparsity that does not apply) as ``None``."""
-    import math
-
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: strict_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [strict_json(v) for v in obj]
-    return obj
-
-
 def write_outputs(report: dict[str, Any], json_path: str | None, plot_path: str | None,
                   plot: Any) -> None:
     """Write the JSON and the figure (``plot(report, path)``) atomically: the JSON's
@@ -112,6 +103,7 @@ def write_outputs(report: dict[str, Any], json_path: str | None, plot_path: str 
     import json
 
     from aura_snn._io import atomic_path
+    from hardware.energy_graph import strict_json
 
     def cannot(flag: str, path: str, exc: OSError) -> _Refused:
         return _Refused(f"{flag} {path}: cannot write ({exc.strerror or exc})")
@@ -141,31 +133,16 @@ def run(args: argparse.Namespace) -> int:
         target = resolve_target(args.target)
         if args.samples is not None and args.samples < 1:
             raise _Refused(f"--samples: must be >= 1, got {args.samples}")
-        from ._source import load_source, sample_input
+        from ._source import load_source
 
         src = load_source(args.model, args.dt)
-        if src.kind == "network":
-            raise _Refused(f"MODEL {args.model!r} is a network file: pricing a Graph needs "
-                           f"hardware.energy_graph, which this version does not have yet; "
-                           f"give a saved model folder or a NIR file")
-        import torch
-
-        from aura_snn.metrics.ops import count_ops
+        report = (_network_report if src.kind == "network" else _module_report)(
+            src, target, args)
         from aura_snn.plot.energy import plot_energy
-        from hardware.energy import energy, format_report
+        from hardware.energy import format_report
 
-        digits = src.metadata.get("task") == "scikit-learn digits"
-        batch = args.samples or (sys.maxsize if digits else 16)  # the test set is sliced
-        x = sample_input(src, args.steps, batch, args.seed, args.input).double()
-        with torch.no_grad():
-            counts = count_ops(src.model.double().eval(), x)
-        check_mac(counts, target, args.allow_mac)
-        report = energy(counts, target, steps=int(x.shape[0]), strict=not args.allow_mac)
-        report.update(model=str(args.model), kind=src.kind,
-                      activation_sparsity=counts.activation_sparsity,
-                      input=_describe_input(args, digits, x))
         print(format_report(report))
-        print(f"input: {report['input']}; activation sparsity {counts.activation_sparsity:.3f}"
+        print(f"input: {report['input']}; activation sparsity {report['activation_sparsity']:.3f}"
               f" (zero fraction of all neuron outputs)")
         write_outputs(report, args.json, args.plot, plot_energy)
         for path in (args.json, args.plot):
@@ -179,6 +156,52 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("aura-snn energy: interrupted", file=sys.stderr)
         return 130
+
+
+def _module_report(src: Any, target: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Count a module on its sample input once and price it (:func:`hardware.energy.energy`)."""
+    import torch
+
+    from aura_snn.metrics.ops import count_ops
+    from hardware.energy import energy
+
+    from ._source import sample_input
+
+    digits = src.metadata.get("task") == "scikit-learn digits"
+    batch = args.samples or (sys.maxsize if digits else 16)  # the test set is sliced
+    x = sample_input(src, args.steps, batch, args.seed, args.input).double()
+    with torch.no_grad():
+        counts = count_ops(src.model.double().eval(), x)
+    check_mac(counts, target, args.allow_mac)
+    report = energy(counts, target, steps=int(x.shape[0]), strict=not args.allow_mac)
+    report.update(model=str(args.model), kind=src.kind,
+                  activation_sparsity=counts.activation_sparsity,
+                  input=_describe_input(args, digits, x))
+    return report
+
+
+def _network_report(src: Any, target: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Run a network file's graph for its duration (or ``--steps``) on the inputs it
+    names and price it (:func:`hardware.energy_graph.measure_graph`)."""
+    from hardware.energy_graph import mac_projections, measure_graph
+
+    if args.input is not None:
+        raise _Refused("--input: a network file names its own inputs (input regions' "
+                       "'file'); edit the file instead")
+    graph = src.model
+    if not target.supports_mac and not args.allow_mac and mac_projections(graph):
+        macs = mac_projections(graph)
+        pre = sorted({graph.projections[n].pre for n in macs})
+        raise _Refused(f"--target {target.name}: projections {', '.join(macs)} carry "
+                       f"real-valued outputs of {', '.join(pre)}; {target.name} has no "
+                       f"multiplier: make them spiking, or pass --allow-mac to price them "
+                       f"at its synaptic-op figure")
+    steps = args.steps or src.steps
+    report = measure_graph(graph, steps, target, inputs=src.inputs or None,
+                           strict=not args.allow_mac, batch_size=args.samples)
+    report.update(model=str(args.model),
+                  input=f"the file's inputs and sources, {steps} steps of {graph.dt:g} s")
+    return report
 
 
 def _describe_input(args: argparse.Namespace, digits: bool, x: Any) -> str:

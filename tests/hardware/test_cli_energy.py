@@ -7,7 +7,6 @@ every mistake gets one line, a non-zero status and no file at --json/--plot."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -215,15 +214,80 @@ def test_bad_model_and_paths_leave_nothing(tmp_path, capsys) -> None:
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_network_file_needs_the_graph_meter(tmp_path, capsys) -> None:
-    import importlib.util
+NETWORK = """
+[simulation]
+dt = "0.1 ms"
+duration = "30 ms"
+seed = 3
 
-    if importlib.util.find_spec("hardware.energy_graph") is not None:
-        pytest.skip("hardware.energy_graph has landed: network files are measured")
-    net = Path(__file__).resolve().parents[2] / "examples" / "cuba.toml"
-    assert main(["energy", str(net), "--target", "cmos45"]) == 2
+[[region]]
+name = "in"
+size = 20
+model = "input"
+file = "{file}"
+
+[[region]]
+name = "E"
+size = 10
+model = "cuba_refractory"
+params = {{ {params} }}
+
+[[projection]]
+name = "in-E"
+pre = "in"
+post = "E"
+receptor = "exc"
+weight = "4 mV"
+connectivity = {{ rule = "all_to_all" }}
+
+[[projection]]
+name = "EE"
+pre = "E"
+post = "E"
+receptor = "exc"
+weight = "1 mV"
+delay = "1 ms"
+connectivity = {{ rule = "one_to_one" }}
+"""
+PARAMS = ('tau_mem = "20 ms", tau_syn = ["5 ms", "10 ms"], receptors = ["exc", "inh"], '
+          'v_leak = "-60 mV", threshold = "-50 mV", v_reset = "-60 mV", refractory = "2 ms"')
+
+
+def test_network_file_is_run_for_its_duration_and_priced(tmp_path, capsys) -> None:
+    """Events of a projection = sum over steps of the pre outputs x each one's out-degree
+    (all_to_all onto 10 neurons: 10; one_to_one: 1), from a separate run of the graph."""
+    from aura_snn.graph.config import build_graph, load_config
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "in.npy", (rng.random((300, 20)) < 0.05).astype(np.float64))
+    np.save(tmp_path / "cur.npy", rng.random((300, 20)))
+    net = tmp_path / "net.toml"
+    net.write_text(NETWORK.format(file="in.npy", params=PARAMS))
+    js = tmp_path / "e.json"
+    assert main(["energy", str(net), "--target", "cmos45", "--json", str(js)]) == 0
+    built = build_graph(load_config(net))
+    r = built.graph.run(built.steps, built.inputs, record=["in", "E"])
+    s_in, s_e = float(r.outputs["in"].sum()), float(r.outputs["E"].sum())
+    assert built.steps == 300 and s_e > 0
+    acs, mu = 10 * s_in + 1 * s_e, 10 * 300.0
+    rep = _strict(js)
+    assert rep["layers"]["in-E"]["acs"] == 10 * s_in and rep["layers"]["EE"]["acs"] == s_e
+    assert rep["layers"]["E"]["spikes"] == s_e and rep["steps"] == 300
+    p = rep["per_inference"]
+    assert p["compute_pJ"] == pytest.approx(0.9 * acs, rel=1e-12)
+    assert p["memory_pJ"] == pytest.approx(0.9 * acs + 10.0 * (acs + mu) + 10.0 * mu,
+                                           rel=1e-12)
+    assert p["dense_ann_pJ"] == pytest.approx(4.6 * (200 + 10) * 300, rel=1e-12)
+    assert main(["energy", str(net), "--target", "loihi", "--json", str(js)]) == 0
+    e = 23.6 * acs + (81.0 + 1.7) * s_e + 52.0 * (mu - s_e)
+    assert _strict(js)["per_inference"]["compute_pJ"] == pytest.approx(e, rel=1e-12)
+    capsys.readouterr()
+    net.write_text(NETWORK.format(file="cur.npy", params=PARAMS))   # real-valued input: MACs
+    js.unlink()
+    assert main(["energy", str(net), "--target", "loihi", "--json", str(js)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "network file" in err[0] and "hardware.energy_graph" in err[0]
+    assert len(err) == 1 and "in-E" in err[0] and "--allow-mac" in err[0]
+    assert not js.exists()
 
 
 def test_help_lists_energy_as_available(capsys) -> None:
