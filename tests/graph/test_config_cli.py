@@ -85,7 +85,7 @@ def _err(tmp: Path, text: str, name: str = "net.toml") -> str:
     ('post = "E"\nreceptor', 'post = "F"\nreceptor', 'post = "F"', "unknown region 'F'"),
     ('tau_mem = "20 ms"', 'tau_men = "20 ms"', "tau_men", "unknown key 'tau_men'"),
     ("size = 30", "size = -3", "size = -3", "must be >= 1"),
-    ('model = "poisson"', 'model = "izhikevich"', "izhikevich", "must be one of"),
+    ('model = "poisson"', 'model = "hodgkin_huxley"', "hodgkin_huxley", "must be one of"),
     ('weight = "3 mV"', 'weight = "3 ms"', 'weight = "3 ms"', "expected a potential"),
     ('delay = "1 ms"', 'delay = "0.05 ms"', "delay", "multiple of dt"),
     ('variable = "v"', 'variable = "w"', 'variable = "w"', "no variable 'w'"),
