@@ -25,10 +25,24 @@ class Source:
     metadata: dict[str, Any] = field(default_factory=dict)
     steps: int | None = None
     inputs: dict[str, Any] = field(default_factory=dict)
+    input_shape: tuple[int, ...] | None = None
 
 
-def load_source(path: str | Path, dt: float | None = None) -> Source:
-    """Load ``path`` by what it is; anything else raises ``ParameterError`` naming it."""
+def parse_shape(text: str) -> tuple[int, ...]:
+    """``"C,H,W"`` (``--input-shape``) as a tuple of positive sizes."""
+    try:
+        shape = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
+    except ValueError:
+        shape = ()
+    if not shape or min(shape) < 1:
+        raise ParameterError(f"--input-shape {text!r} must be positive sizes such as 2,6,6")
+    return shape
+
+
+def load_source(path: str | Path, dt: float | None = None,
+                input_shape: tuple[int, ...] | None = None) -> Source:
+    """Load ``path`` by what it is; anything else raises ``ParameterError`` naming it.
+    ``input_shape`` (``--input-shape``) overrides a saved model's recorded one."""
     p = Path(path)
     if p.is_dir():
         from aura_snn.neurons.saved import load_model, read_config
@@ -36,8 +50,10 @@ def load_source(path: str | Path, dt: float | None = None) -> Source:
         cfg = read_config(p)
         model = load_model(p)
         dts = {m.dt for m in model.modules() if hasattr(m, "dt")}
+        saved = cfg.get("input_shape")
         return Source(model, "model", dt or (dts.pop() if len(dts) == 1 else 1e-3),
-                      cfg.get("metadata", {}))
+                      cfg.get("metadata", {}),
+                      input_shape=input_shape or (tuple(saved) if saved else None))
     if not p.exists():
         raise FileNotFoundError(f"MODEL {str(p)!r}: no such file or folder")
     if p.suffix.lower() in NETWORK_SUFFIXES:
@@ -56,6 +72,22 @@ def load_source(path: str | Path, dt: float | None = None) -> Source:
         f"({', '.join(NIR_SUFFIXES)})")
 
 
+def sample_shape(src: Source) -> tuple[int, ...]:
+    """Per-sample input shape of a model: ``--input-shape``, the saved ``input_shape``,
+    or the first layer's width when it is a ``Linear``; otherwise a ``ParameterError``
+    naming ``--input-shape``."""
+    if src.input_shape is not None:
+        return tuple(src.input_shape)
+    first = next((m for m in src.model.children()
+                  if not isinstance(m, torch.nn.Dropout | torch.nn.Identity)), None)
+    if isinstance(first, torch.nn.Linear):
+        return (first.in_features,)
+    raise ParameterError(
+        f"the per-sample input shape is unknown (the first layer is a "
+        f"{type(first).__name__}, not a Linear, and the saved model records no "
+        f"input_shape): give --input-shape C,H,W")
+
+
 def in_features(model: torch.nn.Module) -> int:
     """The feature size the first ``Linear`` of ``model`` expects."""
     for m in model.modules():
@@ -69,7 +101,8 @@ def sample_input(src: Source, steps: int | None, batch: int, seed: int,
                  input_path: str | None = None) -> torch.Tensor:
     """The input to run: ``--input`` (a ``.npy`` ``[T, B, ...]``), the digits test images
     for the demo classifier, else uniform random currents in [0, 1) of
-    ``[steps, batch, in_features]``."""
+    ``[steps, batch, *shape]`` (:func:`sample_shape` for a saved model, the first
+    ``Linear``'s width otherwise)."""
     if input_path is not None:
         import numpy as np
 
@@ -86,4 +119,5 @@ def sample_input(src: Source, steps: int | None, batch: int, seed: int,
         _, _, xte, _ = load_digits(cfg.get("test_fraction", 0.2), cfg.get("seed", 0))
         return xte[:batch].unsqueeze(0).expand(t, -1, -1).contiguous()
     gen = torch.Generator().manual_seed(seed)
-    return torch.rand(t, batch, in_features(src.model), generator=gen)
+    shape = sample_shape(src) if src.kind == "model" else (in_features(src.model),)
+    return torch.rand(t, batch, *shape, generator=gen)

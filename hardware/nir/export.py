@@ -37,6 +37,8 @@ feature                approximation
 ``"adaptation"``       ALIF's adaptive threshold is dropped (a LIF with threshold
                        :math:`\vartheta_0`)
 ``"poisson"``          a Poisson region becomes an Input node (the caller feeds spikes)
+``"init"``             a region's initial values (``init``) are dropped: NIR's neuron
+                       nodes have no initial-state field, so the export starts at rest
 ====================== ================================================================
 """
 
@@ -60,7 +62,7 @@ from ._compat import import_nir
 from .imports import out_shape
 from .modules import Flatten, PerStep
 
-APPROXIMATIONS = ("reset", "next_step_reset", "refractory", "adaptation", "poisson")
+APPROXIMATIONS = ("reset", "next_step_reset", "refractory", "adaptation", "poisson", "init")
 
 
 def check_approximate(approximate: Collection[str]) -> frozenset[str]:

@@ -21,7 +21,8 @@ output regions                   ``Output`` node ``"<region>_output"``
 
 Refused with the region or projection named (unless approximated, :mod:`.export`):
 Poisson regions (``"poisson"``: exported as an Input), refractory periods, ALIF,
-non-zero resets. Always refused: dense (ANN) and module regions, projections with a
+non-zero resets, initial values (``"init"``: NIR nodes have no initial state; exported
+starting at rest). Always refused: dense (ANN) and module regions, projections with a
 synapse model (short-term plasticity), receptors with their own currents. Plastic
 projections export their current effective weights.
 """
@@ -71,6 +72,8 @@ def graph_to_nir(graph: Any, *, dt: float | None, integration: str,
             raise ParameterError(f"{what}: {len(region.receptors)} receptors "
                                  f"{list(region.receptors)} with their own currents (NIR "
                                  f"neuron nodes take one input)")
+        if region.init:
+            allow("init", what, f"initial values of {sorted(region.init)}", allowed)
         node, delay = neuron_nodes(what, region.spec, region.params(), dt, (region.size,),
                                    integration, allowed)
         nodes[name] = node
