@@ -126,6 +126,7 @@ class TraceRule(PlasticityRule):
 
     batch_reduction = "mean"
     _params_type: type = object
+    _pre_fields: tuple[str, ...] = ()   # state fields in the presynaptic-trace layout
 
     def __init__(self, params: Any = None) -> None:
         params = self._params_type() if params is None else params
@@ -147,6 +148,11 @@ class TraceRule(PlasticityRule):
         pre = torch.zeros(pre_trace_shape(projection, batch), device=device, dtype=dtype)
         post = torch.zeros(batch, projection.n_post, device=device, dtype=dtype)
         return pre, post, synapse_index(projection, device)
+
+    def synapse_fields(self, projection: Any) -> tuple[str, ...]:
+        """On a sparse projection the presynaptic traces and ``post_idx`` are per synapse
+        (:meth:`aura_snn.graph.Graph.rewire` moves them); dense ones have none."""
+        return (*self._pre_fields, "post_idx") if projection.sparse else ()
 
     def _traces_of(self, state: Any) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError

@@ -231,6 +231,7 @@ class PairSTDP(TraceRule):
     """Pair STDP as a plasticity rule (:func:`pair_stdp_step`; module docstring)."""
 
     _params_type = PairSTDPParameters
+    _pre_fields = ("x_pre",)
 
     def initial_state(self, projection: Any, batch: int, device: torch.device,
                       dtype: torch.dtype) -> PairSTDPState:
@@ -248,6 +249,7 @@ class TripletSTDP(TraceRule):
     """Triplet STDP as a plasticity rule (:func:`triplet_stdp_step`; module docstring)."""
 
     _params_type = TripletSTDPParameters
+    _pre_fields = ("r1", "r2")
 
     def initial_state(self, projection: Any, batch: int, device: torch.device,
                       dtype: torch.dtype) -> TripletSTDPState:

@@ -415,8 +415,13 @@ class Graph(nn.Module):
         of the kept synapses moves with them, grown synapses start at rest."""
         p = self.projection(projection)
         n_old = p.nnz
-        source = p.rewire(prune, grow)
         st = self._state
+        if st is not None:   # refused before anything changes
+            for rule in p.rules:
+                s = st.rules.get(f"{p.name}.{rule.slot}")
+                if s is not None:
+                    _synapse_fields(rule, p, s, s, n_old)
+        source = p.rewire(prune, grow)
         if st is None:
             return
         src = torch.from_numpy(source)
@@ -426,9 +431,10 @@ class Graph(nn.Module):
             if s is None:
                 continue
             fresh = rule.initial_state(p, st.batch, self.device, self.dtype)
+            moved = _synapse_fields(rule, p, s, fresh, n_old)
             vals = []
-            for old, new in zip(s, fresh, strict=True):
-                if old.dim() and old.shape[-1] == n_old and new.shape[-1] == p.nnz:
+            for name, old, new in zip(s._fields, s, fresh, strict=True):
+                if name in moved:
                     v = new.clone()
                     keep = src >= 0
                     v[..., keep.to(v.device)] = old[..., src[keep].to(old.device)]
@@ -578,3 +584,19 @@ def _progress(enabled: bool, steps: int, dt: float) -> Any:
 
 
 __all__ = ["BACKENDS", "Graph", "GraphState", "RunResult"]
+
+
+def _synapse_fields(rule: Any, p: Any, old: Any, fresh: Any, n_old: int) -> set[str]:
+    """The per-synapse fields of a rule's state (declared, or inferred from shapes where
+    that is unambiguous) for :meth:`Graph.rewire`."""
+    declared = rule.synapse_fields(p)
+    if declared is not None:
+        return set(declared)
+    found = {name for name, a, b in zip(old._fields, old, fresh, strict=True)
+             if a.dim() and a.shape[-1] == n_old and b.shape[-1] == p.nnz}
+    if found and n_old in (p.n_pre, p.n_post):
+        raise ParameterError(
+            f"rewire of {p.name!r}: rule {type(rule).__name__} does not declare its "
+            f"per-synapse state (synapse_fields) and its fields {sorted(found)} could be per "
+            f"neuron (nnz {n_old} -> {p.nnz}, n_pre {p.n_pre}, n_post {p.n_post})")
+    return found

@@ -96,6 +96,13 @@ class PlasticityRule(abc.ABC):
         """The rule's state before any step (a ``NamedTuple`` of tensors, or ``None``)."""
         return None
 
+    def synapse_fields(self, projection: Any) -> tuple[str, ...] | None:
+        """Names of the state fields holding one entry per synapse (last axis ``nnz``),
+        which :meth:`~aura_snn.graph.Graph.rewire` carries along with their synapses.
+        ``None`` (the default) lets ``rewire`` infer them from shapes, which it refuses
+        to do where a neuron axis of the projection has the same length as ``nnz``."""
+        return None
+
     @abc.abstractmethod
     def update(self, activity: SynapseActivity, w: torch.Tensor, state: Any, dt: float,
                modulators: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor | None, Any]:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from aura_snn.errors import ShapeError
+from aura_snn.errors import ParameterError, ShapeError
 from aura_snn.functional import lif
 from aura_snn.functional.lif import LIFParameters
 from aura_snn.graph import (
@@ -316,8 +316,77 @@ class SynapseCount(PlasticityRule):
     def initial_state(self, projection, batch, device, dtype):  # noqa: ANN001, ANN201
         return Counter(torch.zeros(batch, projection.nnz, device=device, dtype=dtype))
 
+    def synapse_fields(self, projection):  # noqa: ANN001, ANN201
+        return ("n",)
+
     def update(self, activity, w, state, dt, modulators):  # noqa: ANN001, ANN201
         return None, Counter(state.n + activity.pre_syn)
+
+
+SPIKY = LIFParameters(threshold=0.04, input_scaling="direct")
+
+
+class PostAndSynapse(NamedTuple):
+    post: torch.Tensor   # [B, n_post]: per neuron
+    syn: torch.Tensor    # [B, nnz]: per synapse
+
+
+class PostAndSynapseRule(PlasticityRule):
+    """Counts postsynaptic spikes per neuron and arrivals per synapse; changes nothing.
+    ``declare=False`` leaves rewire to infer which field is per synapse."""
+
+    batch_reduction = "none"
+
+    def __init__(self, declare: bool) -> None:
+        super().__init__()
+        self.declare = declare
+
+    def initial_state(self, projection, batch, device, dtype):  # noqa: ANN001, ANN201
+        return PostAndSynapse(torch.zeros(batch, projection.n_post, dtype=dtype),
+                              torch.zeros(batch, projection.nnz, dtype=dtype))
+
+    def synapse_fields(self, projection):  # noqa: ANN001, ANN201
+        return ("syn",) if self.declare else None
+
+    def update(self, activity, w, state, dt, modulators):  # noqa: ANN001, ANN201
+        return None, PostAndSynapse(state.post + activity.post, state.syn + activity.pre_syn)
+
+
+def test_rewire_moves_declared_synapse_fields_and_never_permutes_a_neuron_field() -> None:
+    """n_post == nnz: a per-neuron field has the shape of a per-synapse one. Declared,
+    only the synapse field moves; undeclared, rewire refuses before changing anything."""
+    T = 12
+    g = Graph(dt=DT).double()
+    g.add(InputRegion("in", 2))
+    g.add(SpikingRegion("post", 3, "lif", SPIKY))
+    conn = from_indices([0, 0, 1], [0, 1, 2], 2, 3)
+    p = g.connect("in", "post", connectivity=conn, weight=np.array([0.03, 0.02, 0.05]))
+    p.add_rule(PostAndSynapseRule(declare=True))
+    x = torch.zeros(T, 1, 2, dtype=torch.float64)
+    x[::2, 0, 0] = 1.0
+    x[:, 0, 1] = 1.0
+    g.run(T, inputs={"in": x})
+    key = f"{p.name}.rule0"
+    post_before = g.state.rules[key].post.clone()
+    syn_before = g.state.rules[key].syn.clone()
+    assert post_before.sum() > 0   # the neuron field holds something a permutation moves
+    # prune synapse 0 (0->0), grow 1->0: nnz stays 3 = n_post; stored order is by pre
+    g.rewire(p.name, prune=np.array([0]), grow=([1], [0], [0.04]))
+    pre, post, _, _ = p.to_coo()
+    assert (pre.tolist(), post.tolist()) == ([0, 1, 1], [1, 0, 2])
+    st = g.state.rules[key]
+    assert torch.equal(st.post, post_before)
+    assert st.syn[0].tolist() == [syn_before[0, 1].item(), 0.0, syn_before[0, 2].item()]
+    g2 = Graph(dt=DT).double()
+    g2.add(InputRegion("in", 2))
+    g2.add(SpikingRegion("post", 3, "lif", SPIKY))
+    p2 = g2.connect("in", "post", connectivity=conn, weight=np.array([0.03, 0.02, 0.05]))
+    p2.add_rule(PostAndSynapseRule(declare=False))
+    g2.run(T, inputs={"in": x})
+    coo = [a.tolist() for a in p2.to_coo()]
+    with pytest.raises(ParameterError, match="synapse_fields"):
+        g2.rewire(p2.name, prune=np.array([0]), grow=([1], [0], [0.04]))
+    assert [a.tolist() for a in p2.to_coo()] == coo
 
 
 def test_rewire_prunes_and_grows_without_rebuilding() -> None:
