@@ -72,3 +72,27 @@ def test_observer_gets_spikes_probes_and_synaptic_event_counts(backend: str) -> 
     g.remove_observer(obs)
     r2 = g.run(296, inputs={"in": x[:296]}, reset=True, backend=backend)
     assert np.array_equal(rows[-1], r2.state.regions["E"].v[:, [0, 3]].numpy())
+
+
+def test_engine_skips_the_event_sort_only_when_events_are_in_order() -> None:
+    """The O(n) order check against np.lexsort on random, sorted and nearly sorted
+    event lists (the engine sorts whenever the check says no)."""
+    from aura_snn.graph.engine import _sorted_events
+
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        n = int(rng.integers(0, 30))
+        t, b, i = (rng.integers(0, k, n) for k in (5, 2, 6))
+        if trial % 3:   # sorted, unique events, then maybe one swap
+            key = np.unique(np.stack([t, b, i], 1), axis=0)
+            t, b, i = key.T.copy() if len(key) else (t[:0], b[:0], i[:0])
+            if trial % 3 == 2 and len(t) > 1:
+                k = int(rng.integers(0, len(t) - 1))
+                t[[k, k + 1]], b[[k, k + 1]], i[[k, k + 1]] = t[[k + 1, k]], b[[k + 1, k]], \
+                    i[[k + 1, k]]
+        order = np.lexsort((i, b, t))
+        keys = list(zip(t.tolist(), b.tolist(), i.tolist(), strict=True))
+        strictly = all(keys[k] < keys[k + 1] for k in range(len(keys) - 1))
+        assert _sorted_events(t, b, i) == strictly
+        if strictly:
+            assert np.array_equal(order, np.arange(len(t)))
