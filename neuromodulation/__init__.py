@@ -11,3 +11,4 @@ from .stdp import PairSTDP, PairSTDPParameters, TripletSTDP, TripletSTDPParamete
 from .stp import TsodyksMarkram, TsodyksMarkramParameters  # noqa: E402,F401
 from .gates import Amygdala, Endocrine, Thalamus  # noqa: E402,F401
 from .attention import Acetylcholine, Norepinephrine  # noqa: E402,F401
+from .dopamine import DopamineSTDP, DopamineSTDPParameters, RPEParameters, rpe_release  # noqa: E402,F401
