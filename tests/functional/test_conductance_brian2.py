@@ -213,3 +213,20 @@ def test_dt_is_checked_against_every_time_constant_and_x_against_the_receptors()
         p.validate(1e-4)
     with pytest.raises(ValueError, match="R=2"):
         F.step(torch.zeros(1, 1, 3), None, p, 1e-4)
+
+
+def test_surrogate_gradient_of_one_euler_step_by_the_chain_rule() -> None:
+    p = F.CondLIFParameters(slope=200.0)             # fast sigmoid, 1/V
+    v0 = torch.tensor([[-70e-3, -56e-3, -54.5e-3]], dtype=torch.float64)
+    state = F.CondLIFState(v0, torch.zeros(2, 1, 3, dtype=torch.float64),
+                           torch.zeros_like(v0))
+    x = torch.zeros(2, 1, 3, dtype=torch.float64)
+    x[0] = torch.tensor([0.5, 0.2, 0.1])
+    x.requires_grad_(True)
+    s, _ = F.step(x, state, p, DT)
+    s.sum().backward()
+    v, g_e = v0.numpy()[0], x.detach().numpy()[0, 0]
+    u = v + DT / TAUM * ((EL - v) + g_e * (EE - v))
+    sig = 1.0 / (1.0 + 200.0 * np.abs(u - VT)) ** 2      # d S / d u
+    np.testing.assert_allclose(x.grad.numpy()[0, 0], sig * DT / TAUM * (EE - v), rtol=1e-12)
+    np.testing.assert_allclose(x.grad.numpy()[1, 0], sig * DT / TAUM * (EI - v), rtol=1e-12)
