@@ -103,10 +103,11 @@ CASES = [
 
 
 def _build(rule: str, modulated: bool, retro: bool, eta: float, clip: float,
-           bias: bool) -> PlasticLinear:
+           bias: bool, shared: bool = False) -> PlasticLinear:
     g = torch.Generator().manual_seed(1)
     layer = PlasticLinear(N, M, rule=rule, eta=eta, clip=clip, modulated=modulated,
-                          retroactive=retro, bias=bias, alpha_init=0.0).double()
+                          retroactive=retro, bias=bias, alpha_init=0.0,
+                          shared_trace=shared).double()
     with torch.no_grad():
         layer.weight.copy_(torch.randn(N, M, generator=g, dtype=torch.float64) * 0.8)
         layer.alpha.copy_(torch.randn(N, M, generator=g, dtype=torch.float64) * 1.5)
@@ -288,7 +289,7 @@ def test_empty_episode_returns_the_state() -> None:
     (dict(eta=float("nan")), "eta must be finite"),
     (dict(eta=1.5), r"eta must be \[0, 1\] for rule='hebb'"),
     (dict(rule="clip", eta=-0.1), "eta must be >= 0"),
-    (dict(clip=0.0), "clip must be > 0"),
+    (dict(clip=0.0), "clip must be a finite number > 0"),
     (dict(alpha_init=torch.zeros(2, 2)), r"alpha_init must have shape \(7, 5\)"),
     (dict(modulated=1), "modulated must be a bool"),
 ])
@@ -307,6 +308,8 @@ def test_bad_inputs_are_named() -> None:
         layer(torch.where(torch.arange(N) == 2, float("nan"), x))
     with pytest.raises(ValueError, match=r"state.hebb must have shape \(3, 7, 5\)"):
         layer(x, layer.reset_trace(B + 1))
+    with pytest.raises(ValueError, match=r"state.hebb must have shape \(7, 5\) \(in, out\)"):
+        PlasticLinear(N, M, shared_trace=True)(x, layer.reset_trace(B))
     with pytest.raises(TypeError, match="state must be a PlasticState"):
         layer(x, torch.zeros(B, N, M))
     with pytest.raises(ValueError, match="modulator is required"):
@@ -322,3 +325,124 @@ def test_bad_inputs_are_named() -> None:
     with pytest.raises(ValueError, match=r"pre must be \[B, 7\] and post \[B, 5\]"):
         layer.update(layer.reset_trace(B), x[0], torch.rand(B, M + 1))
     assert isinstance(layer.reset_trace(2), PlasticState)
+
+
+def oracle_shared(x: torch.Tensor, w: torch.Tensor, alpha: torch.Tensor, eta: torch.Tensor,
+                  *, rule: str, clip: float, unit: str, m: torch.Tensor | None,
+                  retro: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """One trace for the whole batch ``x`` [T, B, N]: every stream answers through the
+    same W + alpha H, then H moves by the batch mean of the per-stream increments."""
+    steps, nb, n = x.shape
+    mm = w.shape[1]
+    hebb = torch.zeros(n, mm, dtype=x.dtype)
+    elig = torch.zeros(n, mm, dtype=x.dtype)
+    lif, v0 = oracle_lif()
+    vs = [v0(mm) for _ in range(nb)]
+    out = []
+    for t in range(steps):
+        ys = []
+        for b in range(nb):
+            i = x[t, b] @ (w + alpha * hebb)
+            if unit == "tanh":
+                ys.append(torch.tanh(i))
+            else:
+                s, vs[b] = lif(i, vs[b])
+                ys.append(s)
+        pairs = [torch.outer(x[t, b], ys[b]) for b in range(nb)]
+        if m is not None:
+            mb = [m[t] if m.dim() == 1 else m[t, b] for b in range(nb)]
+            if retro:
+                elig = (1 - eta) * elig + eta * sum(pairs) / nb
+                hebb = torch.clamp(hebb + sum(mb) / nb * elig, -clip, clip)
+            else:
+                inc = sum(mb[b] * pairs[b] for b in range(nb)) / nb
+                hebb = torch.clamp(hebb + inc, -clip, clip)
+        elif rule == "hebb":
+            hebb = hebb + sum(eta * (pairs[b] - hebb) for b in range(nb)) / nb
+        elif rule == "clip":
+            hebb = torch.clamp(hebb + eta * sum(pairs) / nb, -clip, clip)
+        else:  # Oja, the batch mean of eta y_j (x_k - y_j H_kj)
+            inc = torch.zeros_like(hebb)
+            for b in range(nb):
+                y = ys[b]
+                inc = inc + eta * y[None, :] * (x[t, b][:, None] - y[None, :] * hebb)
+            hebb = hebb + inc / nb
+        out.append(torch.stack(ys))
+    return torch.stack(out), hebb
+
+
+@pytest.mark.parametrize("unit", ["tanh", "lif"])
+@pytest.mark.parametrize("rule,modulated,retro,mshape,eta,clip", CASES)
+def test_shared_trace_matches_loop_oracle(unit: str, rule: str, modulated: bool, retro: bool,
+                                          mshape: str | None, eta: float, clip: float) -> None:
+    g = torch.Generator().manual_seed(4)
+    layer = _build(rule, modulated, retro, eta, clip, bias=False, shared=True)
+    scale = 1.0 if unit == "tanh" else 2.0
+    x = (torch.rand(T, B, N, generator=g, dtype=torch.float64) * scale).requires_grad_()
+    mod = None
+    if modulated:
+        shape = {"scalar": (T,), "batch": (T, B), "unit": (T, B, M)}[mshape]
+        # biased positive, so that the batch mean still drives entries to the clip
+        mod = (torch.randn(*shape, generator=g, dtype=torch.float64) * 0.8 + 0.8)
+        mod.requires_grad_()
+    post = torch.tanh if unit == "tanh" else LIF(tau_mem=TAU, dt=DT, threshold=THETA)
+    out = layer.run(x, post=post, modulator=mod)
+    assert out.state.hebb.shape == (N, M)
+    gy = torch.randn(T, B, M, generator=g, dtype=torch.float64)
+    gh = torch.randn(N, M, generator=g, dtype=torch.float64)
+    params = [layer.weight, layer.alpha, x] + ([mod] if modulated else [])
+    if not (modulated and not retro):
+        params.append(layer.eta)
+    ours = torch.autograd.grad((out.output * gy).sum() + (out.state.hebb * gh).sum(), params)
+
+    w, a, e = (p.detach().clone().requires_grad_() for p in
+               (layer.weight, layer.alpha, layer.eta))
+    x2 = x.detach().clone().requires_grad_()
+    m2 = None if mod is None else mod.detach().clone().requires_grad_()
+    y, h = oracle_shared(x2, w, a, e, rule=rule, clip=clip, unit=unit, m=m2, retro=retro)
+    ref_params = [w, a, x2] + ([m2] if modulated else [])
+    if not (modulated and not retro):
+        ref_params.append(e)
+    ref = torch.autograd.grad((y * gy).sum() + (h * gh).sum(), ref_params)
+    torch.testing.assert_close(out.output, y, **TOL)
+    torch.testing.assert_close(out.state.hebb, h, **TOL)
+    for got, want in zip(ours, ref, strict=True):
+        torch.testing.assert_close(got, want, **TOL)
+    if rule == "clip":
+        assert (out.state.hebb.abs() == clip).any()
+
+
+def test_step_by_step_equals_run() -> None:
+    """step() (validated, one step at a time) gives run()'s outputs and trace exactly."""
+    layer = _build("clip", True, True, 0.4, 0.3, bias=True)
+    lif = LIF(tau_mem=TAU, dt=DT, threshold=THETA)
+    x = torch.rand(T, B, N, dtype=torch.float64) * 2
+    m = torch.randn(T, B, dtype=torch.float64)
+    whole = layer.run(x, post=lif, modulator=m)
+    state, v, ys = None, None, []
+    for t in range(T):
+        y, state, v = layer.step(x[t], state, post=lif, post_state=v, modulator=m[t])
+        ys.append(y)
+    torch.testing.assert_close(torch.stack(ys), whole.output, rtol=0, atol=0)
+    torch.testing.assert_close(state.hebb, whole.state.hebb, rtol=0, atol=0)
+    torch.testing.assert_close(state.eligibility, whole.state.eligibility, rtol=0, atol=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shared", [False, True])
+def test_cuda_equals_cpu(shared: bool) -> None:
+    """The same episode on CUDA (LIF through its GPU kernel) and on CPU, float64:
+    outputs, trace and parameter gradients agree to 1e-9."""
+    results = []
+    for device in ("cpu", "cuda"):
+        layer = _build("clip", True, True, 0.4, 0.3, bias=True, shared=shared).to(device)
+        g = torch.Generator().manual_seed(5)
+        x = (torch.rand(T, B, N, generator=g, dtype=torch.float64) * 2).to(device)
+        m = torch.randn(T, B, generator=g, dtype=torch.float64).to(device)
+        lif = LIF(tau_mem=TAU, dt=DT, threshold=THETA).to(device)
+        out = layer.run(x, post=lif, modulator=m)
+        loss = out.output.sum() + out.state.hebb.square().sum()
+        grads = torch.autograd.grad(loss, [layer.weight, layer.alpha, layer.eta, layer.bias])
+        results.append([t.cpu() for t in (out.output, out.state.hebb, *grads)])
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-9)
