@@ -196,14 +196,22 @@ def _train_reward(kind: str, iters: int, seed: int) -> float:
 
 
 def test_backpropamine_switches_learning_on_and_off() -> None:
-    """600 episodes of 32 each. Retroactive modulation, seeds 0-3 measured 0.94, 0.92,
-    0.87, 0.95 (mean 0.92, sd 0.035): seeds 0 and 1 must exceed 0.8. The controls are
-    exactly at chance: over n = 500 x 3 = 1500 answers the sd is 0.013, so each must lie
-    within 0.05 (3.9 sd) of 1/2. The margin asserted, 0.25, is below the worst measured
-    seed (0.87) minus the controls' bound (0.55)."""
-    learned = [_train_reward("retroactive", 600, seed) for seed in (0, 1)]
+    """600 batches of 32 episodes for each network. Retroactive modulation, seeds 0-3
+    measured 0.94, 0.92, 0.87, 0.95 (mean 0.92, sd 0.035; ``test_backpropamine_seeds``):
+    > 0.8 asked. The controls (simple modulation 0.493, plain Hebbian 0.493,
+    non-plastic 0.485) are exactly at chance: over n = 500 x 3 = 1500 answers the sd is
+    0.013, so each must lie within 0.05 (3.9 sd) of 1/2. The margin asserted, 0.25, is
+    below the worst measured seed (0.87) minus the controls' bound (0.55)."""
+    learned = _train_reward("retroactive", 600, 0)
     controls = {kind: _train_reward(kind, 600, 0) for kind in ("simple", "plastic", "none")}
-    assert min(learned) > 0.8, learned
+    assert learned > 0.8, learned
     for kind, acc in controls.items():
         assert abs(acc - 0.5) < 0.05, (kind, acc)
-    assert min(learned) - max(controls.values()) > 0.25, (learned, controls)
+    assert learned - max(controls.values()) > 0.25, (learned, controls)
+
+
+@pytest.mark.slow
+def test_backpropamine_seeds() -> None:
+    """The seed spread the margin above rests on: four seeds, each > 0.8."""
+    learned = [_train_reward("retroactive", 600, seed) for seed in range(4)]
+    assert min(learned) > 0.8, learned
