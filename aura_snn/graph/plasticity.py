@@ -32,6 +32,14 @@ Projection.apply_update`), never to the learned ``Parameter``: the effective wei
 A synapse model (:class:`SynapseModel`, e.g. short-term plasticity) scales what each
 presynaptic neuron transmits: :math:`y'_{\text{pre}}[t] = e[t] \odot y_\text{pre}[t]`
 with an efficacy :math:`e` from its own state, stepped at emission.
+
+**Compiled forms.** The compiled engine (:mod:`aura_snn.graph.engine`) cannot call
+Python each step. A rule or synapse model that it may run itself says so through
+``compiled(projection, dt)``, returning a :class:`CompiledForm`: one kind of
+:data:`COMPILED_KINDS` (the engine's table; each kind is an equation the engine
+implements event by event, ``aura_snn/graph/_plastic_kernels.py``), the kind's numbers
+and which fields of the rule's state hold its traces. ``None`` (the default) keeps the
+rule on the torch stepper, which calls any rule or callable.
 """
 
 from __future__ import annotations
@@ -45,6 +53,41 @@ import torch
 from .._checks import check_choice
 
 REDUCTIONS = ("mean", "sum", "none")
+
+#: What the compiled engine can run itself: kind -> the numbers of its
+#: :attr:`CompiledForm.values` (decays ``a = exp(-dt / tau)`` per step, dimensionless;
+#: amplitudes and bounds in weight units; flags 0.0 or 1.0).
+#:
+#: * ``"pair_stdp"``: pair STDP (:mod:`neuromodulation.stdp`), pre trace ``a_pre``,
+#:   post trace ``a_post``; ``multiplicative`` soft bounds; ``nearest`` pairing.
+#: * ``"triplet_stdp"``: triplet STDP (Pfister & Gerstner 2006), pre traces ``r1, r2``
+#:   (decays ``a_r1, a_r2``), post traces ``o1, o2`` (``a_o1, a_o2``).
+#: * ``"tsodyks_markram"``: a synapse model (:mod:`neuromodulation.stp`): utilisation
+#:   ``u`` (decay ``a_f``) and resources ``x`` (recovering with ``a_d``), increment ``U``.
+COMPILED_KINDS: dict[str, tuple[str, ...]] = {
+    "pair_stdp": ("a_plus", "a_minus", "a_pre", "a_post", "w_min", "w_max",
+                  "multiplicative", "nearest"),
+    "triplet_stdp": ("a2_plus", "a3_plus", "a2_minus", "a3_minus", "a_r1", "a_r2", "a_o1",
+                     "a_o2", "w_min", "w_max", "nearest"),
+    "tsodyks_markram": ("U", "a_f", "a_d"),
+}
+
+
+class CompiledForm(NamedTuple):
+    """A rule or synapse model in the compiled engine's terms (module docstring).
+
+    Attributes:
+        kind: a key of :data:`COMPILED_KINDS`.
+        values: ``{name: number}`` for exactly the names the kind lists.
+        pre_fields: state fields holding presynaptic traces (or, for a synapse model,
+            its per-presynaptic-neuron state), in the kind's order.
+        post_fields: state fields holding postsynaptic traces ``[B, n_post]``.
+    """
+
+    kind: str
+    values: Mapping[str, float]
+    pre_fields: tuple[str, ...] = ()
+    post_fields: tuple[str, ...] = ()
 
 
 class Traces(NamedTuple):
@@ -103,6 +146,11 @@ class PlasticityRule(abc.ABC):
         to do where a neuron axis of the projection has the same length as ``nnz``."""
         return None
 
+    def compiled(self, projection: Any, dt: float) -> CompiledForm | None:
+        """The rule in the compiled engine's terms, or ``None`` (the default: the torch
+        stepper runs it); ``dt`` in s."""
+        return None
+
     @abc.abstractmethod
     def update(self, activity: SynapseActivity, w: torch.Tensor, state: Any, dt: float,
                modulators: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor | None, Any]:
@@ -133,6 +181,11 @@ class SynapseModel(abc.ABC):
                       dtype: torch.dtype) -> Any:
         return None
 
+    def compiled(self, projection: Any, dt: float) -> CompiledForm | None:
+        """The model in the compiled engine's terms, or ``None`` (the default: the torch
+        stepper runs it); ``dt`` in s."""
+        return None
+
     @abc.abstractmethod
     def step(self, y: torch.Tensor, state: Any, dt: float) -> tuple[torch.Tensor, Any]:
         """Return ``(efficacy, new_state)``; ``dt`` in s."""
@@ -150,5 +203,5 @@ def reduce_batch(dw: torch.Tensor, reduction: str, weight_shape: torch.Size) -> 
     return dw.mean(0) if reduction == "mean" else dw.sum(0)
 
 
-__all__ = ["CallableRule", "PlasticityRule", "REDUCTIONS", "SynapseActivity", "SynapseModel",
-           "Traces", "reduce_batch"]
+__all__ = ["COMPILED_KINDS", "CallableRule", "CompiledForm", "PlasticityRule", "REDUCTIONS",
+           "SynapseActivity", "SynapseModel", "Traces", "reduce_batch"]
