@@ -1,0 +1,217 @@
+r"""``HippocampalTransformer``: a causal transformer whose FFNs may be spiking.
+
+Per token :math:`w_p` at position :math:`p` (``[B, L]`` token ids in, ``[B, L, V]`` logits out):
+
+.. math::
+    h^{(0)}_p = E[w_p] \;(\text{rotary}) \quad\text{or}\quad
+    \sqrt{d}\,E[w_p] + \mathrm{TG}(p) \;(\text{theta-gamma}),
+
+    h \leftarrow h + \mathrm{Drop}(\mathrm{Attn}(\mathrm{LN}_1 h)), \qquad
+    h \leftarrow h + \mathrm{Drop}(\mathrm{FFN}_\ell(\mathrm{LN}_2 h)) \quad (\text{layer } \ell),
+
+    \text{logits}_p = E\, \mathrm{LN}_f(h_p) \;(\text{tied head}) .
+
+:math:`\mathrm{TG}` is the theta-gamma code of :mod:`aura_snn.cells.theta_gamma` (the
+embedding scaled by :math:`\sqrt{d}` as Vaswani et al. scale theirs beside a fixed code).
+Attention is causal, :math:`\mathrm{softmax}(QK^\top/\sqrt{d_h} + M)V` per head through
+:func:`torch.nn.functional.scaled_dot_product_attention` (flash / memory-efficient
+kernels on GPU), with rotary positions (:mod:`hybrid.rotary`) applied to :math:`Q, K`
+when ``positions="rotary"``. :math:`\mathrm{FFN}_\ell` is :class:`~hybrid.spiking_ffn.DenseFFN`
+or :class:`~hybrid.spiking_ffn.SpikingFFN` per ``config.ffn``.
+
+Key-value cache: ``forward(tokens, cache)`` returns ``(logits, cache)``; the cache holds
+every layer's keys (rotated) and values ``[B, H, P, d_h]`` of the ``P`` tokens seen so
+far, so feeding one new token costs one position of work. Both FFN kinds are
+position-wise (a spiking FFN restarts its neurons from rest for each token), so the
+cached result equals the full forward. ``P + L`` may not exceed ``config.context``.
+
+The state dict holds plain, unshared tensors (the tied head reuses the embedding
+matrix without a second entry), so it saves to safetensors as it is.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from aura_snn.cells.theta_gamma import ThetaGammaEncoding
+from aura_snn.errors import ParameterError, ParameterTypeError, ShapeError
+
+from .config import HybridConfig
+from .rotary import apply_rotary, rotary_tables
+from .spiking_ffn import DenseFFN, FFNStats, SpikingFFN
+
+
+class KVCache(NamedTuple):
+    """Keys and values of the tokens seen so far, one ``[B, H, P, d_h]`` pair per layer."""
+
+    keys: tuple[torch.Tensor, ...]
+    values: tuple[torch.Tensor, ...]
+
+    @property
+    def length(self) -> int:
+        """Tokens held, :math:`P`."""
+        return int(self.keys[0].shape[2])
+
+    @property
+    def batch_size(self) -> int:
+        """Sequences held, :math:`B`."""
+        return int(self.keys[0].shape[0])
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention with optional rotary positions and a KV cache."""
+
+    def __init__(self, config: HybridConfig) -> None:
+        super().__init__()
+        self.n_heads, self.head_dim = config.n_heads, config.head_dim
+        self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=False)
+        self.proj = nn.Linear(config.d_model, config.d_model, bias=False)
+        self.dropout = float(config.dropout)
+
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None,
+                past: tuple[torch.Tensor, torch.Tensor] | None
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """``x`` ``[B, L, d]`` -> ``(y [B, L, d], (K, V))`` with ``K, V`` ``[B, H, P + L, d_h]``."""
+        B, L, d = x.shape
+        q, k, v = self.qkv(x).view(B, L, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        if rope is not None:
+            q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
+        P = 0
+        if past is not None:
+            P = past[0].shape[2]
+            k, v = torch.cat((past[0], k), dim=2), torch.cat((past[1], v), dim=2)
+        if P == 0:
+            mask, causal = None, L > 1
+        elif L == 1:
+            mask, causal = None, False  # one new query sees every cached key
+        else:  # query i (absolute P + i) sees keys j <= P + i
+            i = torch.arange(L, device=x.device).unsqueeze(1)
+            mask, causal = torch.arange(P + L, device=x.device) <= P + i, False
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(y.transpose(1, 2).reshape(B, L, d)), (k, v)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: attention, then a dense or spiking FFN."""
+
+    def __init__(self, config: HybridConfig, kind: str) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(config.d_model, eps=config.norm_eps)
+        self.attn = CausalSelfAttention(config)
+        self.ln2 = nn.LayerNorm(config.d_model, eps=config.norm_eps)
+        if kind == "spiking":
+            self.ffn: nn.Module = SpikingFFN(
+                config.d_model, config.d_ff, T=config.T, readout=config.readout,
+                tau_mem=config.tau_mem, dt=config.dt, threshold=config.threshold,
+                input_scaling=config.input_scaling, surrogate=config.surrogate,
+                slope=config.slope)
+        else:
+            self.ffn = DenseFFN(config.d_model, config.d_ff)
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None,
+                past: tuple[torch.Tensor, torch.Tensor] | None
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """``x`` ``[B, L, d]`` -> ``(x', (K, V))``."""
+        a, kv = self.attn(self.ln1(x), rope, past)
+        x = x + self.drop(a)
+        return x + self.drop(self.ffn(self.ln2(x))), kv
+
+
+class HippocampalTransformer(nn.Module):
+    """The hippocampal transformer (module docstring); built from a :class:`HybridConfig`.
+
+    ``forward(tokens, cache=None) -> (logits, cache)``: ``tokens`` ``[B, L]`` integer ids
+    in ``[0, vocab_size)``, ``logits`` ``[B, L, vocab_size]`` (unnormalised log-probabilities
+    of the next token), ``cache`` a :class:`KVCache` holding ``P + L`` positions.
+    """
+
+    def __init__(self, config: HybridConfig) -> None:
+        super().__init__()
+        if not isinstance(config, HybridConfig):
+            raise ParameterTypeError(f"config must be a HybridConfig, got "
+                                     f"{type(config).__name__}")
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.d_model)
+        self.theta_gamma = (ThetaGammaEncoding(config.d_model, config.theta_hz, config.gamma_hz)
+                            if config.positions == "theta_gamma" else None)
+        self.blocks = nn.ModuleList(Block(config, kind) for kind in config.ffn)
+        self.ln_f = nn.LayerNorm(config.d_model, eps=config.norm_eps)
+        self.head = (None if config.tie_embeddings
+                     else nn.Linear(config.d_model, config.vocab_size, bias=False))
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """Embeddings and attention ~ N(0, init_std), attention outputs scaled by
+        :math:`1/\\sqrt{2 L_\\text{layers}}` (GPT-2); FFNs keep ``nn.Linear``'s default."""
+        std = self.config.init_std
+        nn.init.normal_(self.embed.weight, 0.0, std)
+        if self.head is not None:
+            nn.init.normal_(self.head.weight, 0.0, std)
+        for block in self.blocks:
+            nn.init.normal_(block.attn.qkv.weight, 0.0, std)
+            nn.init.normal_(block.attn.proj.weight, 0.0, std / math.sqrt(2 * len(self.blocks)))
+
+    def _check(self, tokens: torch.Tensor, cache: KVCache | None) -> int:
+        if not isinstance(tokens, torch.Tensor):
+            raise ParameterTypeError(f"tokens must be a torch.Tensor, got {type(tokens).__name__}")
+        if tokens.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+            raise ParameterTypeError(f"tokens must be an integer tensor, got dtype {tokens.dtype}")
+        if tokens.dim() != 2 or tokens.shape[1] == 0:
+            raise ShapeError(f"tokens must have shape [B, L] with L >= 1, got "
+                             f"{tuple(tokens.shape)}")
+        P = 0
+        if cache is not None:
+            if not isinstance(cache, KVCache) or len(cache.keys) != len(self.blocks):
+                raise ParameterTypeError(f"cache must be a KVCache with {len(self.blocks)} "
+                                         f"layers (as returned by forward), got {type(cache)}")
+            if cache.batch_size != tokens.shape[0]:
+                raise ShapeError(f"tokens has batch size {tokens.shape[0]} but the cache holds "
+                                 f"{cache.batch_size} sequences")
+            P = cache.length
+        if P + tokens.shape[1] > self.config.context:
+            raise ParameterError(f"tokens: {tokens.shape[1]} new + {P} cached positions exceed "
+                                 f"the context of {self.config.context}")
+        lo, hi = int(tokens.min()), int(tokens.max())
+        if lo < 0 or hi >= self.config.vocab_size:
+            raise ParameterError(f"tokens must lie in [0, {self.config.vocab_size}), got "
+                                 f"{lo if lo < 0 else hi}")
+        return P
+
+    def forward(self, tokens: torch.Tensor, cache: KVCache | None = None
+                ) -> tuple[torch.Tensor, KVCache]:
+        """Logits ``[B, L, V]`` of ``tokens`` after the ``cache``'s positions, and the new cache."""
+        P = self._check(tokens, cache)
+        L = tokens.shape[1]
+        h = self.embed(tokens.long())
+        rope = None
+        if self.theta_gamma is not None:
+            h = self.theta_gamma(h * math.sqrt(self.config.d_model), offset=P)
+        else:
+            positions = torch.arange(P, P + L, device=tokens.device)
+            rope = rotary_tables(positions, self.config.head_dim, self.config.rotary_base,
+                                 h.dtype)
+        keys, values = [], []
+        for i, block in enumerate(self.blocks):
+            past = None if cache is None else (cache.keys[i], cache.values[i])
+            h, (k, v) = block(h, rope, past)
+            keys.append(k)
+            values.append(v)
+        h = self.ln_f(h)
+        weight = self.embed.weight if self.head is None else self.head.weight
+        return F.linear(h, weight), KVCache(tuple(keys), tuple(values))
+
+    def ffn_stats(self) -> dict[int, FFNStats]:
+        """:class:`FFNStats` of each spiking layer's last forward, by layer index."""
+        return {i: b.ffn.last_stats for i, b in enumerate(self.blocks)
+                if isinstance(b.ffn, SpikingFFN) and b.ffn.last_stats is not None}
+
+    def num_parameters(self) -> int:
+        """Learnable parameters (the tied head counted once)."""
+        return sum(p.numel() for p in self.parameters())
