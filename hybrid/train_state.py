@@ -130,7 +130,7 @@ def check_restorable(ck_: Checkpoint, model: nn.Module, opt: torch.optim.Optimiz
     _compare(ck_.state.get("model_config", {}), model_config_dict(model), "model")
     _compare(ck_.state.get("train_config", {}), cfg.to_dict(), "train", RESUME_MAY_CHANGE)
     live = model.state_dict()
-    for name in sorted(set(live) | set(ck_.model)):
+    for name in [*live, *(n for n in ck_.model if n not in live)]:  # model order
         if name not in ck_.model or name not in live:
             where = "the checkpoint" if name not in ck_.model else "this model"
             raise StateMismatchError(f"tensor {name!r} is missing from {where}")
