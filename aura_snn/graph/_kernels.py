@@ -60,9 +60,10 @@ from numba.extending import overload
 from ..functional import firing
 from ..kernels import family
 from ..kernels._numba_cache import invalidate_if_changed
+from . import _plastic_kernels as _pk
 
 # numba's cache does not see edits of the files inlined here: drop it when they change
-invalidate_if_changed(__file__, [family.__file__, firing.__file__])
+invalidate_if_changed(__file__, [family.__file__, firing.__file__, _pk.__file__])
 
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 _inline = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -393,11 +394,18 @@ def run_steps(n_steps, t0, L, batch, bidx,
               fd_out, fd_n, fd_voff, fd_vals,
               indptr, tgt, w, dl, has_dl,
               rec_mask, ev_t, ev_i, ev_cap,
-              pr_src, pr_idx, pr_every, pr_out):  # pragma: no cover
+              pr_src, pr_idx, pr_every, pr_out,
+              pl_mask, Lh, first, pl_i, pl_f, pl_ptr, pl_syn, tr, tl, ring_i, ring_v,
+              ring_n, touch, st_i, st_f, st_u, st_x, st_tl):  # pragma: no cover
     """Run up to ``n_steps`` steps starting at absolute step ``t0``.
 
     Returns ``(steps_done, n_events, n_probe_rows)``; stops early (after a whole step)
-    when the event buffer could overflow in the next step.
+    when the event buffer could overflow in the next step. Plasticity
+    (:mod:`._plastic_kernels`): outputs with ``pl_mask`` set feed synapse models
+    (``st_*``: their synapses in rows of their own, scaled by the efficacy) and plastic
+    projections (``pl_*``: arrivals recorded in a ring of ``Lh`` steps, then
+    :func:`~._plastic_kernels.plastic_step` after the step's spikes are delivered;
+    ``first``: the run's first step is ``t0``).
     """
     one = np.ones(1, v.dtype)[0]
     zero = one - one
@@ -452,6 +460,9 @@ def run_steps(n_steps, t0, L, batch, bidx,
                     pr_out[npr, q] = bt[k]
             npr += 1
         # 5. collect spikes (8 mask bytes at a time) and propagate them
+        n_pl = pl_i.shape[0]
+        if n_pl > 0:
+            _pk.clear_slot(t, Lh, pl_i, ring_n)
         for wi in range(nwords + 1):
             if wi < nwords:
                 if words[wi] == 0:
@@ -471,5 +482,19 @@ def run_steps(n_steps, t0, L, batch, bidx,
                     if fd_out[g] <= j < fd_out[g] + fd_n[g]:
                         val = fd_vals[s, fd_voff[g] + j - fd_out[g]]
                 _deliver(j, val, t, L, pend, indptr, tgt, w, dl, has_dl)
+                if pl_mask[j]:
+                    for m in range(st_i.shape[0]):
+                        so, sn = st_i[m, 0], st_i[m, 1]
+                        if so <= j < so + sn:
+                            e = _pk.stp_efficacy(m, j - so, val, t, st_i, st_f, st_u, st_x,
+                                                 st_tl)
+                            _deliver(st_i[m, 2] + j - so, val * e, t, L, pend, indptr, tgt,
+                                     w, dl, has_dl)
+                    if n_pl > 0:
+                        _pk.record_arrivals(j, val, t, Lh, pl_i, ring_i, ring_v, ring_n)
+        # 6. plasticity, after this step's spikes left with the weights of step t - 1
+        if n_pl > 0:
+            _pk.plastic_step(t, Lh, first and s == 0, w, flag, pl_i, pl_f, pl_ptr, pl_syn,
+                             tr, tl, ring_i, ring_v, ring_n, touch)
         done += 1
     return done, ne, npr

@@ -30,10 +30,13 @@ bar advances.
 What it supports (:func:`unsupported_reason` says why not otherwise): spiking
 regions of every model whose spec has a ``compile`` (``lif``, ``cuba``, ``alif``,
 ``cuba_refractory``; functional or neuron modules), with scalar or per-neuron
-parameters and either reset timing; Poisson regions; input regions; any projection
-without plasticity rules or traces (same-step edges and synapse models:
-:meth:`~aura_snn.graph.Graph.engine_reason`); observers of spikes, outputs, state
-fields, weights and synaptic event counts. Float32 and float64. A batch runs as
+parameters and either reset timing; Poisson regions; input regions; projections
+without traces of their own (same-step edges: :meth:`~aura_snn.graph.Graph.
+engine_reason`), with a rule or synapse model that declares a compiled form (pair and
+triplet STDP, Tsodyks-Markram STP: :mod:`._plastic_layout` says which, and
+:mod:`._plastic_kernels` runs them event by event; rules need batch 1 and one delay
+per projection); observers of spikes, outputs, state fields, weights (of projections
+without rules) and synaptic event counts. Float32 and float64. A batch runs as
 independent copies in lockstep, each in its own thread (the kernel releases the GIL),
 so a batch uses the available cores.
 
@@ -42,7 +45,10 @@ It computes exactly what the torch stepper computes, in the same order
 steps in float64). The only place where results may differ in the last bit is the sum
 of several synaptic inputs arriving at one neuron in one step, which the engine adds
 one by one and torch as a matrix product; tests use dyadic weights, whose sums are
-exact in any order.
+exact in any order. Plastic weights and traces are not dyadic: there the engine
+equals the torch stepper to rounding (``tests/graph/test_engine_plasticity.py``: spikes
+identical, weights to 1e-12 of their range), because it reads traces as :math:`x a^k`
+where torch multiplies by :math:`a` every step.
 """
 
 from __future__ import annotations
@@ -59,7 +65,8 @@ import torch
 
 from ..errors import ParameterError
 from ..functional.registry import CompiledFamily
-from . import _kernels
+from . import _kernels, _plastic_state
+from . import _plastic_layout as _plastic
 from ._rng import MASK64, region_key
 from .observer import Chunk, Probe, count_events, out_degrees, spike_regions_wanted
 from .projection import Projection
@@ -187,15 +194,25 @@ def unsupported_reason(graph: Graph) -> str | None:
         elif not isinstance(r, (PoissonRegion, InputRegion)):
             return f"region {r.name!r} is a {r.kind} region (engine: spiking, poisson, input)"
     for p in graph.projections.values():
-        if p.rules:
-            return f"projection {p.name!r} has plasticity rules"
+        why = _plastic.projection_reason(graph, p)
+        if why is not None:
+            return why
         if p.trace_taus is not None:
             return f"projection {p.name!r} keeps traces"
     for o in graph.all_observers():
         for pr in o.probes:
             if pr.variable in ("pre_trace", "post_trace"):
                 return f"observer {o!r} samples traces"
+            if pr.variable == "weights" and graph.projections[pr.target].rules:
+                return (f"observer {o!r} samples the weights of plastic projection "
+                        f"{pr.target!r} (the engine has them at the end of the run)")
     return None
+
+
+def state_reason(graph: Graph, st: GraphState) -> str | None:
+    """Why the engine cannot run ``graph`` from state ``st`` (``None`` when it can):
+    what :func:`unsupported_reason` cannot know before the run (the batch size)."""
+    return _plastic.state_reason(graph, st)
 
 
 @dataclass
@@ -243,6 +260,7 @@ class _Layout:
     has_dl: bool
     L: int
     dtype: np.dtype
+    pl: _plastic.PlasticLayout
 
 
 def _i64(x: list[int]) -> np.ndarray:
@@ -313,13 +331,15 @@ def build_layout(graph: Graph) -> _Layout:
             fd_voff.append(nfd)
             nfd += r.size
     rows, tgts, ws, dls = [], [], [], []
-    max_d = 0
+    max_d = n_entries = 0
+    pl = _plastic.plan(graph, n_out)
     for p in graph.projections.values():
         assert isinstance(p, Projection)
         post = graph.regions[p.post]
         r_idx = post.receptors.index(p.receptor)
-        pre_i, post_i, w, d = p.to_coo()
-        rows.append(pre_i + out_off[p.pre])
+        row_p, _, post_i, w, d = _plastic.entries(pl, p, out_off[p.pre], n_entries)
+        n_entries += row_p.size
+        rows.append(row_p)
         tgts.append(post_i + cur_off[p.post] + r_idx * post.size)
         ws.append(w)
         dls.append(d)
@@ -332,9 +352,10 @@ def build_layout(graph: Graph) -> _Layout:
         w = np.concatenate(ws)[order].astype(dtype)
         dl = np.concatenate(dls)[order].astype(np.int32)
     else:
-        row = np.zeros(0, np.int64)
+        row, order = np.zeros(0, np.int64), np.zeros(0, np.int64)
         tgt, w, dl = np.zeros(0, np.int64), np.zeros(0, dtype), np.zeros(0, np.int32)
-    indptr = np.searchsorted(row, np.arange(n_out + 1)).astype(np.int64)
+    indptr = np.searchsorted(row, np.arange(pl.n_rows + 1)).astype(np.int64)
+    _plastic.finish(pl, graph, out_off, order, n_out, dtype)
     tgt = tgt.astype(np.int32 if nin < 2**31 else np.int64)
     has_dl = bool(dl.size and dl.max() > 0)
     return _Layout(
@@ -348,7 +369,7 @@ def build_layout(graph: Graph) -> _Layout:
         np.asarray(po_key, dtype=np.uint64),
         np.concatenate(po_p) if po_p else np.zeros(0, np.float64),
         fd, _i64(fd_out), _i64(fd_n), _i64(fd_voff), nfd,
-        indptr, tgt, w, dl if has_dl else np.zeros(0, np.int32), has_dl, max_d + 2, dtype)
+        indptr, tgt, w, dl if has_dl else np.zeros(0, np.int32), has_dl, max_d + 2, dtype, pl)
 
 
 class _Element:
@@ -362,6 +383,7 @@ class _Element:
         self.pend = np.zeros((lay.L, lay.n_in), lay.dtype)
         self.flag = np.zeros(lay.n_out, np.uint8)
         self.ev_t = self.ev_i = np.zeros(0, np.int64)   # event buffers (set per run)
+        self.ps: _plastic_state.PlasticState | None = None   # traces, rings, synapse states
 
 
 def _fields(r: SpikingRegion) -> dict[str, str]:
@@ -372,6 +394,8 @@ def _fields(r: SpikingRegion) -> dict[str, str]:
 
 def _load_state(graph: Graph, lay: _Layout, st: GraphState) -> list[_Element]:
     els = [_Element(lay) for _ in range(st.batch)]
+    for b, el in enumerate(els):
+        el.ps = _plastic_state.load(lay.pl, st, b, lay.dtype)
     t_next = st.t
     for g, name in enumerate(lay.sp):
         r = graph.regions[name]
@@ -429,8 +453,11 @@ def _store_state(graph: Graph, lay: _Layout, st: GraphState, els: list[_Element]
                             else None)
             ring.append(slot)
         pending[name] = ring
+    rules, synapses, history = _plastic_state.store(
+        lay.pl, graph, st, [el.ps for el in els if el.ps is not None], lay.w, t_end)
     return dataclasses.replace(st, t=t_end, regions=regions, pending=pending,
-                               traces=dict(st.traces))
+                               traces=dict(st.traces), rules=rules, synapses=synapses,
+                               history=history)
 
 
 def _probe_table(graph: Graph, lay: _Layout, probes: list[Probe]
@@ -532,7 +559,9 @@ def run_graph(graph: Graph, st: GraphState, steps: int, inputs: Mapping[str, tor
     def advance(b: int, n: int, t_start: int, done: int
                 ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
         """Run ``n`` steps of batch element ``b``; its events and probe rows."""
-        el = els[b]
+        el, pl = els[b], lay.pl
+        ps = el.ps
+        assert ps is not None
         fd_vals = np.zeros((n, lay.n_fed), lay.dtype)
         for g, name in enumerate(lay.fd):
             vo = int(lay.fd_voff[g])
@@ -552,7 +581,10 @@ def run_graph(graph: Graph, st: GraphState, steps: int, inputs: Mapping[str, tor
                 lay.fd_out, lay.fd_n, lay.fd_voff, fd_vals[k:],
                 lay.indptr, lay.tgt, lay.w, lay.dl, lay.has_dl,
                 rec_mask, el.ev_t, el.ev_i, ev_cap,
-                pr_src, pr_idx, pr_every, pr_out[npr_total:])
+                pr_src, pr_idx, pr_every, pr_out[npr_total:],
+                pl.mask, pl.Lh, t_start + k == t0, pl.pl_i, pl.pl_f, pl.ptr, pl.syn, ps.tr,
+                ps.tl, ps.ring_i, ps.ring_v, ps.ring_n, ps.touch, pl.st_i, pl.st_f, ps.st_u,
+                ps.st_x, ps.st_tl)
             evs.append((el.ev_t[:ne].copy(), el.ev_i[:ne].copy()))
             npr_total += npr
             k += got
@@ -658,4 +690,4 @@ def _chunk(graph: Graph, lay: _Layout, plan: list[Any], probes: list[Probe],
     return chunk
 
 
-__all__ = ["build_layout", "run_graph", "unsupported_reason"]
+__all__ = ["build_layout", "run_graph", "state_reason", "unsupported_reason"]
