@@ -61,6 +61,7 @@ import torch
 from aura_snn._checks import check_choice, check_finite_param, check_in_range, check_nonnegative
 from aura_snn.errors import ParameterError, ParameterTypeError, ShapeError
 from aura_snn.functional.decay import decay
+from aura_snn.graph.config_plasticity import check_weights_in_bounds, params_from_table
 from aura_snn.graph.plasticity import PlasticityRule, SynapseActivity
 
 from ._traces import (
@@ -200,6 +201,21 @@ class DopamineSTDP(PlasticityRule):
             raise ParameterTypeError(f"params of DopamineSTDP must be DopamineSTDPParameters, "
                                      f"got {type(params).__name__}")
         super().__init__(params)
+
+    @classmethod
+    def from_config(cls, table: dict[str, Any], projection: Any) -> DopamineSTDP:
+        """The rule of a ``plasticity`` table with ``rule = "dopamine"``: the fields of
+        :class:`DopamineSTDPParameters`, times in s or ``"1 s"``, the eligibility jumps,
+        ``c_max`` (may be ``inf``) and the bounds in weight units (V or ``"0.1 mV"``),
+        ``modulator`` the name of a ``[modulators]`` signal; ``projection``'s starting
+        weights must lie in ``[w_min, w_max]``. Raises ``FieldError`` naming the key."""
+        units: dict[str, str | None] = {k: "time" for k in ("tau_plus", "tau_minus", "tau_c",
+                                                              "tau_d", "tau_s")}
+        units.update({k: "voltage" for k in ("a_plus", "a_minus", "c_max", "w_min",
+                                              "w_max")})
+        p = params_from_table(DopamineSTDPParameters, table, units, allow_inf=("c_max",))
+        check_weights_in_bounds(projection, p.w_min, p.w_max)
+        return cls(p)
 
     def initial_state(self, projection: Any, batch: int, device: torch.device,
                       dtype: torch.dtype) -> DopamineSTDPState:

@@ -76,6 +76,7 @@ from typing import Any, NamedTuple
 import torch
 
 from aura_snn._checks import check_choice
+from aura_snn.graph.config_plasticity import check_weights_in_bounds, params_from_table
 
 from ._traces import (
     TraceRule,
@@ -244,6 +245,20 @@ class PairSTDP(TraceRule):
               state: PairSTDPState, dt: float) -> tuple[torch.Tensor, PairSTDPState]:
         return pair_stdp_step(w, pre, post, state, self.params, dt)
 
+    @classmethod
+    def from_config(cls, table: dict[str, Any], projection: Any) -> PairSTDP:
+        """The rule of a network file's ``plasticity`` table (``rule = "stdp"``): the
+        fields of :class:`PairSTDPParameters`, times in s or ``"20 ms"``, bounds and
+        additive amplitudes in V or ``"0.1 mV"``, multiplicative amplitudes as plain
+        fractions; ``projection``'s starting weights must lie in ``[w_min, w_max]``.
+        Raises :class:`~aura_snn.graph.config_plasticity.FieldError` naming the key."""
+        amp = None if table.get("weight_dependence") == "multiplicative" else "voltage"
+        p = params_from_table(PairSTDPParameters, table, {
+            "a_plus": amp, "a_minus": amp, "tau_plus": "time", "tau_minus": "time",
+            "w_min": "voltage", "w_max": "voltage"})
+        check_weights_in_bounds(projection, p.w_min, p.w_max)
+        return cls(p)
+
 
 class TripletSTDP(TraceRule):
     """Triplet STDP as a plasticity rule (:func:`triplet_stdp_step`; module docstring)."""
@@ -262,6 +277,20 @@ class TripletSTDP(TraceRule):
     def _step(self, w: torch.Tensor, pre: torch.Tensor, post: torch.Tensor,
               state: TripletSTDPState, dt: float) -> tuple[torch.Tensor, TripletSTDPState]:
         return triplet_stdp_step(w, pre, post, state, self.params, dt)
+
+    @classmethod
+    def from_config(cls, table: dict[str, Any], projection: Any) -> TripletSTDP:
+        """The rule of a ``plasticity`` table with ``rule = "triplet"``: the fields of
+        :class:`TripletSTDPParameters`, times in s or ``"16.8 ms"``, amplitudes and
+        bounds in weight units (V or ``"0.1 mV"``); ``projection``'s starting weights
+        must lie in ``[w_min, w_max]``. Raises ``FieldError`` naming the key."""
+        units: dict[str, str | None] = {k: "time" for k in ("tau_plus", "tau_minus",
+                                                              "tau_x", "tau_y")}
+        units.update({k: "voltage" for k in ("a2_plus", "a3_plus", "a2_minus", "a3_minus",
+                                              "w_min", "w_max")})
+        p = params_from_table(TripletSTDPParameters, table, units)
+        check_weights_in_bounds(projection, p.w_min, p.w_max)
+        return cls(p)
 
 
 __all__ = ["PairSTDP", "PairSTDPParameters", "PairSTDPState", "TripletSTDP",

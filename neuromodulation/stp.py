@@ -36,13 +36,14 @@ The state is per presynaptic neuron, ``[B, n_pre]``; each sample of a batch has 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
 from aura_snn._checks import check_in_range, check_nonnegative, check_positive
 from aura_snn.errors import ParameterTypeError, ShapeError
 from aura_snn.functional.traces import trace_decay
+from aura_snn.graph.config_plasticity import params_from_table
 from aura_snn.graph.plasticity import SynapseModel
 
 
@@ -98,6 +99,15 @@ class TsodyksMarkram(SynapseModel):
             raise ParameterTypeError(f"params of TsodyksMarkram must be "
                                      f"TsodyksMarkramParameters, got {type(params).__name__}")
         self.params = params
+
+    @classmethod
+    def from_config(cls, table: dict[str, Any], projection: Any) -> TsodyksMarkram:
+        """The synapse model of a ``plasticity`` table with ``rule = "stp"``: ``U`` (a
+        plain fraction), ``tau_f`` and ``tau_d`` (s or ``"50 ms"``). Raises
+        ``FieldError`` naming the key; it fits any projection (state per presynaptic
+        neuron)."""
+        return cls(params_from_table(TsodyksMarkramParameters, table,
+                                     {"U": None, "tau_f": "time", "tau_d": "time"}))
 
     def initial_state(self, n_pre: int, batch: int, device: torch.device,
                       dtype: torch.dtype) -> TsodyksMarkramState:

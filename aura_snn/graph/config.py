@@ -44,6 +44,15 @@ lists of mappings). Quantities are SI numbers or strings with a unit: ``"0.1 ms"
     plots = true
     raster_neurons = 200     # neurons per region in raster.png (evenly spaced)
     raster_window = "1 s"    # raster.png shows the last 1 s, or ["10 s", "11 s"]
+    weight_samples = 20      # synapses per plastic projection in weight_trajectories.png
+    weight_every = 100       # steps between their recorded weights (default: ~500 rows)
+
+A projection may carry a ``plasticity`` table (or an array of them: ``[[projection.
+plasticity]]``) naming a ``rule`` and its parameters, and a ``[modulators.<name>]``
+table defines a signal per step (a tonic level plus phasic pulses) that rules read by
+name or that scales a region's input (``region``, ``input = "gain"`` or
+``"threshold"``); both are read by :mod:`.config_plasticity`, whose docstring gives
+their keys.
 
 Region ``params`` are the fields of the model's parameter dataclass in
 :mod:`aura_snn.functional` (``poisson`` regions take ``rate``; ``input`` regions take
@@ -79,13 +88,14 @@ _QUANTITY = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Z
 _UNIT_HINT = {"time": "a time (s, ms, us)", "voltage": "a potential (V, mV, uV)",
               "rate": "a rate (Hz, kHz)", "length": "a length (m, mm, um)"}
 
-TOP_KEYS = ("simulation", "region", "projection", "monitor", "output")
+TOP_KEYS = ("simulation", "region", "projection", "monitor", "output", "modulators")
 SIM_KEYS = ("dt", "duration", "seed", "backend", "dtype")
 REGION_KEYS = ("name", "size", "model", "params", "init", "positions", "rate", "file", "seed")
 PROJ_KEYS = ("name", "pre", "post", "receptor", "weight", "sign", "delay", "connectivity",
-             "seed")
+             "seed", "plasticity")
 MON_KEYS = ("target", "variable", "neurons", "every")
-OUT_KEYS = ("format", "plots", "raster_neurons", "raster_window")
+OUT_KEYS = ("format", "plots", "raster_neurons", "raster_window", "weight_samples",
+            "weight_every")
 SOURCE_MODELS = ("poisson", "input")
 RULES = {
     "fixed_probability": ("p", "autapses", "seed"),
@@ -137,6 +147,18 @@ def _split_dotted(key: str) -> list[str]:
 _INLINE_KEY = re.compile(r"([A-Za-z0-9_\-]+|\"[^\"]*\"|'[^']*')\s*=")
 
 
+def _resolve(name: Path_, counts: dict[Path_, int], array: bool = False) -> Path_:
+    """The key path of a TOML table header: each prefix that is an array of tables
+    stands for its latest element (``[projection.plasticity]`` is
+    ``("projection", k, "plasticity")``); with ``array``, the last part is the array."""
+    out: Path_ = ()
+    for j, part in enumerate(name):
+        out = (*out, part)
+        if out in counts and not (array and j == len(name) - 1):
+            out = (*out, counts[out] - 1)
+    return out
+
+
 def toml_lines(text: str) -> LineMap:
     """Map key paths of a TOML document to lines by scanning it (``tomllib`` keeps no
     positions). Handles tables, arrays of tables, dotted keys and one level of inline
@@ -149,7 +171,8 @@ def toml_lines(text: str) -> LineMap:
         if not line or line.startswith("#"):
             continue
         if line.startswith("[["):
-            name = tuple(_split_dotted(line.strip("[] \t")))
+            # an array of tables inside the latest element of another: [[projection.plasticity]]
+            name = _resolve(tuple(_split_dotted(line.strip("[] \t"))), counts, array=True)
             idx = counts.get(name, 0)
             counts[name] = idx + 1
             base = (*name, idx)
@@ -157,13 +180,8 @@ def toml_lines(text: str) -> LineMap:
             lines[base] = no
             continue
         if line.startswith("["):
-            name = tuple(_split_dotted(line.strip("[] \t")))
             # a sub-table of the latest array-of-tables element: [region.params]
-            for k in range(len(name), 0, -1):
-                if name[:k] in counts:
-                    name = (*name[:k], counts[name[:k]] - 1, *name[k:])
-                    break
-            base = name
+            base = _resolve(tuple(_split_dotted(line.strip("[] \t"))), counts)
             lines[base] = no
             continue
         if "=" in line:
@@ -331,13 +349,15 @@ def _fmt_path(path: Path_) -> str:
     return out or "(top level)"
 
 
-def parse_quantity(value: Any, dim: str | None, cfg: NetworkConfig, path: Path_) -> float:
-    """A number (SI) or ``"<number> <unit>"``; ``dim`` the expected dimension or None."""
+def to_si(value: Any, dim: str | None) -> float:
+    """A number (SI) or ``"<number> <unit>"`` in SI units; ``dim`` the expected dimension
+    (a kind of :data:`UNITS`) or None. Raises ``ValueError`` with the reason (no file or
+    field: :func:`parse_quantity` adds them)."""
     if isinstance(value, bool):
-        raise cfg.error(path, f"expected a number, got {value!r}")
+        raise ValueError(f"expected a number, got {value!r}")
     if isinstance(value, (int, float)):
         if not math.isfinite(float(value)):
-            raise cfg.error(path, f"must be finite, got {value!r}")
+            raise ValueError(f"must be finite, got {value!r}")
         return float(value)
     if isinstance(value, str):
         m = _QUANTITY.match(value)
@@ -348,12 +368,20 @@ def parse_quantity(value: Any, dim: str | None, cfg: NetworkConfig, path: Path_)
             if unit in UNITS:
                 scale, kind = UNITS[unit]
                 if dim is not None and kind != dim:
-                    raise cfg.error(path, f"expected {_UNIT_HINT[dim]}, got {value!r} ({kind})")
+                    raise ValueError(f"expected {_UNIT_HINT[dim]}, got {value!r} ({kind})")
                 return num * scale
-            raise cfg.error(path, f"unknown unit {unit!r} in {value!r}; known units: "
-                                  f"{', '.join(UNITS)}")
+            raise ValueError(f"unknown unit {unit!r} in {value!r}; known units: "
+                             f"{', '.join(UNITS)}")
     hint = _UNIT_HINT.get(dim or "", "a number")
-    raise cfg.error(path, f"expected {hint}, got {value!r}")
+    raise ValueError(f"expected {hint}, got {value!r}")
+
+
+def parse_quantity(value: Any, dim: str | None, cfg: NetworkConfig, path: Path_) -> float:
+    """:func:`to_si` of ``value``; an error names ``cfg``'s file, the line and ``path``."""
+    try:
+        return to_si(value, dim)
+    except ValueError as exc:
+        raise cfg.error(path, str(exc)) from None
 
 
 def _check_keys(cfg: NetworkConfig, table: Any, allowed: tuple[str, ...], path: Path_) -> dict:
@@ -447,6 +475,12 @@ def load_config(path: str | Path) -> NetworkConfig:
         raise cfg.error(("output", "plots"), "must be true or false")
     _int(cfg, cfg.output.setdefault("raster_neurons", 200), ("output", "raster_neurons"), 1)
     cfg.output["raster_window"] = _raster_window(cfg, cfg.output.get("raster_window"))
+    _int(cfg, cfg.output.setdefault("weight_samples", 20), ("output", "weight_samples"))
+    if cfg.output.get("weight_every") is not None:
+        _int(cfg, cfg.output["weight_every"], ("output", "weight_every"), 1)
+    if not isinstance(cfg.data.setdefault("modulators", {}), dict):
+        raise cfg.error(("modulators",), "must be a table of named signals "
+                                         "([modulators.<name>])")
     for key in ("region", "projection", "monitor"):
         v = cfg.data.setdefault(key, [])
         if not isinstance(v, list):
@@ -544,6 +578,10 @@ class Built:
     inputs: dict[str, Any]
     steps: int
     config: NetworkConfig
+    #: ``Graph.run(modulators=..., modulation=...)`` from ``[modulators]``
+    #: (:mod:`.config_plasticity`)
+    modulators: dict[str, Any] = field(default_factory=dict)
+    modulation: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _model_params(cfg: NetworkConfig, model: str, raw: Any, path: Path_) -> Any:
@@ -974,7 +1012,11 @@ def build_graph(cfg: NetworkConfig) -> Built:
             key = "receptor" if "receptor" in str(exc) else ("sign" if "sign" in str(exc)
                                                               else "weight")
             raise cfg.error((*path, key), str(exc)) from None
-    return Built(g, inputs, cfg.steps, cfg)
+    from .config_plasticity import attach_plasticity, modulator_inputs
+
+    attach_plasticity(cfg, g)
+    modulators, modulation = modulator_inputs(cfg, g)
+    return Built(g, inputs, cfg.steps, cfg, modulators, modulation)
 
 
 def monitor_specs(cfg: NetworkConfig, graph: Any = None) -> list[dict[str, Any]]:
@@ -1030,5 +1072,5 @@ def params_dict(p: Any) -> dict[str, Any]:
 __all__ = ["MAX_DEPTH", "MAX_STEPS", "Built", "ConfigError", "LineMap", "NetworkConfig",
            "NetworkSize", "available_memory", "build_graph", "check_fits", "duration_problem",
            "human_bytes", "load_config", "monitor_specs", "network_size", "parse_quantity",
-           "raster_window_of",
+           "raster_window_of", "to_si",
            "toml_lines", "yaml_load_with_lines"]
