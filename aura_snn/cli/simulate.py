@@ -10,6 +10,10 @@ Writes into ``DIR``:
   run's operation counts, energy and sparsity report under ``"energy"``;
 * ``raster.png``, ``population_rate.png``, ``isi_histogram.png``,
   ``weight_histogram.png`` (unless ``--no-plots``);
+* with ``plasticity`` in the file, per plastic projection ``weights_<projection>.npz``
+  (weights before and after) and ``weight_trajectory_<projection>.npz`` (sampled
+  synapses), their statistics in ``summary.json``, and ``weights_before_after.png``,
+  ``weight_trajectories.png`` (:mod:`._plasticity`);
 * ``network.<ext>`` — a copy of the file that was run;
 * ``manifest.json`` — the names of the files above that this run wrote.
 
@@ -372,6 +376,7 @@ def _simulate(cfg, built, staging, fmt: str, plotter, *, quiet: bool,  # noqa: A
     from ..graph.config import monitor_specs, params_dict, raster_window_of
     from ..graph.recorder import load_recording
     from ..metrics.events import region_summary
+    from . import _plasticity
 
     t0 = time.perf_counter()
     g = built.graph
@@ -391,6 +396,7 @@ def _simulate(cfg, built, staging, fmt: str, plotter, *, quiet: bool,  # noqa: A
         except AuraError as exc:
             raise cfg.error((*path, "variable"), str(exc)) from None
         files[f"monitor_{spec['target']}_{spec['variable']}"] = fname
+    plastic = _plasticity.attach(cfg, g, staging, ext)  # trajectories, starting weights
     if energy is not None:
         try:
             energy.attach(g)  # the counter observes this run only
@@ -404,7 +410,9 @@ def _simulate(cfg, built, staging, fmt: str, plotter, *, quiet: bool,  # noqa: A
     started["progress"] = not quiet
     try:
         with torch.no_grad():
-            res = g.run(built.steps, built.inputs, backend=cfg.backend, progress=not quiet)
+            res = g.run(built.steps, built.inputs, backend=cfg.backend, progress=not quiet,
+                        modulators=built.modulators or None,
+                        modulation=built.modulation or None)
         g.close_monitors()
     except AuraError as exc:
         # the file's errors were found before; what is left belongs to the run as a whole
@@ -421,9 +429,10 @@ def _simulate(cfg, built, staging, fmt: str, plotter, *, quiet: bool,  # noqa: A
     coo = {name: p.to_coo() for name, p in g.projections.items()}
     for name, (_, _, w, _) in coo.items():
         weights[name] = w
+    plastic_summary, plastic_plots = _plasticity.finish(plastic, g, staging, dt)
     if plotter is not None:  # the child draws while this process summarises
         plotter.submit(staging, spikes, weights, dt, steps, int(cfg.output["raster_neurons"]),
-                       raster_window_of(cfg))
+                       raster_window_of(cfg), plastic_plots)
     for n, (t, i, size) in spikes.items():
         regions[n] = {**region_summary(t, i, size, steps, dt),
                       "model": g.regions[n].model,
@@ -435,6 +444,8 @@ def _simulate(cfg, built, staging, fmt: str, plotter, *, quiet: bool,  # noqa: A
             "weight_mean": float(w.mean()) if w.size else None,
             "weight_std": float(w.std()) if w.size else None,
             "delay_steps_max": int(d.max()) if d.size else 0}
+        if name in plastic_summary:
+            projections[name]["plasticity"] = plastic_summary[name]
     shutil.copyfile(cfg.path, staging / f"network{cfg.path.suffix.lower()}")
     if plotter is not None:
         plotter.wait()
@@ -443,9 +454,10 @@ def _simulate(cfg, built, staging, fmt: str, plotter, *, quiet: bool,  # noqa: A
         "network": str(cfg.path), "duration_s": steps * dt, "dt_s": dt, "steps": steps,
         "seed": cfg.seed, "dtype": cfg.dtype, "backend": res.backend,
         "regions": regions, "projections": projections,
-        "files": sorted(files.values()) + (
+        "files": sorted(files.values()) + _plasticity.files(plastic) + (
             ["raster.png", "population_rate.png", "isi_histogram.png",
-             "weight_histogram.png"] if plotter is not None else []),
+             "weight_histogram.png"] if plotter is not None else []) + (
+            list(_plasticity.FIGURES) if plotter is not None and plastic else []),
         "timing_s": {"build": t_build, "simulate": t_sim, "write": t_write,
                      "total": time.perf_counter() - t_start},
         "speed_x_realtime": steps * dt / t_sim if t_sim > 0 else None,
@@ -484,8 +496,8 @@ class _PlotWorker:
         self.job = None
 
     def submit(self, staging, spikes, weights, dt, steps, raster_neurons,  # noqa: ANN001
-               window) -> None:  # noqa: ANN001
-        self.job = (str(staging), spikes, weights, dt, steps, raster_neurons, window)
+               window, plastic=None) -> None:  # noqa: ANN001
+        self.job = (str(staging), spikes, weights, dt, steps, raster_neurons, window, plastic)
         if self.proc is not None:
             self.conn.send(self.job)
 
@@ -531,7 +543,8 @@ def _plot_child(conn, mask) -> None:  # noqa: ANN001 - runs in the child process
         conn.send(f"{type(exc).__name__}: {exc}")
 
 
-def _draw(staging, spikes, weights, dt, steps, raster_neurons, window) -> None:  # noqa: ANN001
+def _draw(staging, spikes, weights, dt, steps, raster_neurons, window,  # noqa: ANN001
+          plastic=None) -> None:  # noqa: ANN001
     from pathlib import Path
 
     from ..plot import simulation as fig
@@ -542,3 +555,7 @@ def _draw(staging, spikes, weights, dt, steps, raster_neurons, window) -> None: 
     fig.save_population_rates(st / "population_rate.png", spikes, dt, steps)
     fig.save_isi_histogram(st / "isi_histogram.png", spikes, dt)
     fig.save_weight_histogram(st / "weight_histogram.png", weights)
+    if plastic is not None:
+        from . import _plasticity
+
+        _plasticity.draw(st, plastic)
