@@ -77,6 +77,7 @@ import torch
 
 from aura_snn._checks import check_choice
 from aura_snn.graph.config_plasticity import check_weights_in_bounds, params_from_table
+from aura_snn.graph.plasticity import CompiledForm
 
 from ._traces import (
     TraceRule,
@@ -245,6 +246,17 @@ class PairSTDP(TraceRule):
               state: PairSTDPState, dt: float) -> tuple[torch.Tensor, PairSTDPState]:
         return pair_stdp_step(w, pre, post, state, self.params, dt)
 
+    def compiled(self, projection: Any, dt: float) -> CompiledForm:
+        """The rule for the compiled engine (kind ``"pair_stdp"``; the decays are
+        :func:`pair_stdp_step`'s, ``dt`` in s)."""
+        p = self.params
+        a_pre, a_post = decays(dt, p.tau_plus, p.tau_minus)
+        return CompiledForm("pair_stdp", {
+            "a_plus": p.a_plus, "a_minus": p.a_minus, "a_pre": a_pre, "a_post": a_post,
+            "w_min": p.w_min, "w_max": p.w_max,
+            "multiplicative": float(p.weight_dependence == "multiplicative"),
+            "nearest": float(p.pairing == "nearest")}, ("x_pre",), ("x_post",))
+
     @classmethod
     def from_config(cls, table: dict[str, Any], projection: Any) -> PairSTDP:
         """The rule of a network file's ``plasticity`` table (``rule = "stdp"``): the
@@ -277,6 +289,17 @@ class TripletSTDP(TraceRule):
     def _step(self, w: torch.Tensor, pre: torch.Tensor, post: torch.Tensor,
               state: TripletSTDPState, dt: float) -> tuple[torch.Tensor, TripletSTDPState]:
         return triplet_stdp_step(w, pre, post, state, self.params, dt)
+
+    def compiled(self, projection: Any, dt: float) -> CompiledForm:
+        """The rule for the compiled engine (kind ``"triplet_stdp"``; the decays are
+        :func:`triplet_stdp_step`'s, ``dt`` in s)."""
+        p = self.params
+        a_r1, a_r2, a_o1, a_o2 = decays(dt, p.tau_plus, p.tau_x, p.tau_minus, p.tau_y)
+        return CompiledForm("triplet_stdp", {
+            "a2_plus": p.a2_plus, "a3_plus": p.a3_plus, "a2_minus": p.a2_minus,
+            "a3_minus": p.a3_minus, "a_r1": a_r1, "a_r2": a_r2, "a_o1": a_o1, "a_o2": a_o2,
+            "w_min": p.w_min, "w_max": p.w_max, "nearest": float(p.pairing == "nearest")},
+            ("r1", "r2"), ("o1", "o2"))
 
     @classmethod
     def from_config(cls, table: dict[str, Any], projection: Any) -> TripletSTDP:

@@ -44,7 +44,7 @@ from aura_snn._checks import check_in_range, check_nonnegative, check_positive
 from aura_snn.errors import ParameterTypeError, ShapeError
 from aura_snn.functional.traces import trace_decay
 from aura_snn.graph.config_plasticity import params_from_table
-from aura_snn.graph.plasticity import SynapseModel
+from aura_snn.graph.plasticity import CompiledForm, SynapseModel
 
 
 @dataclass(frozen=True)
@@ -75,13 +75,18 @@ class TsodyksMarkramState(NamedTuple):
     x: torch.Tensor
 
 
+def _decays(p: TsodyksMarkramParameters, dt: float) -> tuple[float, float]:
+    """Per-step factors :math:`a_f` (0 without facilitation) and :math:`a_d` (``dt`` in s)."""
+    a_f = 0.0 if p.tau_f == 0 else float(trace_decay(p.tau_f, dt))
+    return a_f, float(trace_decay(p.tau_d, dt))
+
+
 def tsodyks_markram_step(y: torch.Tensor, state: TsodyksMarkramState,
                          p: TsodyksMarkramParameters, dt: float
                          ) -> tuple[torch.Tensor, TsodyksMarkramState]:
     """One step (module docstring): returns the efficacy ``e`` ``[B, n_pre]`` a spike
     of this step transmits, and the new state. ``dt`` in s."""
-    a_f = 0.0 if p.tau_f == 0 else float(trace_decay(p.tau_f, dt))
-    a_d = float(trace_decay(p.tau_d, dt))
+    a_f, a_d = _decays(p, dt)
     u = a_f * state.u
     x = 1.0 - a_d * (1.0 - state.x)
     e = (u + p.U * (1.0 - u)) * x
@@ -108,6 +113,13 @@ class TsodyksMarkram(SynapseModel):
         neuron)."""
         return cls(params_from_table(TsodyksMarkramParameters, table,
                                      {"U": None, "tau_f": "time", "tau_d": "time"}))
+
+    def compiled(self, projection: Any, dt: float) -> CompiledForm:
+        """The model for the compiled engine (kind ``"tsodyks_markram"``; the decays
+        are :func:`tsodyks_markram_step`'s, ``dt`` in s)."""
+        a_f, a_d = _decays(self.params, dt)
+        return CompiledForm("tsodyks_markram", {"U": self.params.U, "a_f": a_f, "a_d": a_d},
+                            ("u", "x"))
 
     def initial_state(self, n_pre: int, batch: int, device: torch.device,
                       dtype: torch.dtype) -> TsodyksMarkramState:
