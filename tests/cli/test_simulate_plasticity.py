@@ -110,7 +110,7 @@ def _check_same_run(out: Path, summary: dict, g: Graph, p: Projection,
     mon = g.monitor("in", "weights", neurons=idx, every=every)
     before = p.to_coo()[2].copy()
     with torch.no_grad():
-        g.run(STEPS, backend="torch", **run)
+        g.run(STEPS, backend=summary["backend"], **run)   # the backend the file run used
     pre, post, after, _ = p.to_coo()
     saved = np.load(out / "weights_in.npz", allow_pickle=False)
     np.testing.assert_array_equal(saved["pre"], pre)
@@ -132,7 +132,6 @@ def test_stdp_file_equals_the_network_built_in_python(tmp_path: Path) -> None:
     from neuromodulation.stdp import PairSTDP, PairSTDPParameters
 
     out, summary = _simulate(tmp_path, _net(), "--no-plots")
-    assert summary["backend"] == "torch"
     g, p = _python_graph()
     p.add_rule(PairSTDP(PairSTDPParameters(a_plus=2e-4, a_minus=2.2e-4, tau_plus=0.02,
                                            tau_minus=0.015, w_min=0.0, w_max=0.004)))
