@@ -12,3 +12,6 @@ from .stp import TsodyksMarkram, TsodyksMarkramParameters  # noqa: E402,F401
 from .gates import Amygdala, Endocrine, Thalamus  # noqa: E402,F401
 from .attention import Acetylcholine, Norepinephrine  # noqa: E402,F401
 from .dopamine import DopamineSTDP, DopamineSTDPParameters, RPEParameters, rpe_release  # noqa: E402,F401
+from .homeostasis import IntrinsicThreshold, IntrinsicThresholdParameters, SynapticScaling, SynapticScalingParameters  # noqa: E402,F401,E501
+from .structural import StructuralParameters, StructuralPlasticity  # noqa: E402,F401
+from ._chunks import ChunkedRun, run_chunked  # noqa: E402,F401
