@@ -15,3 +15,4 @@ from .dopamine import DopamineSTDP, DopamineSTDPParameters, RPEParameters, rpe_r
 from .homeostasis import IntrinsicThreshold, IntrinsicThresholdParameters, SynapticScaling, SynapticScalingParameters  # noqa: E402,F401,E501
 from .structural import StructuralParameters, StructuralPlasticity  # noqa: E402,F401
 from ._chunks import ChunkedRun, run_chunked  # noqa: E402,F401
+from .tagging import SynapticTagging, TaggingParameters  # noqa: E402,F401
