@@ -112,6 +112,21 @@ def test_a_seed_reproduces_the_rewiring() -> None:
     assert run(3) != run(4)
 
 
+def test_a_split_run_draws_what_one_run_draws() -> None:
+    """Draws are seeded by (seed, absolute step): 600 steps as 600 or as 200 + 400 (a
+    chunk boundary off the period) give the same synapses and weights."""
+    def run(parts: list[int]) -> tuple[list[tuple[int, int]], np.ndarray]:
+        g, p = _net(stdp=True)
+        sp = StructuralPlasticity(p.name, StructuralParameters(
+            max_in_degree=8, every=150, prune_fraction=0.2, w_new=0.05, seed=2))
+        for n in parts:
+            run_chunked(g, n, structural=[sp])
+        return _pairs(p), p.to_coo()[2]
+
+    (a, wa), (b, wb) = run([600]), run([200, 400])
+    assert a == b and np.array_equal(wa, wb)
+
+
 def test_rule_state_moves_with_its_synapse() -> None:
     """The STDP presynaptic trace of a kept synapse keeps its value (found by its pair),
     a grown synapse's starts at 0; the scaling estimate (per neuron) is untouched."""
