@@ -268,10 +268,6 @@ class Graph(nn.Module):
         for p in self.projections.values():
             if p.same_step:
                 return f"projection {p.name!r} is a same-step edge"
-            if p.synapse is not None:
-                return f"projection {p.name!r} has a synapse model"
-            if p.rules:
-                return f"projection {p.name!r} has plasticity rules"
         from . import engine as _engine
 
         return _engine.unsupported_reason(self)
@@ -535,6 +531,10 @@ class Graph(nn.Module):
         reason = self.engine_reason()
         if reason is None and (modulators or modulation):
             reason = "the run has modulators or a modulation input"
+        if reason is None:
+            from . import engine as _engine
+
+            reason = _engine.state_reason(self, st)
         if backend == "auto":
             use_engine = reason is None and self.device.type == "cpu" and not self._needs_grad()
         elif backend == "engine":
