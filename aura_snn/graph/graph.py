@@ -22,6 +22,10 @@ Two backends run the same semantics:
 * ``"engine"`` — the compiled event-driven simulator of :mod:`aura_snn.graph.engine`
   (numba, CPU, no gradients) for graphs it supports (:meth:`Graph.engine_reason`
   says why not). ``tests/graph/test_engine.py`` checks it gives identical spikes.
+* ``"ray"`` — the regions partitioned over Ray workers, each running its part with
+  the engine or torch, exchanging spikes every :math:`D` steps
+  (:mod:`aura_snn.graph.distributed`; CPU, no gradients, needs the ``distributed``
+  extra). ``tests/graph/test_distributed.py`` checks it gives identical spikes.
 
 ``"auto"`` (default) takes the engine when it supports the graph, the state lives on
 the CPU and no gradient is needed, else torch.
@@ -50,7 +54,7 @@ from .recorder import PROJECTION_VARIABLES, Recorder
 from .regions import DenseRegion, ModuleRegion, Region, SpikingRegion, default_seed
 from .state import GraphState
 
-BACKENDS = ("auto", "torch", "engine")
+BACKENDS = ("auto", "torch", "engine", "ray")
 
 class RunResult(NamedTuple):
     """What :meth:`Graph.run` returns.
@@ -58,11 +62,13 @@ class RunResult(NamedTuple):
     Attributes:
         outputs: ``{region: [T, B, size]}`` for the regions named in ``record``.
         state: the state after the last step (also kept by the graph).
-        backend: ``"torch"`` or ``"engine"``.
+        backend: ``"torch"``, ``"engine"`` or ``"ray"``.
         wall_time: seconds spent in the run.
         profile: where the time went (engine: ``layout`` to flatten the graph, ``steps``
             in the compiled time loop, ``monitors`` feeding monitors, ``state`` loading
             and storing the state), or ``None``.
+        distributed: for ``backend="ray"``, the partition, window, exchange count and
+            bytes (:class:`~aura_snn.graph.distributed.DistributedReport`), else ``None``.
     """
 
     outputs: dict[str, torch.Tensor]
@@ -70,6 +76,7 @@ class RunResult(NamedTuple):
     backend: str
     wall_time: float
     profile: dict[str, float] | None = None
+    distributed: Any = None
 
 
 class Graph(nn.Module):
@@ -460,7 +467,9 @@ class Graph(nn.Module):
             batch_size: int | None = None, record: Iterable[str] = (),
             backend: str = "auto", state: GraphState | None = None, reset: bool = False,
             progress: bool = False, modulators: Mapping[str, torch.Tensor] | None = None,
-            modulation: Mapping[str, Mapping[str, torch.Tensor]] | None = None) -> RunResult:
+            modulation: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
+            partition: Mapping[str, int] | int | None = None, address: str | None = None,
+            worker_backend: str = "auto") -> RunResult:
         """Run ``steps`` steps of ``dt`` seconds.
 
         Args:
@@ -479,6 +488,12 @@ class Graph(nn.Module):
                 broadcastable to ``[B, n]``: the input is multiplied by the gain and the
                 threshold shifted by ``threshold`` (V) in each step (acetylcholine,
                 noradrenaline, adenosine). Runs on the torch backend.
+            partition: ``backend="ray"`` only: a dict region -> worker index, or a number
+                of workers (automatic partition; :mod:`aura_snn.graph.distributed`).
+            address: ``backend="ray"`` only: a Ray cluster (``"ray://host:port"``,
+                ``"host:port"``); default: this process's Ray session or a local one.
+            worker_backend: ``backend="ray"`` only: ``"auto"`` (the engine where it
+                supports a worker's part), ``"engine"`` or ``"torch"``.
 
         Returns:
             :class:`RunResult`; the final state is also kept in :attr:`state`.
@@ -528,6 +543,14 @@ class Graph(nn.Module):
                 raise ParameterError(f"modulation[{name!r}] must be a mapping with keys "
                                      f"'gain' and/or 'threshold', got {m!r}")
 
+        job = None
+        if backend == "ray":
+            from .distributed import prepare
+
+            job = prepare(self, partition, address, worker_backend)
+        elif partition is not None or address is not None or worker_backend != "auto":
+            raise ParameterError("partition, address and worker_backend apply to "
+                                 "backend='ray' only")
         reason = self.engine_reason()
         if reason is None and (modulators or modulation):
             reason = "the run has modulators or a modulation input"
@@ -547,12 +570,15 @@ class Graph(nn.Module):
         else:
             use_engine = False
         t0 = time.perf_counter()
-        profile = None
+        profile = report = None
         observers = self.all_observers()
         for o in observers:
             o.start(self, steps)
         try:
-            if use_engine:
+            if job is not None:
+                outputs, st, report = job.run(st, steps, inputs, record, observers, progress,
+                                              modulators, modulation)
+            elif use_engine:
                 from . import engine as _engine
 
                 outputs, st, profile = _engine.run_graph(self, st, steps, inputs, record,
@@ -571,8 +597,8 @@ class Graph(nn.Module):
             for o in observers:
                 o.finish(self)
         self._state = st
-        return RunResult(outputs, st, "engine" if use_engine else "torch",
-                         time.perf_counter() - t0, profile)
+        name = "ray" if job is not None else "engine" if use_engine else "torch"
+        return RunResult(outputs, st, name, time.perf_counter() - t0, profile, report)
 
 
 def _progress(enabled: bool, steps: int, dt: float) -> Any:
