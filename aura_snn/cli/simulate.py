@@ -6,7 +6,10 @@ Writes into ``DIR``:
   (``t`` step, ``b`` batch, ``i`` neuron), streamed during the run;
 * ``monitor_<target>_<variable>.npz`` — one file per ``[[monitor]]``;
 * ``summary.json`` — per region: rate, CV of ISI, synchrony; per projection:
-  synapses and weights; run settings and timings; with ``--energy TARGET``, the
+  synapses and weights; run settings and timings; with ``--workers N`` the
+  partition, window, exchange count and bytes under ``"distributed"``
+  (:mod:`aura_snn.graph.distributed`: the same results as one process); with
+  ``--energy TARGET``, the
   run's operation counts, energy and sparsity report under ``"energy"``;
 * ``raster.png``, ``population_rate.png``, ``isi_histogram.png``,
   ``weight_histogram.png`` (unless ``--no-plots``);
@@ -78,6 +81,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="count the run's synaptic ops, membrane updates and spikes and "
                              "add their energy on TARGET (cmos45, loihi, gpu) and the "
                              "sparsity to summary.json (needs the hardware package)")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="run the regions on N Ray workers (automatic partition; the "
+                             "same outputs as one process; needs the distributed extra)")
+    parser.add_argument("--address", metavar="ADDR",
+                        help="with --workers: a Ray cluster (ray://host:port or host:port) "
+                             "instead of a local one")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -186,6 +195,7 @@ def _run(args: argparse.Namespace, stops: _Signals, started: dict) -> int:
     energy = None if args.energy is None else _report_plugin("--energy", "energy",
                                                               args.energy)
     cfg.dtype = args.dtype or cfg.dtype
+    ray_run = _ray_options(args, cfg.backend)
     fmt = args.format or cfg.output["format"]
     plots = cfg.output["plots"] and not args.no_plots
     if plots:
@@ -210,10 +220,14 @@ def _run(args: argparse.Namespace, stops: _Signals, started: dict) -> int:
     staging = None
     try:
         built = _build(cfg)
+        if ray_run and ray_run["partition"] > len(built.graph.regions):
+            raise _cfg_error(f"--workers: {ray_run['partition']} workers but the network has "
+                             f"{len(built.graph.regions)} regions")
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=anchor))
         try:
             summary = _simulate(cfg, built, staging, fmt, plotter, quiet=args.quiet,
-                                t_start=t_start, started=started, energy=energy)
+                                t_start=t_start, started=started, energy=energy,
+                                ray_run=ray_run)
         except _RunError as exc:
             msg = str(exc.error)
             for form in {str(staging), str(staging.resolve())}:
@@ -273,6 +287,26 @@ def _report_plugin(option: str, name: str, value: str):  # noqa: ANN202
         return make(value)
     except ValueError as exc:
         raise _cfg_error(f"{option}: {exc}") from None
+
+
+def _ray_options(args: argparse.Namespace, backend: str) -> dict:
+    """``Graph.run`` arguments of ``--workers N [--address ADDR]`` (none without
+    --workers); ``--backend engine|torch`` becomes each worker's backend."""
+    if args.workers is None:
+        if args.address is not None:
+            raise _cfg_error("--address: needs --workers N")
+        return {}
+    if args.workers < 1:
+        raise _cfg_error(f"--workers: must be >= 1, got {args.workers}")
+    if args.address is not None:
+        from ..graph.distributed.cluster import check_address
+
+        try:
+            check_address(args.address)
+        except ValueError as exc:
+            raise _cfg_error(f"--address: {exc}") from None
+    return {"backend": "ray", "partition": args.workers, "address": args.address,
+            "worker_backend": backend if backend in ("engine", "torch") else "auto"}
 
 
 def _build(cfg):  # noqa: ANN001, ANN202
@@ -366,7 +400,8 @@ def _commit(staging, out, names: list[str], previous: set[str]) -> None:  # noqa
 
 
 def _simulate(cfg, built, staging, fmt: str, plotter, *, quiet: bool,  # noqa: ANN001
-              t_start: float, started: dict, energy=None) -> dict:  # noqa: ANN001
+              t_start: float, started: dict, energy=None,  # noqa: ANN001
+              ray_run: dict | None = None) -> dict:
     import json
     import shutil
     import time
@@ -410,9 +445,10 @@ def _simulate(cfg, built, staging, fmt: str, plotter, *, quiet: bool,  # noqa: A
     started["progress"] = not quiet
     try:
         with torch.no_grad():
-            res = g.run(built.steps, built.inputs, backend=cfg.backend, progress=not quiet,
+            res = g.run(built.steps, built.inputs, progress=not quiet,
                         modulators=built.modulators or None,
-                        modulation=built.modulation or None)
+                        modulation=built.modulation or None,
+                        **(ray_run or {"backend": cfg.backend}))
         g.close_monitors()
     except AuraError as exc:
         # the file's errors were found before; what is left belongs to the run as a whole
@@ -462,6 +498,12 @@ def _simulate(cfg, built, staging, fmt: str, plotter, *, quiet: bool,  # noqa: A
                      "total": time.perf_counter() - t_start},
         "speed_x_realtime": steps * dt / t_sim if t_sim > 0 else None,
     }
+    if res.distributed is not None:
+        d = res.distributed
+        summary["distributed"] = {
+            "workers": d.workers, "assignment": d.assignment, "backends": list(d.backends),
+            "window_steps": d.window, "exchanges": d.exchanges, "bytes": d.bytes,
+            "cut_synapses": d.cut_synapses}
     if energy is not None:
         summary["energy"] = energy.report(steps, res.backend)
     json.dumps(summary)  # fail here, not later, if something is not serialisable
