@@ -15,7 +15,8 @@ Timing. Lava's ``Dense`` sends at step :math:`t` what it accumulated at :math:`t
 stage :math:`k` lags the input by :math:`d_k` steps (the number of connection
 processes before it). :func:`run` feeds ``T + D`` steps (``D`` the total lag), starts
 each stage's bias (a ``RingBuffer`` into its ``a_in``) at step :math:`d_k` and returns
-the output's steps :math:`D \dots D+T-1`, aligned with the PyTorch model. Binary input
+the output's steps :math:`D \dots D+T-1`, aligned with the PyTorch model (read
+through a Lava ``Extractor``, one channel message per step). Binary input
 (all values 0 or 1) enters through a ``RingBuffer`` and the first ``Dense``; other
 input is multiplied by the first layer's weights on the host (the twin's
 ``input_current`` in ``fixed_pt``) and enters the first ``LIF`` directly. Batch
@@ -130,16 +131,39 @@ def _host_current(net: LavaNetwork, x: torch.Tensor) -> np.ndarray:
     return (x.double() @ layer.weights_f.T + layer.bias_f).numpy()
 
 
+def _sink(n: int, steps: int) -> Any:
+    """A Lava ``Extractor`` that forwards the ``n`` spikes of each step to the host (a
+    channel buffering all ``steps`` vectors, so the run never waits on the reader); read
+    it with :func:`_read_output`, under a :func:`_run_cfg` run configuration."""
+    import_lava()
+    from lava.proc.io.extractor import Extractor
+
+    return Extractor(shape=(n,), buffer_size=steps)
+
+
+def _run_cfg(mode: str) -> Any:
+    """``Loihi2SimCfg(select_tag=mode)`` that also runs :func:`_sink`'s Extractor (its
+    Loihi-protocol model carries no precision tag: it copies what it receives)."""
+    import_lava()
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
+
+    return Loihi2SimCfg(select_tag=mode,
+                        exception_proc_model_map={Extractor: PyLoihiExtractorModel})
+
+
 def _read_output(sink: Any) -> np.ndarray:
-    return np.asarray(sink.data.get())
+    """The spikes a :func:`_sink` received, ``[n, steps]`` float64: one channel message
+    per step. (A ``RingBuffer`` sink's ``data.get()`` costs Lava one message per value:
+    its process model sends an array element by element, 22 s for 1,000 x 1,000.)"""
+    steps = int(sink.out_port.external_pipe_buffer_size)
+    return np.stack([np.asarray(sink.receive(), np.float64) for _ in range(steps)], axis=1)
 
 
 def _run_one(source: nn.Module, x: torch.Tensor, mode: str, binary: bool,
              kw: dict[str, Any], read: Callable[[Any], np.ndarray]) -> np.ndarray:
     import_lava()
     from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
 
     net = export(source, mode, binary_input=binary, **kw)
@@ -167,10 +191,10 @@ def _run_one(source: nn.Module, x: torch.Tensor, mode: str, binary: bool,
             data = np.zeros((bias.shape[0], total))
             data[:, net.lags[k]:] = bias[:, None]
             Source(data=data.astype(np.int32) if fixed else data).s_out.connect(lif.a_in)
-    sink = Sink(shape=(net.twin.layers[-1].weights.shape[0],), buffer=total)
-    net.lifs[-1].s_out.connect(sink.a_in)
+    sink = _sink(net.twin.layers[-1].weights.shape[0], total)
+    net.lifs[-1].s_out.connect(sink.in_port)
     try:
-        sink.run(condition=RunSteps(num_steps=total), run_cfg=Loihi2SimCfg(select_tag=mode))
+        sink.run(condition=RunSteps(num_steps=total), run_cfg=_run_cfg(mode))
         out = read(sink)
     finally:
         sink.stop()  # a no-op when no runtime was created

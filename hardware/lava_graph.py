@@ -21,7 +21,7 @@ the target ``LIF`` at the right step. Initial values (:mod:`hardware.loihi_graph
 the ``LIF``'s ``u``/``v`` at construction, or, for a region running :math:`L_r > 0`
 steps late (at rest until then: nothing reaches it earlier), set when the run pauses
 at step :math:`L_r`. :func:`run_graph` runs ``T + max L`` steps,
-reads each recorded region's steps :math:`L_r \dots L_r + T - 1` from a ``RingBuffer``
+reads each recorded region's steps :math:`L_r \dots L_r + T - 1` from an ``Extractor``
 sink, runs batch elements one after another, and stops every runtime it started, on
 success and on error.
 """
@@ -166,8 +166,6 @@ def _run_one(graph: Any, xs: dict[str, torch.Tensor], mode: str, binary: dict[st
              record: list[str], kw: dict[str, Any]) -> dict[str, np.ndarray]:
     import_lava()
     from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
 
     from . import lava as _lava
@@ -201,11 +199,11 @@ def _run_one(graph: Any, xs: dict[str, torch.Tensor], mode: str, binary: dict[st
         Source(data=as_data(data)).s_out.connect(net.lifs[n].a_in)
     sinks = {}
     for n in record:
-        sinks[n] = Sink(shape=(twin.regions[n].size,), buffer=total)
-        net.lifs[n].s_out.connect(sinks[n].a_in)
+        sinks[n] = _lava._sink(twin.regions[n].size, total)
+        net.lifs[n].s_out.connect(sinks[n].in_port)
     comp = _components(twin)
     out = {}
-    cfg = Loihi2SimCfg(select_tag=mode)
+    cfg = _lava._run_cfg(mode)
     for c in dict.fromkeys(comp[n] for n in record):
         group = [n for n in record if comp[n] == c]
         first = sinks[group[0]]
