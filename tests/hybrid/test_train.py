@@ -17,6 +17,7 @@ import pytest
 import torch
 from _train_lm import TinyLM, corpus
 
+import hybrid.checkpoint as ck
 from aura_snn.errors import ConfigError, ParameterError, ParameterTypeError
 from hybrid.ddp import DistContext, TokenWindows, eval_windows
 from hybrid.train import enable_activation_checkpointing, evaluate, train
@@ -207,3 +208,18 @@ def test_bf16_on_cpu_warns_and_trains_in_the_model_dtype(tmp_path) -> None:
     with pytest.warns(UserWarning, match="bf16 autocast runs on CUDA only"):
         res = train(TinyLM(), {"train": corpus(500)}, cfg, out_dir=tmp_path)
     assert res.step == 1
+
+
+@pytest.mark.slow  # inductor compiles C++ on first use: ~20 s on CPU
+def test_compiled_model_trains_like_the_eager_one(tmp_path) -> None:
+    losses = {}
+    for comp in (False, True):
+        torch.manual_seed(0)
+        model = TinyLM(dtype=torch.float32)
+        cfg = TrainConfig(max_steps=4, warmup_steps=1, batch_size=4, seq_len=16, compile=comp,
+                          tensorboard=False, device="cpu")
+        res = train(model, {"train": corpus(2000)}, cfg, out_dir=tmp_path / str(comp))
+        losses[comp] = [r["loss"] for r in res.rows]
+        saved = ck.load_checkpoint(res.checkpoint).model
+        assert saved.keys() == model.state_dict().keys()  # no "_orig_mod." prefixes
+    np.testing.assert_allclose(losses[True], losses[False], rtol=1e-5)
