@@ -37,7 +37,7 @@ def _oracle(step, p, dt: float, x: torch.Tensor, weights: torch.Tensor):
     return ref, x64.grad
 
 
-def _check(spikes, v, grad, x, ref, ref_grad, dtype) -> None:
+def _check(spikes, v, grad, x, ref, ref_grad, dtype, amplify: float = 1.0) -> None:
     assert spikes.dtype == dtype and grad.dtype == dtype
     mismatch = (spikes.double() != ref.spikes).double().mean().item()
     assert mismatch <= 1e-3
@@ -45,12 +45,12 @@ def _check(spikes, v, grad, x, ref, ref_grad, dtype) -> None:
     rel = ((grad.double() - ref_grad).norm() / ref_grad.norm()).item()
     # a flipped spike (a threshold tie) changes the gradient downstream of it: then only
     # a loose bound holds (one tie, 2 of 25,600 entries, CubaLIF float16: rel 4.6e-3)
-    assert rel <= (GRAD_TOL[dtype] if mismatch == 0 else 2e-2)
+    assert rel <= (GRAD_TOL[dtype] * amplify if mismatch == 0 else 2e-2)
     if v is not None:
         assert v.dtype == dtype
         same = (spikes.double() == ref.spikes).all(0)  # neurons without a flipped spike
         err = ((v.double() - ref.v).abs() / (1 + ref.v.abs()))[:, same].max().item()
-        assert err <= V_TOL[dtype]
+        assert err <= V_TOL[dtype] * amplify
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -93,6 +93,13 @@ def _registry_case(name: str):
     if name == "if":
         return spec, spec.parameters(), torch.rand(50, 8, 64, dtype=torch.float64,
                                                    generator=gen) * 0.6
+    if name == "lif_cond":          # conductance jumps per receptor: [T, R, B, n]
+        x = torch.rand(50, 2, 8, 64, dtype=torch.float64, generator=gen)
+        x[:, 1] *= 0.1                                   # weak inhibition
+        return spec, spec.parameters(), x * 1.5
+    if name == "izhikevich":        # regular spiking, input current in V/s
+        return spec, spec.parameters(), torch.rand(50, 8, 64, dtype=torch.float64,
+                                                   generator=gen) * 60.0
     return spec, spec.parameters(tau_mem=0.02), torch.rand(
         50, 8, 64, dtype=torch.float64, generator=gen) * 4.0
 
@@ -110,5 +117,9 @@ def test_registry_model_reference_loop_in_every_dtype(name, dtype):
     out = loop.run(spec.module.step, x, None, p, 1e-3, record_v=True)
     (out.spikes * w.to(dtype)).sum().backward()
     ref, ref_grad = _oracle(spec.module.step, p, 1e-3, x, w)
-    _check(out.spikes, out.v, x.grad, x, ref, ref_grad, dtype)
+    # Izhikevich's quadratic upstroke (dv/dt ~ 0.04 v^2) amplifies the rounding of the
+    # backward pass: float32 itself sits at 1.2e-3 of the float64 gradient (measured), so
+    # its gradient and v bounds are 20x the LIF family's (v 6.9e-5 measured in f32)
+    _check(out.spikes, out.v, x.grad, x, ref, ref_grad, dtype,
+           amplify=20.0 if name == "izhikevich" else 1.0)
     assert all(t.dtype == dtype for t in out.state)
