@@ -11,28 +11,34 @@ Built on :mod:`aura_snn` (LIF neurons and kernels, the theta-gamma code) and
   :func:`load_tokenizer` (``hybrid.tokenizer``).
 * :func:`default_corpus`, :func:`default_split`, :func:`iter_text_file`,
   :func:`token_blocks` (``hybrid.data``).
-* :func:`generate` (``hybrid.generate``) over :mod:`hybrid.sampling`.
+* :func:`hybrid.generate.generate` over :mod:`hybrid.sampling` (the submodule keeps the
+  name ``hybrid.generate``; the function is not re-exported).
 """
 
-from .config import HybridConfig
-from .data import (
-    CorpusSplit,
-    default_corpus,
-    default_split,
-    encode_text,
-    iter_text_file,
-    random_batch,
-    split_documents,
-    token_blocks,
-)
-from .generate import Generation, generate
-from .model import HippocampalTransformer, KVCache
-from .spiking_ffn import DenseFFN, FFNStats, SpikingFFN
-from .tokenizer import BPETokenizer, ByteTokenizer, load_tokenizer, save_tokenizer
+# Names load on first use (PEP 562), so ``aura-snn --help``, which imports the
+# ``hybrid.cli`` plugins, stays free of torch and numpy.
+_WHERE = {
+    "HybridConfig": "config", "CorpusSplit": "data", "default_corpus": "data",
+    "default_split": "data", "encode_text": "data", "iter_text_file": "data",
+    "random_batch": "data", "split_documents": "data", "token_blocks": "data",
+    "Generation": "generate", "HippocampalTransformer": "model",
+    "KVCache": "model", "DenseFFN": "spiking_ffn", "FFNStats": "spiking_ffn",
+    "SpikingFFN": "spiking_ffn", "BPETokenizer": "tokenizer", "ByteTokenizer": "tokenizer",
+    "load_tokenizer": "tokenizer", "save_tokenizer": "tokenizer",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'hybrid' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+
 
 __all__ = [
     "BPETokenizer", "ByteTokenizer", "CorpusSplit", "DenseFFN", "FFNStats", "Generation",
     "HippocampalTransformer", "HybridConfig", "KVCache", "SpikingFFN", "default_corpus",
-    "default_split", "encode_text", "generate", "iter_text_file", "load_tokenizer",
+    "default_split", "encode_text", "iter_text_file", "load_tokenizer",
     "random_batch", "save_tokenizer", "split_documents", "token_blocks",
 ]
