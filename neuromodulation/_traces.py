@@ -26,6 +26,7 @@ follow :mod:`aura_snn.functional.traces`, the one place of their equation:
 
 from __future__ import annotations
 
+import abc
 import functools
 from collections.abc import Mapping
 from typing import Any
@@ -154,12 +155,14 @@ class TraceRule(PlasticityRule):
         (:meth:`aura_snn.graph.Graph.rewire` moves them); dense ones have none."""
         return (*self._pre_fields, "post_idx") if projection.sparse else ()
 
+    @abc.abstractmethod
     def _traces_of(self, state: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+        """``(presynaptic trace, postsynaptic trace)`` of ``state``."""
 
+    @abc.abstractmethod
     def _step(self, w: torch.Tensor, pre: torch.Tensor, post: torch.Tensor, state: Any,
               dt: float) -> tuple[torch.Tensor, Any]:
-        raise NotImplementedError
+        """``(w_new, state)`` after one step (the subclass's rule)."""
 
     def update(self, activity: SynapseActivity, w: torch.Tensor, state: Any, dt: float,
                modulators: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, Any]:
