@@ -5,11 +5,24 @@ see direct ``run`` calls, as NIR-imported graphs make them); model code untouche
 For each ``nn.Linear`` / ``nn.Conv2d`` with input ``x`` and weight ``W``:
 
 * dense synaptic ops: :math:`\sum` over output elements of the fan-in (``in_features``
-  for Linear, ``C_in/groups * kH * kW`` for Conv2d), i.e. every product computed;
+  for Linear, ``C_in/groups`` times the in-bounds kernel taps for Conv2d, so zero
+  padding adds nothing), i.e. every product computed;
 * effective synaptic ops: products with a non-zero input and a non-zero weight,
-  :math:`\sum (x \ne 0) \cdot (W \ne 0)` computed by the same layer on 0/1 tensors;
+  :math:`\sum (x \ne 0) \cdot (W \ne 0)` over every product the layer computes;
 * an op is an accumulate (AC) when every input value is in {-1, 0, 1} (spikes), else a
   multiply-accumulate (MAC) (NeuroBench's rule).
+
+Both counts are NeuroBench's (which runs the layer again on 0/1 copies), computed in
+closed form instead, exactly, in float64 or integers. Linear: dense
+:math:`= N_{rows} \cdot n_{in} \cdot n_{out}`; effective :math:`= \sum_i c_i d_i` with
+:math:`c_i` the non-zero inputs at input ``i`` over all rows and :math:`d_i` the non-zero
+weights leaving it (:math:`= n_{nz}(x) \, n_{out}` when ``W`` has no zero). Conv2d:
+dense :math:`= N \, C_{out} \, C_{in}/g \; K(H, W)` with :math:`K` the in-bounds
+(output position, tap) pairs of one channel (one convolution of ones, cached per shape);
+effective :math:`= \sum \mathrm{conv}(C, D)` with :math:`C[c, y, x]` the non-zero inputs
+at each position summed over the batch and :math:`D[g, c, u, v]` the non-zero weights of
+each tap summed over the output channels of group ``g``. On CPU the non-zero and spike
+tests run in numpy (several times faster than torch's boolean kernels there).
 
 For each :class:`aura_snn.neurons.base.SpikingNeuron` with output spikes ``[T, B, ...]``:
 membrane updates ``T * B * n`` and spikes ``sum S``. Activation sparsity of a layer is
@@ -20,9 +33,11 @@ over the batch; :meth:`OpCounts.per_sample` divides by the batch size.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -74,21 +89,76 @@ class OpCounts:
         return 1.0 - self.total("spikes") / out if out else float("nan")
 
 
-def _is_spike(x: torch.Tensor) -> bool:
-    return bool(((x == 0) | (x == 1) | (x == -1)).all())
+_NUMPY_DTYPES = (torch.float16, torch.float32, torch.float64)
+_F32_EXACT = 2**24  # float32 sums of 0/1 values are exact integers below this
+_HEAD = 256  # entries looked at first: one real value there settles "not spikes"
 
 
-def _synaptic(mod: nn.Module, x: torch.Tensor) -> tuple[float, float]:
-    nz_w = (mod.weight != 0).to(x.dtype)
-    nz_x = (x != 0).to(x.dtype)
-    ones_w = torch.ones_like(mod.weight)
+def _numpy_view(x: torch.Tensor) -> np.ndarray | None:
+    """``x`` as a numpy array sharing its memory (CPU, a dtype numpy has), else None."""
+    return x.numpy() if x.device.type == "cpu" and x.dtype in _NUMPY_DTYPES else None
+
+
+def _input_counts(x: torch.Tensor, cols: int, per_column: bool
+                  ) -> tuple[bool, int, torch.Tensor | None]:
+    """``(spiking, nnz, c)`` of a layer input ``x`` seen as ``[rows, cols]``: spiking when
+    every entry is in {-1, 0, 1} (NaN is not), ``nnz`` the non-zero entries (NaN is one),
+    ``c[j]`` (float64, if ``per_column``) the non-zero entries of column ``j``."""
+    rows = x.numel() // cols
+    a = _numpy_view(x)
+    if a is None:
+        nz = x != 0
+        nnz = int(nz.sum())
+        spiking = int((x.abs() == 1).sum()) == nnz
+        col = nz.reshape(rows, cols).sum(0).double().cpu() if per_column else None
+        return spiking, nnz, col
+    nz = a != 0
+    nnz = int(np.count_nonzero(nz))
+    head = a.flat[:_HEAD]
+    binary = spiking = False
+    if ((head == 0) | (head == 1) | (head == -1)).all():
+        ones = int(np.count_nonzero(a == 1))
+        binary = spiking = ones == nnz
+        if not binary:
+            spiking = ones + int(np.count_nonzero(a == -1)) == nnz
+    if not per_column:
+        return spiking, nnz, None
+    acc = np.float32 if rows < _F32_EXACT else np.float64
+    src = a if binary and a.dtype == acc else nz.astype(acc)
+    col = np.ones(rows, acc) @ src.reshape(rows, cols)
+    return spiking, nnz, torch.from_numpy(np.asarray(col, np.float64))
+
+
+@functools.lru_cache(maxsize=256)
+def _taps(h: int, w: int, kernel: tuple[int, int], stride: tuple[int, int],
+          padding: tuple[int, int] | str, dilation: tuple[int, int]) -> int:
+    """In-bounds (output position, kernel tap) pairs of one channel of an ``h x w`` input."""
+    ones = torch.ones(1, 1, h, w, dtype=torch.float64)
+    k = torch.ones(1, 1, *kernel, dtype=torch.float64)
+    return int(F.conv2d(ones, k, stride=stride, padding=padding, dilation=dilation).sum())
+
+
+def _synaptic(mod: nn.Module, x: torch.Tensor) -> tuple[float, float, bool]:
+    """``(dense, effective, spiking)`` of one call of ``mod`` on ``x`` (module docstring)."""
+    nz_w = mod.weight.detach() != 0
     if isinstance(mod, nn.Linear):
-        return float(F.linear(torch.ones_like(x), ones_w).sum()), float(F.linear(nz_x, nz_w).sum())
-    kw = dict(stride=mod.stride, padding=mod.padding, dilation=mod.dilation, groups=mod.groups)
+        n_out, n_in = mod.weight.shape
+        deg = nz_w.sum(0)
+        full = bool((deg == n_out).all())
+        spiking, nnz, col = _input_counts(x, n_in, per_column=not full)
+        eff = nnz * n_out if col is None else float(col @ deg.double().cpu())
+        return float(x.numel() * n_out), float(eff), spiking
     if mod.padding_mode != "zeros":
         raise ValueError(f"padding_mode: only 'zeros' is counted, got {mod.padding_mode!r}")
-    dense = float(F.conv2d(torch.ones_like(x), ones_w, **kw).sum())
-    return dense, float(F.conv2d(nz_x, nz_w, **kw).sum())
+    c_in, h, w = x.shape[-3:]
+    n = x.numel() // (c_in * h * w)
+    spiking, _, col = _input_counts(x, c_in * h * w, per_column=True)
+    g, c_out = mod.groups, mod.out_channels
+    d = nz_w.reshape(g, c_out // g, *mod.weight.shape[1:]).sum(1).double().cpu()
+    kw = dict(stride=mod.stride, padding=mod.padding, dilation=mod.dilation, groups=g)
+    eff = float(F.conv2d(col.reshape(1, c_in, h, w), d, **kw).sum())
+    taps = _taps(h, w, mod.kernel_size, mod.stride, mod.padding, mod.dilation)
+    return float(n * c_out * (c_in // g) * taps), eff, spiking
 
 
 class OpCounter:
@@ -129,10 +199,10 @@ class OpCounter:
         def hook(mod: nn.Module, args: tuple, _out: Any) -> None:
             x = args[0].detach()
             c = self._layer(name, type(mod).__name__)
-            dense, eff = _synaptic(mod, x)
+            dense, eff, spiking = _synaptic(mod, x)
             c.dense += dense
             c.effective += eff
-            if _is_spike(x):
+            if spiking:
                 c.acs += eff
             else:
                 c.macs += eff
