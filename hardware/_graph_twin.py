@@ -15,6 +15,8 @@ from aura_snn.errors import InputValueError, ParameterError, ShapeError
 from aura_snn.graph import Graph
 
 from ._loihi_fixed import lif_fixed, lif_registers, lif_step, shift
+from ._twin_current import Float32Group, float32_groups, integer_current
+from ._twin_current import float_current as _current  # noqa: F401  (hardware.lava_graph)
 
 
 @dataclass(frozen=True)
@@ -72,11 +74,37 @@ class TwinProjection:
         """Steps before delay 0 arrives: 0 for a same-step edge, else 1."""
         return 0 if self.same_step else 1
 
+    def _cached(self, key: Any, sources: tuple[torch.Tensor, ...], build: Any) -> Any:
+        """``build()``, kept in the instance (not a field: files and equality ignore it)
+        until one of ``sources`` changes in place (torch's version counters)."""
+        cache = self.__dict__.setdefault("_cache", {})
+        version = tuple(t._version for t in sources)
+        if key not in cache or cache[key][0] != version:
+            cache[key] = (version, build())
+        return cache[key][1]
+
     def groups(self, weights: torch.Tensor | None = None) -> list[tuple[int, torch.Tensor]]:
-        """``[(latency + k, weights at delay k), ...]`` (float64, Lava layout)."""
-        w = (self.weights if weights is None else weights).double()
-        return [(self.latency + int(k), w * (self.delays == k))
-                for k in torch.unique(self.delays).tolist()]
+        """``[(latency + k, weights at delay k), ...]`` (float64, Lava layout), one per
+        distinct delay ``k``; computed once for ``weights`` and ``weights_f`` (the tensors
+        are shared: do not modify them)."""
+        w = self.weights if weights is None else weights
+
+        def build() -> list[tuple[int, torch.Tensor]]:
+            wd = w.double()
+            return [(self.latency + int(k), wd * (self.delays == k))
+                    for k in torch.unique(self.delays).tolist()]
+        if w is not self.weights and w is not self.weights_f:
+            return build()
+        return self._cached(("groups", w is self.weights), (w, self.delays), build)
+
+    def current(self, s: torch.Tensor) -> torch.Tensor:
+        """Integer current into ``post``, int64 ``[T, B, n_post]``, from ``s`` (bool
+        spikes or real values ``[T, B, n_pre]``): :func:`~hardware._twin_current.
+        integer_current` over :meth:`groups`, its float32 operands built once per device."""
+        def prepared(device: torch.device) -> list[Float32Group]:
+            return self._cached(("float32", str(device)), (self.weights, self.delays),
+                                lambda: float32_groups(self.groups(), device))
+        return integer_current(s, self.groups(), prepared, self.weight_exp)
 
 
 @dataclass(frozen=True)
@@ -101,15 +129,6 @@ class RegionError:
     decay_u_err: float
     decay_v_err: float
     init_max_err: float = 0.0
-
-
-def _current(s: torch.Tensor, groups: list[tuple[int, torch.Tensor]], e: int) -> torch.Tensor:
-    steps = s.shape[0]
-    out = torch.zeros(*s.shape[:-1], groups[0][1].shape[0], dtype=torch.long, device=s.device)
-    for lag, w in groups:
-        if lag < steps:
-            out[lag:] += shift(torch.round(s[:steps - lag] @ w.to(s.device).T).long(), e)
-    return out
 
 
 def _lif_from_start(a: torch.Tensor, r: TwinRegion) -> torch.Tensor:
@@ -202,7 +221,7 @@ class GraphTwin(nn.Module):
                         device=like.device)
         for p in self.projections:
             if p.post == name:
-                a += _current(spikes[p.pre].double(), p.groups(), p.weight_exp)
+                a += p.current(spikes[p.pre])
         return a
 
     def _run_steps(self, xs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
