@@ -23,6 +23,8 @@ class DistalRewardResult(NamedTuple):
             :attr:`rate_exc`, :attr:`rate_inh` the population means; n_exc: the
             excitatory neurons are ``0 .. n_exc - 1``.
         dopamine: ``[B]`` the dopamine level :math:`d` after the last step.
+        backend: the graph backend that ran it (``"torch"`` until the engine compiles
+            the Izhikevich neuron and the dopamine rule).
         steps_per_second: simulation speed of the whole loop (graph runs, spike
             readout, reward bookkeeping), batch elements counted once.
     """
@@ -43,6 +45,7 @@ class DistalRewardResult(NamedTuple):
     rates: np.ndarray
     n_exc: int
     dopamine: np.ndarray
+    backend: str
     steps_per_second: float
 
     @property
@@ -66,10 +69,10 @@ class DistalRewardResult(NamedTuple):
         chosen one's (> 0.99: above their 99th percentile)."""
         return float((self.w_final[self.others] < self.w_final[self.chosen]).mean())
 
-    def summary(self) -> dict[str, float]:
+    def summary(self) -> dict[str, float | str]:
         """The chosen weight, its rank, the 99th percentile of all excitatory weights, and
         of the others: mean and median change, spread, the fraction within 0.25 of their
-        start (V/s); rates (Hz), pairings, rewards, speed."""
+        start (V/s); rates (Hz), pairings, rewards, speed and backend."""
         o = self.others
         change = self.w_final[o] - self.w_initial[o]
         return {"chosen_initial": float(self.w_initial[self.chosen]),
@@ -81,7 +84,7 @@ class DistalRewardResult(NamedTuple):
                 "others_within_0.25": float((np.abs(change) < 0.25).mean()),
                 "rate_exc_hz": self.rate_exc, "rate_inh_hz": self.rate_inh,
                 "pairings": int(self.pairings.size), "rewards": int(self.rewards.size),
-                "steps_per_second": self.steps_per_second}
+                "steps_per_second": self.steps_per_second, "backend": self.backend}
 
 
 __all__ = ["DistalRewardResult"]
