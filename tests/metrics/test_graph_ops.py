@@ -178,3 +178,29 @@ def test_footprints_are_the_bytes_of_weights_indices_and_state() -> None:
     assert ring <= L * R * B * 40 * 8
     assert c.state_bytes == sum(v.numel() * v.element_size()
                                 for v in g.state_tensors().values())
+
+
+@pytest.mark.parametrize("backend", ["torch", "engine"])
+def test_events_follow_rewired_sparse_indices_between_runs(backend: str) -> None:
+    """The counter keeps a sparse projection's out-degrees between runs (every pre
+    region spikes, so it counts from the spike events itself): after the pre indices
+    change in place, the next run's events follow the new connectivity. Oracle: the
+    test's own index arrays, bincounted, times the recorded spikes."""
+    g, deg = _spiking_graph()
+    oc = g.add_observer(GraphOpCounter())
+    r1 = g.run(T, batch_size=B, record=["in", "E"], backend=backend)
+    assert not oc.count_events  # the backend was not asked for events
+    p = g.projections["in-E"]
+    new_pre = (p.pre_idx * 7 + 3) % 50  # another connectivity, same synapse count
+    with torch.no_grad():
+        p.pre_idx.copy_(new_pre)
+    deg2 = np.bincount(new_pre.numpy(), minlength=50)
+    assert not np.array_equal(deg2, deg["in-E"])
+    r2 = g.run(T, batch_size=B, record=["in", "E"], backend=backend)
+    y1, y2 = r1.outputs["in"].numpy(), r2.outputs["in"].numpy()
+    c = oc.counts.layers["in-E"]
+    assert c.acs == c.effective == _expected_events(y1, deg["in-E"]) + \
+        _expected_events(y2, deg2)
+    e1, e2 = r1.outputs["E"].numpy(), r2.outputs["E"].numpy()
+    assert oc.counts.layers["E-E"].acs == _expected_events(e1, deg["E-E"]) + \
+        _expected_events(e2, deg["E-E"])
