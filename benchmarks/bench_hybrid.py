@@ -16,6 +16,9 @@ Measured per model:
 * training tokens/s (median over updates after 3 warm-up updates, evaluation excluded);
 * generation tokens/s of 256 new tokens (greedy, after a 16-token prompt) with the KV
   cache and without it (every step re-reads the whole window);
+* continual learning (spiking model): validation perplexity on corpus A before and
+  after training goes on with the standard library's docstrings (``continual_steps``
+  updates), by fine-tuning, EWC, replay with sleep (:mod:`hybrid.continual`);
 * energy per token per target (:mod:`hardware.energy_model`: dense core MACs, spiking
   FFN MACs/ACs/neuron updates) over a cached decode of validation tokens, the spiking
   FFNs in their event-driven form (:func:`hybrid.spiking_part.event_view`).
@@ -34,6 +37,7 @@ generation speed.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import resource
@@ -51,6 +55,7 @@ from _common import Goal, parser, print_goals, print_table, write_report
 
 from hardware.energy_model import count_token_ops, ops_dict, token_energy
 from hybrid.config import HybridConfig
+from hybrid.continual import METHODS, ContinualConfig, continue_training, stdlib_corpus
 from hybrid.data import default_split, encode_text
 from hybrid.ddp import eval_windows
 from hybrid.generate import generate
@@ -62,9 +67,11 @@ from hybrid.train_config import TrainConfig
 
 SIZES = {
     "quick": {"d_model": 64, "n_heads": 4, "n_layers": 2, "d_ff": 256, "seq_len": 64,
-              "batch": 8, "steps": 80, "val_windows": 32, "energy_tokens": 48},
+              "batch": 8, "steps": 80, "val_windows": 32, "energy_tokens": 48,
+              "continual_steps": 30},
     "full": {"d_model": 128, "n_heads": 4, "n_layers": 4, "d_ff": 512, "seq_len": 128,
-             "batch": 8, "steps": 300, "val_windows": 128, "energy_tokens": 128},
+             "batch": 8, "steps": 300, "val_windows": 128, "energy_tokens": 128,
+             "continual_steps": 60},
 }
 CONTEXT, PROMPT, NEW = 288, 16, 256
 KINDS = ("dense", "spiking")
@@ -162,7 +169,32 @@ def child(kind: str, size_name: str, out_path: str) -> None:
     row.update(validate(model, eval_windows(val_ids, size["seq_len"], size["val_windows"])))
     row.update(generation_speed(model, encode_text(split.validation, tok)[:PROMPT].tolist()))
     row.update(energy_per_token(model, val_ids[PROMPT:PROMPT + size["energy_tokens"]]))
+    if kind == "spiking":
+        row["continual"] = continual(model, (train_ids, val_ids), size)
     Path(out_path).write_text(json.dumps(row))
+
+
+def continual(model: HippocampalTransformer, first: tuple[torch.Tensor, torch.Tensor],
+              size: dict[str, int]) -> dict[str, dict[str, float]]:
+    """Forgetting of corpus A when training goes on with the stdlib docstrings, per
+    method of :mod:`hybrid.continual`, each from a copy of the trained model."""
+    text = "\n\n".join(stdlib_corpus().values())
+    cut = int(0.9 * len(text))
+    tok = ByteTokenizer()
+    second = (encode_text(text[:cut], tok), encode_text(text[cut:], tok))
+    out = {}
+    for method in METHODS:
+        cfg = ContinualConfig(method=method, steps=size["continual_steps"],
+                              batch_size=size["batch"], seq_len=size["seq_len"], lr=1e-3,
+                              eval_windows=size["val_windows"])
+        t0 = time.perf_counter()
+        res = continue_training(copy.deepcopy(model), first, second, cfg)
+        out[method] = {"ppl_a_before": res.ppl_a_before, "ppl_a_after": res.ppl_a_after,
+                       "ppl_b_before": res.ppl_b_before, "ppl_b_after": res.ppl_b_after,
+                       "forgetting": res.forgetting, "sleeps": res.sleeps,
+                       "replay_batches": res.replay_batches,
+                       "seconds": time.perf_counter() - t0}
+    return out
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
@@ -223,6 +255,9 @@ def main() -> None:
               "core_pJ": e["core_pJ"], "spiking_pJ": e["spiking_pJ"], "total_pJ": e["total_pJ"]}
              for r in rows for t, e in r["energy"].items()]
     print_table(erows, list(erows[0]), title="Energy per token (compute convention)")
+    crows = [{"method": k, **v} for k, v in spk["continual"].items()]
+    print_table(crows, list(crows[0]), title="Continual learning (spiking model): corpus A "
+                "(pydoc topics) then B (stdlib docstrings)")
     ratio = spk["val_ppl"] / dense["val_ppl"]
     thr = spk["train_tok_s"] / dense["train_tok_s"]
     goals = [
