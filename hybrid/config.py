@@ -11,6 +11,10 @@ config file never passes silently; :meth:`to_json` / :meth:`from_json` round-tri
 layer, a sequence of ``n_layers`` strings, or a mapping ``{layer index: kind}`` (other
 layers dense). It is stored as a tuple of ``n_layers`` strings. The all-dense twin of
 a config is ``config.replace(ffn="dense")``.
+
+Per-layer switches (``memory_layers``, ``place_layers``, ``plastic_layers``,
+``mod_layers``) are sequences of distinct layer indices, stored sorted as tuples; the
+empty default switches the option off (:mod:`hybrid.memory_layer`, :mod:`hybrid.options`).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from aura_snn._checks import check_choice, check_int, check_positive
+from aura_snn._checks import check_choice, check_in_range, check_int, check_positive
 from aura_snn.errors import ParameterError, ParameterTypeError
 from aura_snn.functional.surrogate import SURROGATES
 
@@ -28,6 +32,20 @@ FFN_KINDS = ("dense", "spiking")
 POSITIONS = ("rotary", "theta_gamma")
 READOUTS = ("rate", "membrane")
 INPUT_SCALINGS = ("direct", "ode")
+
+
+def _layer_set(name: str, value: Any, n_layers: int) -> tuple[int, ...]:
+    """A sequence of distinct layer indices in ``[0, n_layers)``, sorted."""
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
+        raise ParameterTypeError(f"{name} must be a sequence of layer indices, got {value!r}")
+    out = sorted(check_int(f"{name}[{i}]", v, minimum=0) for i, v in enumerate(value))
+    for index in out:
+        if index >= n_layers:
+            raise ParameterError(f"{name}: layer index {index} is past the depth "
+                                 f"(n_layers={n_layers}: indices 0..{n_layers - 1})")
+    if len(set(out)) != len(out):
+        raise ParameterError(f"{name}: repeated layer index in {tuple(value)!r}")
+    return tuple(out)
 
 
 def _ffn_tuple(value: Any, n_layers: int) -> tuple[str, ...]:
@@ -89,6 +107,25 @@ class HybridConfig:
         tie_embeddings: output head shares the token embedding matrix.
         norm_eps: LayerNorm epsilon (> 0).
         init_std: standard deviation of embedding / attention weight init (> 0).
+        memory_layers: layers that retrieve from (and write to) an episodic memory
+            (:mod:`hybrid.memory_layer`); ``()``: no memory.
+        memory_top_k: memories retrieved per token and memory layer (>= 1).
+        memory_write_threshold: amygdala salience :math:`s \\in [0, 1]` at or above
+            which a token's state is written.
+        thalamic_gate: gate input embeddings by a learned thalamic salience
+            (:class:`hybrid.options.ThalamicGate`).
+        place_layers: layers followed by a place-cell sparse code of the hidden state
+            (:class:`hybrid.options.PlaceCodeLayer`).
+        place_cells: place cells per place layer (>= 1).
+        place_sparsity: active fraction of the place code, (0, 1].
+        plastic_layers: layers with a Hebbian plastic branch
+            (:class:`hybrid.options.PlasticBranch`).
+        plastic_eta: Hebbian rate :math:`\\eta` of the plastic branches, [0, 1].
+        mod_layers: blocks behind a mixture-of-depths router
+            (:class:`hybrid.options.MoDBlock`).
+        mod_capacity: fraction :math:`c \\in (0, 1]` of tokens a routed block processes.
+        endocrine_lr: the training loop scales its learning rate by the endocrine gate
+            (:class:`hybrid.options.EndocrineLR`).
     """
 
     vocab_size: int = 259
@@ -114,6 +151,18 @@ class HybridConfig:
     tie_embeddings: bool = True
     norm_eps: float = 1e-5
     init_std: float = 0.02
+    memory_layers: Any = ()
+    memory_top_k: int = 4
+    memory_write_threshold: float = 0.5
+    thalamic_gate: bool = False
+    place_layers: Any = ()
+    place_cells: int = 64
+    place_sparsity: float = 0.05
+    plastic_layers: Any = ()
+    plastic_eta: float = 0.1
+    mod_layers: Any = ()
+    mod_capacity: float = 1.0
+    endocrine_lr: bool = False
 
     def __post_init__(self) -> None:
         for name, low in (("vocab_size", 2), ("d_model", 1), ("n_heads", 1), ("n_layers", 1),
@@ -154,6 +203,21 @@ class HybridConfig:
                                      f"{self.tie_embeddings!r}")
         check_positive("norm_eps", self.norm_eps)
         check_positive("init_std", self.init_std)
+        self._check_options()
+
+    def _check_options(self) -> None:
+        n = int(self.n_layers)
+        for name in ("memory_layers", "place_layers", "plastic_layers", "mod_layers"):
+            object.__setattr__(self, name, _layer_set(name, getattr(self, name), n))
+        for name in ("memory_top_k", "place_cells"):
+            object.__setattr__(self, name, check_int(name, getattr(self, name), minimum=1))
+        check_in_range("memory_write_threshold", self.memory_write_threshold, 0.0, 1.0)
+        check_in_range("place_sparsity", self.place_sparsity, 0.0, 1.0, low_inclusive=False)
+        check_in_range("plastic_eta", self.plastic_eta, 0.0, 1.0)
+        check_in_range("mod_capacity", self.mod_capacity, 0.0, 1.0, low_inclusive=False)
+        for name in ("thalamic_gate", "endocrine_lr"):
+            if not isinstance(getattr(self, name), bool):
+                raise ParameterTypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
 
     # -- derived -------------------------------------------------------------------
     @property
@@ -177,6 +241,8 @@ class HybridConfig:
         """Plain JSON-ready dictionary (``ffn`` as a list)."""
         d = asdict(self)
         d["ffn"] = list(self.ffn)
+        for name in ("memory_layers", "place_layers", "plastic_layers", "mod_layers"):
+            d[name] = list(d[name])
         return d
 
     @classmethod
@@ -198,7 +264,8 @@ class HybridConfig:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ParameterError(f"config is not valid JSON: {exc}") from None
-        for key in ("rotary_base", "theta_hz", "gamma_hz", "tau_mem", "dt", "threshold"):
+        for key in ("rotary_base", "theta_hz", "gamma_hz", "tau_mem", "dt", "threshold",
+                    "memory_write_threshold", "place_sparsity", "plastic_eta", "mod_capacity"):
             if isinstance(data.get(key), int) and not isinstance(data.get(key), bool):
                 data[key] = float(data[key])
         return cls.from_dict(data)
