@@ -140,3 +140,19 @@ def test_dense_twin_is_all_core() -> None:
         count_token_ops(m, lambda: None, tokens=0)
     with pytest.raises(ParameterError, match="regions"):
         count_token_ops(m, lambda: None, tokens=1, regions=["blocks.9"])
+
+
+def test_hardware_imports_no_hybrid() -> None:
+    """DESIGN.md: hardware sees aura_snn modules only (an AST scan of every file)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "hardware"
+    bad = []
+    for f in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            bad += [f"{f.name}: {n}" for n in names if n.split(".")[0] in ("hybrid",
+                                                                             "neuromodulation")]
+    assert not bad, bad
