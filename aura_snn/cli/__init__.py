@@ -9,6 +9,8 @@ command     module                 what it does
                                    data set (:mod:`aura_snn.tasks.digits`)
 ``simulate`` :mod:`.simulate`      run a region network described by a TOML/YAML file
                                    (:mod:`aura_snn.graph.config`)
+``serve``   :mod:`.serve`          run a network continuously as services fed over
+                                   HTTP, state saved and resumed (:mod:`aura_snn.serve`)
 =========== ====================== ===================================================
 
 Each subcommand module declares its options (``add_arguments``) and runs (``run``);
@@ -57,7 +59,7 @@ def _broken(name: str, exc: ImportError) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``aura-snn`` argument parser with every subcommand's options."""
-    from . import demo, simulate
+    from . import demo, serve, simulate
 
     p = argparse.ArgumentParser(
         prog="aura-snn",
@@ -69,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="train the spiking digits classifier (embedded data)"))
     simulate.add_arguments(sub.add_parser(
         "simulate", help="simulate spiking regions from a TOML/YAML file"))
+    serve.add_arguments(sub.add_parser("serve", help=serve.HELP))
     for name, module in sorted(plugins().items()):
         if isinstance(module, ImportError):
             sp = sub.add_parser(name, help=f"(unavailable: {module})")
@@ -89,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .demo import run
     elif args.command == "simulate":
         from .simulate import run
+    elif args.command == "serve":
+        from .serve import run
     else:
         module = plugins()[args.command]
         if isinstance(module, ImportError):
