@@ -82,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
                for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             service.start()
+            for s in old:   # ray.init installs its own SIGTERM handler: ours wins again
+                signal.signal(s, service.request_stop)
             info = service.info
             print(f"aura-snn serve: {args.file} at http://{service.address} (state "
                   f"{args.state}, step {info['step']}; inputs {info['inputs']}, outputs "
