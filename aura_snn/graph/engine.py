@@ -65,7 +65,7 @@ import torch
 
 from ..errors import ParameterError
 from ..functional.registry import CompiledFamily
-from . import _kernels, _plastic_state
+from . import _align, _kernels, _plastic_state
 from . import _plastic_layout as _plastic
 from ._rng import MASK64, region_key
 from .observer import Chunk, Probe, count_events, out_degrees, spike_regions_wanted
@@ -267,6 +267,17 @@ def _i64(x: list[int]) -> np.ndarray:
     return np.asarray(x, dtype=np.int64)
 
 
+def _per_neuron_block(blocks: list[tuple[int, np.ndarray]], size: int,
+                      dtype: np.dtype) -> np.ndarray:
+    """The regions' per-neuron coefficient rows in one cache-line aligned buffer, each
+    region's block at its offset (a multiple of :data:`._align.LANES`, so a region of
+    a multiple of 8 neurons has every row aligned; the gaps stay zero and are never read)."""
+    out = _align.zeros(size, dtype)
+    for off, block in blocks:
+        out[off:off + block.size] = block
+    return out
+
+
 def build_layout(graph: Graph) -> _Layout:
     """Flatten ``graph`` (regions, coefficients, merged CSR) for the kernel."""
     reason = unsupported_reason(graph)
@@ -304,9 +315,10 @@ def build_layout(graph: Graph) -> _Layout:
             sp_kind.append(c.kind)
             sp_lvl.append(c.level)
             sp_mask.append(c.mask)
+            npn = _align.pad(npn)          # each block's rows start on a cache line
             sp_poff.append(npn)
             if c.block is not None:
-                blocks.append(c.block.reshape(-1))
+                blocks.append((npn, c.block.reshape(-1)))
                 npn += c.block.size
             sp_reset.append(c.reset)
             sp_nref.append(c.n_ref)
@@ -364,7 +376,7 @@ def build_layout(graph: Graph) -> _Layout:
         _i64(sp_nref), _i64(sp_late), _i64(sp_nxt),
         np.asarray(sp_f, dtype=dtype).reshape(-1, len(_kernels.ROWS)),
         np.asarray(rc, dtype=dtype).reshape(-1, 3),
-        np.concatenate(blocks).astype(dtype) if blocks else np.zeros(0, dtype),
+        _per_neuron_block(blocks, npn, dtype),
         _i64(sp_out), nv, nin, po, _i64(po_out), _i64(po_n), _i64(po_poff),
         np.asarray(po_key, dtype=np.uint64),
         np.concatenate(po_p) if po_p else np.zeros(0, np.float64),
@@ -376,12 +388,13 @@ class _Element:
     """Engine state arrays of one batch element."""
 
     def __init__(self, lay: _Layout) -> None:
-        self.v = np.zeros(lay.n_v, lay.dtype)
-        self.cur = np.zeros(lay.n_in, lay.dtype)
-        self.ref = np.zeros(lay.n_v, np.int32)
-        self.bt = np.zeros(lay.n_v, lay.dtype)
-        self.pend = np.zeros((lay.L, lay.n_in), lay.dtype)
-        self.flag = np.zeros(lay.n_out, np.uint8)
+        # cache-line aligned: the region loops use 64-byte vector loads (._align)
+        self.v = _align.zeros(lay.n_v, lay.dtype)
+        self.cur = _align.zeros(lay.n_in, lay.dtype)
+        self.ref = _align.zeros(lay.n_v, np.int32)
+        self.bt = _align.zeros(lay.n_v, lay.dtype)
+        self.pend = _align.zeros((lay.L, lay.n_in), lay.dtype)
+        self.flag = _align.zeros(lay.n_out, np.uint8)
         self.ev_t = self.ev_i = np.zeros(0, np.int64)   # event buffers (set per run)
         self.ps: _plastic_state.PlasticState | None = None   # traces, rings, synapse states
 
