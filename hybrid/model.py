@@ -25,6 +25,10 @@ far, so feeding one new token costs one position of work. Both FFN kinds are
 position-wise (a spiking FFN restarts its neurons from rest for each token), so the
 cached result equals the full forward. ``P + L`` may not exceed ``config.context``.
 
+Episodic memory (``config.memory_layers``, :mod:`hybrid.memory_layer`): those layers'
+attention also sees each query's top-k retrieved memories, and writes salient states
+while writing is switched on; the cache carries each memory layer's last normed state.
+
 The state dict holds plain, unshared tensors (the tied head reuses the embedding
 matrix without a second entry), so it saves to safetensors as it is.
 """
@@ -42,15 +46,18 @@ from aura_snn.cells.theta_gamma import ThetaGammaEncoding
 from aura_snn.errors import ParameterError, ParameterTypeError, ShapeError
 
 from .config import HybridConfig
+from .memory_layer import LayerMemory, Retrieved, attend
 from .rotary import apply_rotary, rotary_tables
 from .spiking_ffn import DenseFFN, FFNStats, SpikingFFN
 
 
 class KVCache(NamedTuple):
-    """Keys and values of the tokens seen so far, one ``[B, H, P, d_h]`` pair per layer."""
+    """Keys and values of the tokens seen so far, one ``[B, H, P, d_h]`` pair per layer,
+    and each memory layer's normed state of the last token ``[B, d]`` (None elsewhere)."""
 
     keys: tuple[torch.Tensor, ...]
     values: tuple[torch.Tensor, ...]
+    memory_prev: tuple[torch.Tensor | None, ...] = ()
 
     @property
     def length(self) -> int:
@@ -74,9 +81,12 @@ class CausalSelfAttention(nn.Module):
         self.dropout = float(config.dropout)
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None,
-                past: tuple[torch.Tensor, torch.Tensor] | None
+                past: tuple[torch.Tensor, torch.Tensor] | None,
+                memory: Retrieved | None = None, score_scale: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """``x`` ``[B, L, d]`` -> ``(y [B, L, d], (K, V))`` with ``K, V`` ``[B, H, P + L, d_h]``."""
+        """``x`` ``[B, L, d]`` -> ``(y [B, L, d], (K, V))`` with ``K, V`` ``[B, H, P + L, d_h]``;
+        ``memory`` (with ``score_scale`` :math:`\\beta` ``[H]``): see
+        :func:`hybrid.memory_layer.attend`."""
         B, L, d = x.shape
         q, k, v = self.qkv(x).view(B, L, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         if rope is not None:
@@ -92,16 +102,31 @@ class CausalSelfAttention(nn.Module):
         else:  # query i (absolute P + i) sees keys j <= P + i
             i = torch.arange(L, device=x.device).unsqueeze(1)
             mask, causal = torch.arange(P + L, device=x.device) <= P + i, False
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
-                                           dropout_p=self.dropout if self.training else 0.0)
+        drop = self.dropout if self.training else 0.0
+        if memory is not None:
+            i = torch.arange(L, device=x.device).unsqueeze(1)
+            allowed = torch.arange(P + L, device=x.device) <= P + i
+            n = memory.states.shape[2]
+            kv_m = F.linear(memory.states, self.qkv.weight[d:])  # [B, L, k, 2d]
+            k_m, v_m = kv_m.view(B, L, n, 2, self.n_heads, self.head_dim).permute(3, 0, 4, 1, 2, 5)
+            c = memory.scores.unsqueeze(1)  # -inf marks a missing memory, whatever beta's sign
+            bias = (score_scale.view(1, -1, 1, 1) * c.nan_to_num(neginf=0.0)).masked_fill(
+                c == -math.inf, -math.inf)
+            y = attend(q, k, v, allowed, k_m, v_m, bias, drop)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
+                                               dropout_p=drop)
         return self.proj(y.transpose(1, 2).reshape(B, L, d)), (k, v)
 
 
 class Block(nn.Module):
     """Pre-norm transformer block: attention, then a dense or spiking FFN."""
 
-    def __init__(self, config: HybridConfig, kind: str) -> None:
+    def __init__(self, config: HybridConfig, kind: str, layer: int = -1) -> None:
         super().__init__()
+        self.memory = (LayerMemory(config.d_model, config.n_heads, config.memory_top_k,
+                                   config.memory_write_threshold)
+                       if layer in config.memory_layers else None)
         self.ln1 = nn.LayerNorm(config.d_model, eps=config.norm_eps)
         self.attn = CausalSelfAttention(config)
         self.ln2 = nn.LayerNorm(config.d_model, eps=config.norm_eps)
@@ -116,12 +141,21 @@ class Block(nn.Module):
         self.drop = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None,
-                past: tuple[torch.Tensor, torch.Tensor] | None
-                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """``x`` ``[B, L, d]`` -> ``(x', (K, V))``."""
-        a, kv = self.attn(self.ln1(x), rope, past)
+                past: tuple[torch.Tensor, torch.Tensor] | None,
+                prev: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], torch.Tensor | None]:
+        """``x`` ``[B, L, d]`` -> ``(x', (K, V), last)``; ``prev``/``last``: the memory's
+        normed state of the token before ``x`` / of its last token (None without memory)."""
+        xn = self.ln1(x)
+        if self.memory is None:
+            a, kv = self.attn(xn, rope, past)
+            last = None
+        else:
+            a, kv = self.attn(xn, rope, past, self.memory.retrieve(xn), self.memory.score_scale)
+            self.memory.write(xn, prev)
+            last = xn[:, -1].detach()
         x = x + self.drop(a)
-        return x + self.drop(self.ffn(self.ln2(x))), kv
+        return x + self.drop(self.ffn(self.ln2(x))), kv, last
 
 
 class HippocampalTransformer(nn.Module):
@@ -141,7 +175,7 @@ class HippocampalTransformer(nn.Module):
         self.embed = nn.Embedding(config.vocab_size, config.d_model)
         self.theta_gamma = (ThetaGammaEncoding(config.d_model, config.theta_hz, config.gamma_hz)
                             if config.positions == "theta_gamma" else None)
-        self.blocks = nn.ModuleList(Block(config, kind) for kind in config.ffn)
+        self.blocks = nn.ModuleList(Block(config, kind, i) for i, kind in enumerate(config.ffn))
         self.ln_f = nn.LayerNorm(config.d_model, eps=config.norm_eps)
         self.head = (None if config.tie_embeddings
                      else nn.Linear(config.d_model, config.vocab_size, bias=False))
@@ -197,15 +231,17 @@ class HippocampalTransformer(nn.Module):
             positions = torch.arange(P, P + L, device=tokens.device)
             rope = rotary_tables(positions, self.config.head_dim, self.config.rotary_base,
                                  h.dtype)
-        keys, values = [], []
+        keys, values, lasts = [], [], []
         for i, block in enumerate(self.blocks):
             past = None if cache is None else (cache.keys[i], cache.values[i])
-            h, (k, v) = block(h, rope, past)
+            prev = cache.memory_prev[i] if cache is not None and cache.memory_prev else None
+            h, (k, v), last = block(h, rope, past, prev)
             keys.append(k)
             values.append(v)
+            lasts.append(last)
         h = self.ln_f(h)
         weight = self.embed.weight if self.head is None else self.head.weight
-        return F.linear(h, weight), KVCache(tuple(keys), tuple(values))
+        return F.linear(h, weight), KVCache(tuple(keys), tuple(values), tuple(lasts))
 
     def ffn_stats(self) -> dict[int, FFNStats]:
         """:class:`FFNStats` of each spiking layer's last forward, by layer index."""
