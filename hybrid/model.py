@@ -29,6 +29,10 @@ Episodic memory (``config.memory_layers``, :mod:`hybrid.memory_layer`): those la
 attention also sees each query's top-k retrieved memories, and writes salient states
 while writing is switched on; the cache carries each memory layer's last normed state.
 
+Options (:mod:`hybrid.options`): thalamic gating of the embeddings, place-code layers
+after blocks, plastic branches in blocks, mixture-of-depths routed blocks. Routed and
+plastic layers look along the whole sequence: such a model refuses a KV cache.
+
 The state dict holds plain, unshared tensors (the tied head reuses the embedding
 matrix without a second entry), so it saves to safetensors as it is.
 """
@@ -47,6 +51,7 @@ from aura_snn.errors import ParameterError, ParameterTypeError, ShapeError
 
 from .config import HybridConfig
 from .memory_layer import LayerMemory, Retrieved, attend
+from .options import MoDBlock, PlaceCodeLayer, PlasticBranch, ThalamicGate
 from .rotary import apply_rotary, rotary_tables
 from .spiking_ffn import DenseFFN, FFNStats, SpikingFFN
 
@@ -139,6 +144,8 @@ class Block(nn.Module):
         else:
             self.ffn = DenseFFN(config.d_model, config.d_ff)
         self.drop = nn.Dropout(config.dropout)
+        self.plastic = (PlasticBranch(config.d_model, config.plastic_eta, config.norm_eps)
+                        if layer in config.plastic_layers else None)
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None,
                 past: tuple[torch.Tensor, torch.Tensor] | None,
@@ -155,7 +162,8 @@ class Block(nn.Module):
             self.memory.write(xn, prev)
             last = xn[:, -1].detach()
         x = x + self.drop(a)
-        return x + self.drop(self.ffn(self.ln2(x))), kv, last
+        x = x + self.drop(self.ffn(self.ln2(x)))
+        return (x if self.plastic is None else self.plastic(x)), kv, last
 
 
 class HippocampalTransformer(nn.Module):
@@ -176,6 +184,13 @@ class HippocampalTransformer(nn.Module):
         self.theta_gamma = (ThetaGammaEncoding(config.d_model, config.theta_hz, config.gamma_hz)
                             if config.positions == "theta_gamma" else None)
         self.blocks = nn.ModuleList(Block(config, kind, i) for i, kind in enumerate(config.ffn))
+        self.thalamic = ThalamicGate(config.d_model) if config.thalamic_gate else None
+        self.places = nn.ModuleDict({str(i): PlaceCodeLayer(config.d_model, config.place_cells,
+                                                            config.place_sparsity,
+                                                            config.norm_eps)
+                                     for i in config.place_layers})
+        self.routers = nn.ModuleDict({str(i): MoDBlock(config.d_model, config.mod_capacity)
+                                      for i in config.mod_layers})
         self.ln_f = nn.LayerNorm(config.d_model, eps=config.norm_eps)
         self.head = (None if config.tie_embeddings
                      else nn.Linear(config.d_model, config.vocab_size, bias=False))
@@ -201,6 +216,11 @@ class HippocampalTransformer(nn.Module):
             raise ShapeError(f"tokens must have shape [B, L] with L >= 1, got "
                              f"{tuple(tokens.shape)}")
         P = 0
+        if cache is not None and (self.config.mod_layers or self.config.plastic_layers):
+            raise ParameterError(f"cache: a model with mod_layers={self.config.mod_layers} or "
+                                 f"plastic_layers={self.config.plastic_layers} looks along the "
+                                 f"whole sequence and takes no KV cache (generate with "
+                                 f"use_cache=False)")
         if cache is not None:
             if not isinstance(cache, KVCache) or len(cache.keys) != len(self.blocks):
                 raise ParameterTypeError(f"cache must be a KVCache with {len(self.blocks)} "
@@ -224,6 +244,8 @@ class HippocampalTransformer(nn.Module):
         P = self._check(tokens, cache)
         L = tokens.shape[1]
         h = self.embed(tokens.long())
+        if self.thalamic is not None:
+            h = self.thalamic(h)
         rope = None
         if self.theta_gamma is not None:
             h = self.theta_gamma(h * math.sqrt(self.config.d_model), offset=P)
@@ -235,7 +257,14 @@ class HippocampalTransformer(nn.Module):
         for i, block in enumerate(self.blocks):
             past = None if cache is None else (cache.keys[i], cache.values[i])
             prev = cache.memory_prev[i] if cache is not None and cache.memory_prev else None
-            h, (k, v), last = block(h, rope, past, prev)
+            if str(i) in self.routers:  # routed: no cache (refused in _check)
+                h = self.routers[str(i)](h, rope, lambda x, r, _b=block: _b(x, r, None, None))
+                k = v = h.new_zeros(h.shape[0], self.config.n_heads, 0, self.config.head_dim)
+                last = None
+            else:
+                h, (k, v), last = block(h, rope, past, prev)
+            if str(i) in self.places:
+                h = self.places[str(i)](h)
             keys.append(k)
             values.append(v)
             lasts.append(last)
