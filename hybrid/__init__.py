@@ -11,6 +11,8 @@ Built on :mod:`aura_snn` (LIF neurons and kernels, the theta-gamma code) and
   :func:`load_tokenizer` (``hybrid.tokenizer``).
 * :func:`default_corpus`, :func:`default_split`, :func:`iter_text_file`,
   :func:`token_blocks` (``hybrid.data``).
+* :func:`one_shot_memorize_and_generate` (``hybrid.one_shot``): facts written once to the
+  episodic memory of the memory layers, then used when answering.
 * :func:`hybrid.generate.generate` over :mod:`hybrid.sampling` (the submodule keeps the
   name ``hybrid.generate``; the function is not re-exported).
 """
@@ -25,6 +27,7 @@ _WHERE = {
     "KVCache": "model", "DenseFFN": "spiking_ffn", "FFNStats": "spiking_ffn",
     "SpikingFFN": "spiking_ffn", "BPETokenizer": "tokenizer", "ByteTokenizer": "tokenizer",
     "load_tokenizer": "tokenizer", "save_tokenizer": "tokenizer",
+    "one_shot_memorize_and_generate": "one_shot",
 }
 
 
@@ -40,5 +43,6 @@ __all__ = [
     "BPETokenizer", "ByteTokenizer", "CorpusSplit", "DenseFFN", "FFNStats", "Generation",
     "HippocampalTransformer", "HybridConfig", "KVCache", "SpikingFFN", "default_corpus",
     "default_split", "encode_text", "iter_text_file", "load_tokenizer",
-    "random_batch", "save_tokenizer", "split_documents", "token_blocks",
+    "one_shot_memorize_and_generate", "random_batch", "save_tokenizer", "split_documents",
+    "token_blocks",
 ]
