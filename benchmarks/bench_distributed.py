@@ -24,7 +24,9 @@ run's event for event; otherwise the row reads "wrong result" and gets no speed.
 Times are per simulated second: ``wall`` is the whole ``Graph.run`` call; ``sim``
 excludes the one-off setup (in-process: the engine loop, ``profile["steps"]``; Ray:
 ``wall - setup_time``, i.e. the windows with their exchanges). Numba kernels are
-compiled (or loaded from cache) by a short warm-up run before timing.
+compiled (or loaded from cache) by a short warm-up run before timing. The goals
+compare ``wall``. ``--quick`` repeats each run 3 times interleaved (medians), the
+full run once.
 
 Snapshots and recovery after a killed worker are measured only where the
 checkpoint API (``checkpoint_every`` / ``resume``) is in the committed code;
@@ -51,14 +53,15 @@ ROOT = Path(__file__).resolve().parents[1]
 DT = 1e-4
 WE = 60 * 0.27 / 10 * 1e-3           # V, Brian2's CUBA excitatory weight
 WI = -20 * 4.5 / 10 * 1e-3           # V, inhibitory
-CROSS_DELAY = 9                      # steps (0.9 ms): window D = 10 steps
+CROSS_DELAY = 9                      # steps (0.9 ms): window D = 10 steps (--cross-delay)
 IN_E, IN_I, IN_X = 48, 16, 16        # in-degree: own E, own I, other column's E
 THREAD_ENV = {"OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 REGIONS = ("EA", "IA", "EB", "IB")
 
 
-def build(n: int, seed: int = 1) -> Any:
-    """Two CUBA columns of ``n // 2`` neurons each (module docstring)."""
+def build(n: int, seed: int = 1, cross_delay: int = CROSS_DELAY) -> Any:
+    """Two CUBA columns of ``n // 2`` neurons each, joined with ``cross_delay`` steps
+    (module docstring)."""
     import numpy as np
     import torch
 
@@ -89,7 +92,7 @@ def build(n: int, seed: int = 1) -> Any:
         for post in "EI":
             k += 1
             conn = C.fixed_indegree(size["E"], size[post], IN_X, seed=seed * 100 + k)
-            g.connect("E" + other, post + col, WE, connectivity=conn, delay=CROSS_DELAY,
+            g.connect("E" + other, post + col, WE, connectivity=conn, delay=cross_delay,
                       receptor="exc", sign="exc")
     return g
 
@@ -117,51 +120,69 @@ def same(a: dict[str, tuple[Any, Any]], b: dict[str, tuple[Any, Any]]) -> bool:
                for r in REGIONS)
 
 
-def run_size(n: int, steps: int) -> list[dict[str, Any]]:
-    """The three runs of one size (module docstring); rows of the table."""
+PARTS = {"engine": None, "ray-1": dict.fromkeys(REGIONS, 0),
+         "ray-2": {"EA": 0, "IA": 0, "EB": 1, "IB": 1}}
+
+
+def run_once(g: Any, steps: int, run: str) -> dict[str, Any]:
+    """One timed run from the initial state: wall, loop time, setup, report."""
+    kw = {} if PARTS[run] is None else {"backend": "ray", "partition": PARTS[run]}
+    t0 = time.perf_counter()
+    r = g.run(steps, reset=True, **kw)
+    wall = time.perf_counter() - t0
+    if PARTS[run] is None:
+        assert r.backend == "engine", r.backend
+        return {"wall": wall, "sim": r.profile["steps"], "setup": 0.0, "rep": None}
+    rep = r.distributed
+    return {"wall": wall, "sim": wall - rep.setup_time, "setup": rep.setup_time, "rep": rep}
+
+
+def run_size(n: int, steps: int, cross_delay: int, repeats: int) -> list[dict[str, Any]]:
+    """The three runs of one size, interleaved ``repeats`` times so that load drifts
+    hit them alike (module docstring); medians, one row per run."""
+    import statistics
+
     import torch
 
     t0 = time.perf_counter()
-    g = build(n)
+    g = build(n, cross_delay=cross_delay)
     build_s = time.perf_counter() - t0
     mon = Spikes(g)
     sim_s = steps * DT
     syn = sum(p.nnz for p in g.projections.values())
-    rows: list[dict[str, Any]] = []
+    times: dict[str, list[dict[str, Any]]] = {run: [] for run in PARTS}
+    wrong: set[str] = set()
+    ref: dict[str, tuple[Any, Any]] = {}
     with torch.no_grad():
-        g.run(20, reset=True)                                  # compile / load kernels
+        for run in PARTS:                                   # compile kernels, warm actors
+            run_once(g, 20, run)
         mon.take()
-        t0 = time.perf_counter()
-        r = g.run(steps, reset=True)
-        wall = time.perf_counter() - t0
-        assert r.backend == "engine", r.backend
-        ref = mon.take()
-        n_sp = sum(len(t) for t, _ in ref.values())
-        rows.append({"N": n, "run": "engine", "workers": 0, "synapses": syn,
-                     "build_s": build_s, "wall_per_s": wall / sim_s,
-                     "sim_per_s": r.profile["steps"] / sim_s, "setup_s": 0.0,
-                     "rate_hz": n_sp / n / sim_s, "exch_per_s": 0.0, "MB_per_s": 0.0,
-                     "result": "ok"})
-        for workers, part in ((1, dict.fromkeys(REGIONS, 0)),
-                              (2, {"EA": 0, "IA": 0, "EB": 1, "IB": 1})):
-            g.run(20, reset=True, backend="ray", partition=part)   # warm the actors
-            mon.take()
-            t0 = time.perf_counter()
-            r = g.run(steps, reset=True, backend="ray", partition=part)
-            wall = time.perf_counter() - t0
-            rep = r.distributed
-            ok = same(mon.take(), ref)
-            row: dict[str, Any] = {"N": n, "run": f"ray-{workers}", "workers": workers,
-                                   "synapses": syn, "build_s": build_s,
-                                   "setup_s": rep.setup_time, "window": rep.window,
-                                   "backends": ",".join(rep.backends),
-                                   "exch_per_s": rep.exchanges / sim_s,
-                                   "MB_per_s": rep.bytes / sim_s / 1e6,
-                                   "result": "ok" if ok else "wrong result"}
-            if ok:
-                row.update(wall_per_s=wall / sim_s,
-                           sim_per_s=(wall - rep.setup_time) / sim_s)
-            rows.append(row)
+        for _ in range(repeats):
+            for run in PARTS:
+                times[run].append(run_once(g, steps, run))
+                got = mon.take()
+                if run == "engine":
+                    ref = got
+                elif not same(got, ref):
+                    wrong.add(run)
+    n_sp = sum(len(t) for t, _ in ref.values())
+    rows = []
+    for run, ts in times.items():
+        rep = ts[-1]["rep"]
+        row: dict[str, Any] = {
+            "N": n, "run": run, "workers": 0 if rep is None else rep.workers,
+            "synapses": syn, "build_s": build_s, "repeats": repeats,
+            "setup_s": statistics.median(t["setup"] for t in ts),
+            "window": None if rep is None else rep.window,
+            "backends": "engine" if rep is None else ",".join(rep.backends),
+            "exch_per_s": 0.0 if rep is None else rep.exchanges / sim_s,
+            "MB_per_s": 0.0 if rep is None else rep.bytes / sim_s / 1e6,
+            "rate_hz": n_sp / n / sim_s if run == "engine" else None,
+            "result": "wrong result" if run in wrong else "ok"}
+        if run not in wrong:
+            row.update(wall_per_s=statistics.median(t["wall"] for t in ts) / sim_s,
+                       sim_per_s=statistics.median(t["sim"] for t in ts) / sim_s)
+        rows.append(row)
     return rows
 
 
@@ -173,12 +194,13 @@ def checkpoint_api_committed() -> bool:
 
 
 def ratio(rows: list[dict[str, Any]], n: int, num: str, den: str) -> float | str:
-    """``sim_per_s`` of run ``num`` over run ``den`` at size ``n``, or why not."""
+    """``wall_per_s`` (the whole ``Graph.run`` call, what a user waits for) of run
+    ``num`` over run ``den`` at size ``n``, or why not."""
     by = {r["run"]: r for r in rows if r["N"] == n}
     a, b = by.get(num, {}), by.get(den, {})
-    if "sim_per_s" not in a or "sim_per_s" not in b:
+    if "wall_per_s" not in a or "wall_per_s" not in b:
         return f"not measured: {num}/{den} at N={n} missing or wrong result"
-    return a["sim_per_s"] / b["sim_per_s"]
+    return a["wall_per_s"] / b["wall_per_s"]
 
 
 def goals(rows: list[dict[str, Any]], big: int, quick: bool) -> list[Goal]:
@@ -227,6 +249,8 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 
 def main() -> None:
     ap = parser(__doc__.split("\n")[0])
+    ap.add_argument("--cross-delay", type=int, default=CROSS_DELAY,
+                    help="delay (steps) between the columns; window = 1 + this")
     args = ap.parse_args()
     plan = [(20_000, 2000)] if args.quick else [(100_000, 2000), (1_000_000, 500)]
     import ray
@@ -241,7 +265,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     try:
         for n, steps in plan:
-            rows += run_size(n, steps)
+            rows += run_size(n, steps, args.cross_delay, 3 if args.quick else 1)
     finally:
         release_workers()
         ray.shutdown()
@@ -253,7 +277,7 @@ def main() -> None:
     load1 = os.getloadavg()
     print(f"load average before {load0[0]:.2f}, after {load1[0]:.2f} (shared 2-core machine)")
     meta = {"quick": args.quick, "steps": {str(n): s for n, s in plan}, "dt": DT,
-            "cross_delay_steps": CROSS_DELAY, "worker_threads": THREAD_ENV,
+            "cross_delay_steps": args.cross_delay, "worker_threads": THREAD_ENV,
             "in_process_torch_threads": 1, "loadavg_before": load0, "loadavg_after": load1}
     write_report(args.json, rows, gs, meta)
     if args.json:
