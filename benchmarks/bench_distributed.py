@@ -32,9 +32,12 @@ Snapshots and recovery after a killed worker are measured only where the
 checkpoint API (``checkpoint_every`` / ``resume``) is in the committed code;
 otherwise those goals read "not measured" and are not met.
 
-Expected time: ``--quick`` about 1 min; the full run (100k and 1M neurons, 0.2 s
-and 0.05 s simulated) about 10-15 min on the shared 2-core machine, most of it
-building the 1M-neuron graph (80M synapses) and the three 1M runs.
+Expected time: ``--quick`` about 40 s. The full run (100k and 1M neurons, 0.2 s and
+0.05 s simulated, one repeat) is estimated, not measured, at 5-15 min on the shared
+2-core machine, scaled from ``--quick``: the graph build (~0.8 s per 20k neurons, so
+~40 s at 1M, 80M synapses, a few GB with the workers' copies) and the 2-worker runs,
+whose cost per window (~40 ms at 20k neurons) grows with the graph each worker
+re-lays out every window.
 
     python benchmarks/bench_distributed.py [--quick] [--json out/bench_distributed.json]
 """
@@ -222,7 +225,7 @@ def goals(rows: list[dict[str, Any]], big: int, quick: bool) -> list[Goal]:
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
-    """Bar chart of sim time per simulated second, per size and run."""
+    """Bar chart of wall time per simulated second (the goals' measure), per size/run."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -233,12 +236,12 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     w = 0.8 / len(runs)
     for k, run in enumerate(runs):
-        ys = [next((r.get("sim_per_s", 0.0) for r in rows
+        ys = [next((r.get("wall_per_s", 0.0) for r in rows
                     if r["N"] == n and r["run"] == run), 0.0) for n in sizes]
         ax.bar([i + k * w for i in range(len(sizes))], ys, w, label=run)
     ax.set_xticks([i + w for i in range(len(sizes))], [f"{n:,}" for n in sizes])
     ax.set_xlabel("neurons")
-    ax.set_ylabel("wall s per simulated s (setup excluded)")
+    ax.set_ylabel("wall s per simulated s (whole Graph.run)")
     ax.set_title(f"CUBA, two columns, load {os.getloadavg()[0]:.2f}")
     ax.legend()
     fig.tight_layout()
