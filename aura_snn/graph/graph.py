@@ -469,7 +469,9 @@ class Graph(nn.Module):
             progress: bool = False, modulators: Mapping[str, torch.Tensor] | None = None,
             modulation: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
             partition: Mapping[str, int] | int | None = None, address: str | None = None,
-            worker_backend: str = "auto") -> RunResult:
+            worker_backend: str = "auto", checkpoint_every: int | str | None = None,
+            checkpoint_dir: str | os.PathLike[str] | None = None,
+            resume: str | os.PathLike[str] | None = None) -> RunResult:
         """Run ``steps`` steps of ``dt`` seconds.
 
         Args:
@@ -494,6 +496,13 @@ class Graph(nn.Module):
                 ``"host:port"``); default: this process's Ray session or a local one.
             worker_backend: ``backend="ray"`` only: ``"auto"`` (the engine where it
                 supports a worker's part), ``"engine"`` or ``"torch"``.
+            checkpoint_every: ``backend="ray"`` only: a snapshot every this many steps
+                (int) or seconds (``"30 s"``), at the next window boundary, into
+                ``checkpoint_dir`` (:mod:`aura_snn.graph.distributed.snapshot`); a
+                worker lost in the run restarts from the last one.
+            checkpoint_dir: the snapshots' folder (also written at the end of the run).
+            resume: ``backend="ray"`` only: start from the last complete snapshot in
+                this folder (instead of ``state``); ``steps`` more steps are run.
 
         Returns:
             :class:`RunResult`; the final state is also kept in :attr:`state`.
@@ -547,10 +556,15 @@ class Graph(nn.Module):
         if backend == "ray":
             from .distributed import prepare
 
-            job = prepare(self, partition, address, worker_backend)
-        elif partition is not None or address is not None or worker_backend != "auto":
-            raise ParameterError("partition, address and worker_backend apply to "
-                                 "backend='ray' only")
+            job = prepare(self, partition, address, worker_backend, checkpoint_every,
+                          checkpoint_dir)
+            if resume is not None:
+                st = job.resume_from(resume, st, state is not None or reset)
+        elif partition is not None or address is not None or worker_backend != "auto" or \
+                checkpoint_every is not None or checkpoint_dir is not None or \
+                resume is not None:
+            raise ParameterError("partition, address, worker_backend, checkpoint_every, "
+                                 "checkpoint_dir and resume apply to backend='ray' only")
         reason = self.engine_reason()
         if reason is None and (modulators or modulation):
             reason = "the run has modulators or a modulation input"

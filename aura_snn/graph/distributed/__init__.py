@@ -30,6 +30,10 @@ or starts (and stops) a local one; ``address="ray://host:port"`` joins a cluster
 :mod:`.worker`               the actor (:class:`RegionWorker`) and its relay
 :mod:`.runner`               the calling side (:func:`prepare`, :class:`Job`)
 :mod:`.cluster`              connecting to Ray, the pool of actors
+:mod:`.stream`               the windows, snapshots and recovery of a lost worker
+:mod:`.snapshot`             snapshot folders: parts, manifest, latest, prune
+:mod:`.checkpoint`           a worker's part of a snapshot, restoring the state
+:mod:`.observed`             what the observers saw, replayed on resume
 ============================ =================================================
 """
 
@@ -39,6 +43,9 @@ from .autopart import auto_partition
 from .cluster import release_workers
 from .partition import Partition, make_partition
 from .runner import DistributedReport, Job, prepare
+from .snapshot import Snapshot, latest_snapshot, read_part, save_snapshot
+from .stream import Recovery, SnapshotInfo
 
-__all__ = ["DistributedReport", "Job", "Partition", "auto_partition", "make_partition",
-           "prepare", "release_workers"]
+__all__ = ["DistributedReport", "Job", "Partition", "Recovery", "Snapshot", "SnapshotInfo",
+           "auto_partition", "latest_snapshot", "make_partition", "prepare", "read_part",
+           "release_workers", "save_snapshot"]

@@ -8,28 +8,38 @@ object references, the messages its sources produced in the previous window, so 
 moves them from worker to worker through its object store and runs each worker as soon
 as its inputs exist: the calling process never handles the messages, only each
 worker's small report (recorded outputs, observer data, bytes sent), which it reads a
-few windows behind to feed the graph's observers in order. The run ends with every
-worker injecting its last messages, so the final state holds the inputs still on their
-way exactly as one process's would.
+few windows behind to feed the graph's observers in order (:mod:`.stream`). The run
+ends with every worker injecting its last messages, so the final state holds the inputs
+still on their way exactly as one process's would.
+
+With ``checkpoint_dir`` the run writes consistent snapshots (:mod:`.snapshot`,
+:mod:`.checkpoint`) every ``checkpoint_every`` steps or seconds and at its end, and
+recovers from a lost worker by restarting from the last one; ``resume=`` starts a run
+from the last complete snapshot of a folder, its observers first given what the
+snapshot's run had observed (:mod:`.observed`).
 """
 
 from __future__ import annotations
 
+import os
+import re
 import time
-from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ...errors import ParameterError
-from ..observer import Chunk, Observer, out_degrees, spike_regions_wanted
-from ..regions import InputRegion, ModuleRegion
-from . import cluster
+from ..observer import Observer, spike_regions_wanted
+from ..regions import InputRegion
+from . import checkpoint, cluster, stream
+from .observed import History
 from .partition import Partition, make_partition
-from .plan import WorkerPlan, merge_states, plan_workers, split_state, subgraph
-from .worker import RegionWorker, Relay
+from .plan import WorkerPlan, plan_workers, subgraph
+from .snapshot import Snapshot
+from .worker import Relay
 
 if TYPE_CHECKING:
     from ..graph import Graph
@@ -37,7 +47,7 @@ if TYPE_CHECKING:
 
 WORKER_BACKENDS = ("auto", "engine", "torch")
 MAX_WINDOW = 1000      # steps per window at most (observers and progress are fed per window)
-LOOKAHEAD = 4          # windows submitted ahead of the reports read back
+MAX_RECOVERIES = 3     # lost workers a run recovers from before it gives up
 
 
 @dataclass(frozen=True)
@@ -54,7 +64,12 @@ class DistributedReport:
         exchanges: messages sent between workers (one per window and pair of workers
             joined by a cut projection).
         bytes: bytes of the arrays in those messages (:mod:`.exchange`).
-        setup_time, run_time: seconds to connect and load the workers, and to run.
+        setup_time, run_time: seconds to connect and load the workers (every attempt),
+            and to run.
+        snapshots: the snapshots completed (:class:`.stream.SnapshotInfo`: step, bytes,
+            write time), with ``checkpoint_dir``.
+        recoveries: each lost worker (:class:`.stream.Recovery`: the step reached, the
+            snapshot step restarted from, the steps lost, the restart time).
     """
 
     workers: int
@@ -70,6 +85,8 @@ class DistributedReport:
     loads: tuple[int, ...]
     setup_time: float
     run_time: float
+    snapshots: tuple[stream.SnapshotInfo, ...] = ()
+    recoveries: tuple[stream.Recovery, ...] = ()
 
 
 @dataclass
@@ -81,6 +98,31 @@ class Job:
     plans: list[WorkerPlan]
     worker_backend: str
     address: str | None
+    checkpoint_dir: Path | None = None
+    every_steps: int | None = None
+    every_s: float | None = None
+    checkpoint_meta: dict[str, Any] = field(default_factory=dict)
+    resumed: Snapshot | None = None
+
+    def resume_from(self, root: str | os.PathLike[str], st: GraphState, explicit: bool
+                    ) -> GraphState:
+        """The state of the last complete snapshot in ``root`` (``resume=``), for a run
+        of batch ``st.batch``; ``explicit``: a ``state=`` or ``reset=`` was given too."""
+        if explicit:
+            raise ParameterError("resume= starts from a snapshot: give it without state= "
+                                 "or reset=True")
+        snap = checkpoint.find(self.graph, root)
+        new = checkpoint.restore(self.graph, snap, st.batch)
+        self.resumed = snap
+        return new
+
+    def snapshot_due(self, steps: int, seconds: float) -> bool:
+        """Whether a snapshot is due ``steps`` steps and ``seconds`` s after the last."""
+        if self.checkpoint_dir is None:
+            return False
+        if self.every_steps is not None:
+            return steps >= self.every_steps
+        return self.every_s is not None and seconds >= self.every_s
 
     def run(self, st: GraphState, steps: int, inputs: Mapping[str, torch.Tensor],
             record: list[str], observers: list[Observer], progress: bool,
@@ -88,43 +130,41 @@ class Job:
             modulation: Mapping[str, Mapping[str, torch.Tensor]]
             ) -> tuple[dict[str, torch.Tensor], GraphState, DistributedReport]:
         """Run ``steps`` steps from ``st``; returns recorded outputs, the final state
-        and the :class:`DistributedReport`."""
-        g, part, plans = self.graph, self.partition, self.plans
+        and the :class:`DistributedReport`. A lost worker (its actor died) restarts the
+        run from the last complete snapshot of this run on new workers
+        (:mod:`.stream`), at most :data:`MAX_RECOVERIES` times."""
+        g, part = self.graph, self.partition
         for name, x in inputs.items():
             if isinstance(g.regions[name], InputRegion):
                 g.regions[name].check_fed(x, steps, st.batch)
-        subs, backends, probe_maps = self._subgraphs(observers, modulators, modulation)
         window = min(part.window or steps, MAX_WINDOW, steps)
         ray = cluster.require_ray()
         tic = time.perf_counter()
         started = cluster.connect(ray, self.address)
+        run = stream.RunLog(st.t, steps, window, record, observers, progress, g.dt)
+        if self.resumed is not None:      # what the observers saw before the snapshot
+            seen = History.read(self.resumed)
+            seen.replay(observers, st.t, st.batch, g.dt)
+            run.history = seen if self.checkpoint_dir is not None else None
+        elif self.checkpoint_dir is not None:
+            run.history = History(st.t)
+        lost = stream.lost_worker_errors(ray)
         ok = False
         try:
-            actors = cluster.workers(ray, part.workers, RegionWorker)
-            degrees = out_degrees(g) if any(o.count_events for o in observers) else None
-            static = frozenset(n for n, x in inputs.items()
-                               if isinstance(g.regions[n], ModuleRegion) and x.dim() == 2)
-            loads = []
-            for wp, sub, be, actor in zip(plans, subs, backends, actors, strict=True):
-                mine = set(wp.regions)
-                outdeg = {} if degrees is None else \
-                    {p: (g.projections[p].pre, degrees[p]) for p in wp.cross_out}
-                loads.append(actor.load.remote(
-                    sub, wp, split_state(g, st, wp), be,
-                    {n: x for n, x in inputs.items() if n in mine}, static, modulators,
-                    {n: m for n, m in modulation.items() if n in mine}, record, outdeg))
-            ray.get(loads)
-            setup = time.perf_counter() - tic
-            tic = time.perf_counter()
-            outputs, last, exchanges, nbytes, windows = self._stream(
-                ray, actors, st, steps, window, record, observers, probe_maps, progress)
-            prev = steps - (windows - 1) * window
-            finals = ray.get([actor.finish.remote(prev, *[last[(s, wp.index)]
-                                                        for s in wp.sources])
-                              for wp, actor in zip(plans, actors, strict=True)])
-            del last
-            new_state = merge_states(g, [f[0] for f in finals], plans)
-            for _, plastic in finals:
+            cur = st
+            while True:
+                try:
+                    subs, backends, probe_maps = self._subgraphs(observers, modulators,
+                                                                 modulation)
+                    new_state, finals = stream.attempt(
+                        ray, self, run, cur, subs, backends, probe_maps, inputs,
+                        modulators, modulation)
+                    break
+                except lost as exc:
+                    if len(run.recoveries) >= MAX_RECOVERIES:
+                        raise
+                    cur = stream.recover(ray, self, run, st, exc)
+            for _, plastic, _ in finals:
                 for name, buffers in plastic.items():
                     p = g.projections[name]
                     if "plastic_weight" in buffers:
@@ -134,16 +174,19 @@ class Job:
                 g.projections[name]._last_traces = tr
             ok = True
         finally:
+            run.close()
             if not ok:
                 cluster.release_workers()
+                run.discard_unfinished(ray, self.checkpoint_dir)
             if started:
                 cluster.release_workers()
                 ray.shutdown()
         report = DistributedReport(
             part.workers, dict(part.assignment), tuple(backends), part.window, window,
-            windows, exchanges, nbytes, part.cut, part.cut_synapses, part.loads, setup,
-            time.perf_counter() - tic)
-        return outputs, new_state, report
+            run.windows, run.exchanges, run.nbytes, part.cut, part.cut_synapses, part.loads,
+            run.setup_time, time.perf_counter() - tic - run.setup_time,
+            tuple(run.snapshots), tuple(run.recoveries))
+        return run.outputs(), new_state, report
 
     def _subgraphs(self, observers: list[Observer], modulators: Mapping[str, Any],
                    modulation: Mapping[str, Any]
@@ -177,72 +220,29 @@ class Job:
             maps.append(mine)
         return subs, backends, maps
 
-    def _stream(self, ray: Any, actors: list[Any], st: GraphState, steps: int, window: int,
-                record: list[str], observers: list[Observer], probe_maps: list[list[Any]],
-                progress: bool
-                ) -> tuple[dict[str, torch.Tensor], dict[tuple[int, int], Any], int, int, int]:
-        """Submit every window, feed the observers from the reports in order; returns the
-        recorded outputs, the last window's messages ``{(source, destination): ref}``,
-        the exchange count, bytes and windows."""
-        g, plans = self.graph, self.plans
-        bar = None
-        if progress:
-            from ..progress import SimProgress
 
-            bar = SimProgress(steps, g.dt)
-        recorded: dict[str, list[torch.Tensor]] = {n: [] for n in record}
-        inflight: deque[tuple[int, int, list[Any]]] = deque()
-        last: dict[tuple[int, int], Any] = {}
-        exchanges = nbytes = windows = 0
-        prev = 0
-
-        def read(t0: int, n: int, refs: list[Any]) -> None:
-            nonlocal nbytes
-            reports = ray.get(refs)
-            chunk = Chunk(t0, n, st.batch, g.dt)
-            for rep, probes in zip(reports, probe_maps, strict=True):
-                c = rep["chunk"]
-                chunk.spikes.update(c["spikes"])
-                chunk.values.update(zip(probes, c["values"], strict=True))
-                chunk.events.update(c["events"])
-                for name, y in rep["outputs"].items():
-                    if name in recorded:
-                        recorded[name].append(y)
-                nbytes += sum(rep["bytes"].values())
-            for o in observers:
-                o.observe(chunk)
-            if bar is not None:
-                bar.advance(n)
-
-        try:
-            for start in range(0, steps, window):
-                n = min(window, steps - start)
-                refs, new = [], {}
-                for wp, actor in zip(plans, actors, strict=True):
-                    args = [last[(s, wp.index)] for s in wp.sources] if start else []
-                    out = actor.run_window.options(
-                        num_returns=1 + len(wp.destinations)).remote(n, prev, *args)
-                    out = out if isinstance(out, list) else [out]
-                    refs.append(out[0])
-                    for dst, ref in zip(wp.destinations, out[1:], strict=True):
-                        new[(wp.index, dst)] = ref
-                exchanges += len(new)
-                last, prev = new, n
-                windows += 1
-                inflight.append((st.t + start, n, refs))
-                while len(inflight) > LOOKAHEAD:
-                    read(*inflight.popleft())
-            while inflight:
-                read(*inflight.popleft())
-        finally:
-            if bar is not None:
-                bar.close()
-        outputs = {n: torch.cat(v) for n, v in recorded.items()}
-        return outputs, last, exchanges, nbytes, windows
+def _every(checkpoint_every: int | str | None) -> tuple[int | None, float | None]:
+    """``(steps, seconds)`` of ``checkpoint_every``: an int of steps, or ``"<x> s"``."""
+    if checkpoint_every is None:
+        return None, None
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, str)):
+        raise ParameterError(f"checkpoint_every must be a number of steps (int) or seconds "
+                             f"as '<x> s', got {checkpoint_every!r}")
+    if isinstance(checkpoint_every, int):
+        if checkpoint_every < 1:
+            raise ParameterError(f"checkpoint_every must be >= 1 step, got {checkpoint_every}")
+        return checkpoint_every, None
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?)\s*s\s*", checkpoint_every)
+    if m is None or float(m.group(1)) <= 0:
+        raise ParameterError(f"checkpoint_every={checkpoint_every!r}: seconds are written "
+                             f"'<x> s' with x > 0, e.g. '30 s'")
+    return None, float(m.group(1))
 
 
 def prepare(graph: Graph, partition: Mapping[str, int] | int | None, address: str | None,
-            worker_backend: str) -> Job:
+            worker_backend: str, checkpoint_every: int | str | None = None,
+            checkpoint_dir: str | os.PathLike[str] | None = None,
+            checkpoint_meta: Mapping[str, Any] | None = None) -> Job:
     """Check a partitioned run before anything starts (module docstring)."""
     cluster.require_ray()
     if partition is None:
@@ -254,10 +254,20 @@ def prepare(graph: Graph, partition: Mapping[str, int] | int | None, address: st
     if graph.device.type != "cpu":
         raise ParameterError(f"backend='ray' runs its workers on the CPU; the graph is on "
                              f"{graph.device} (move it with graph.cpu())")
+    every_steps, every_s = _every(checkpoint_every)
+    root = None
+    if checkpoint_dir is not None:
+        root = Path(checkpoint_dir)
+        if root.exists() and not root.is_dir():
+            raise ParameterError(f"checkpoint_dir={os.fspath(checkpoint_dir)!r} exists and is "
+                                 f"not a folder")
+    elif checkpoint_every is not None:
+        raise ParameterError("checkpoint_every needs checkpoint_dir= (the snapshots' folder)")
     part = make_partition(graph, partition)
     if address is not None:
         cluster.check_address(address)
-    return Job(graph, part, plan_workers(graph, part), worker_backend, address)
+    return Job(graph, part, plan_workers(graph, part), worker_backend, address, root,
+               every_steps, every_s, dict(checkpoint_meta or {}))
 
 
 __all__ = ["MAX_WINDOW", "WORKER_BACKENDS", "DistributedReport", "Job", "prepare"]

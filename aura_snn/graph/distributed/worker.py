@@ -13,6 +13,11 @@ r"""One worker of a partitioned run: a sub-graph stepped window by window.
 3. :meth:`~RegionWorker.finish` injects the last window's messages (inputs already on
    their way when the run ends) and returns the final state and plastic weights.
 
+Between two windows, :meth:`~RegionWorker.checkpoint` injects the messages of the
+window just ended and writes the worker's part of a snapshot (:mod:`.checkpoint`);
+the next window then gets no messages. :meth:`~RegionWorker.pid` gives the actor's
+process id (tests kill it to check the recovery).
+
 Observers live in the calling process: a :class:`Relay` on the sub-graph collects
 the spikes, probe rows and synaptic event counts they need, one chunk per window.
 """
@@ -28,7 +33,9 @@ import torch
 from ..observer import Chunk, Observer, Probe
 from ..state import GraphState
 from . import exchange
+from .checkpoint import worker_tensors
 from .plan import WorkerPlan
+from .snapshot import part_name, write_part
 
 
 class Relay(Observer):
@@ -149,16 +156,37 @@ class RegionWorker:
                   "bytes": sent}
         return (report, *messages) if messages else report   # Ray: one return value
 
-    def finish(self, prev: int, *payloads: dict[str, exchange.Entry]
-               ) -> tuple[GraphState, dict[str, dict[str, torch.Tensor]]]:
-        """Inject the last window's messages; return the final state and the buffers of
-        projections with plasticity rules (their plastic weights)."""
+    def pid(self) -> int:
+        """The process id of this actor."""
+        import os
+
+        return os.getpid()
+
+    def checkpoint(self, prev: int, folder: str, *payloads: dict[str, exchange.Entry]
+                   ) -> dict[str, Any]:
+        """Inject the messages of the window just ended (``prev`` steps) and write this
+        worker's part of the snapshot in ``folder``; returns its manifest entry."""
+        import time
+
         self._receive(payloads, prev)
+        tic = time.perf_counter()
+        entry = write_part(folder, part_name(self.plan.index),
+                           worker_tensors(self.sub, self.st))
+        return {**entry, "seconds": time.perf_counter() - tic}
+
+    def finish(self, prev: int, folder: str | None, *payloads: dict[str, exchange.Entry]
+               ) -> tuple[GraphState, dict[str, dict[str, torch.Tensor]], dict | None]:
+        """Inject the last window's messages; return the final state, the buffers of
+        projections with plasticity rules (their plastic weights) and, with a
+        ``folder``, the manifest entry of this worker's part of the final snapshot."""
+        entry = self.checkpoint(prev, folder, *payloads) if folder is not None else None
+        if folder is None:
+            self._receive(payloads, prev)
         st = self.st
         plastic = {p.name: {k: v for k, v in p.state_dict().items()}
                    for p in self.sub.projections.values() if p.rules}
         self.sub = self.st = self.inputs = None
-        return st, plastic
+        return st, plastic, entry
 
 
 __all__ = ["RegionWorker", "Relay"]
