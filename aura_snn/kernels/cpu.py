@@ -20,6 +20,21 @@ step. The inner loops are branch-invariant in their mode flags, so LLVM unswitch
 vectorises them (AVX2): every step streams one contiguous run per array, close to
 copy bandwidth.
 
+Small problems: :func:`forward` and :func:`backward` run their chunks on numba's
+thread pool; :func:`forward_serial` and :func:`backward_serial` run the same chunk
+functions in a plain loop on the calling thread, so both give the same bits (each
+chunk is computed by the same code whichever thread runs it, and nothing is reduced
+across chunks except the integer count of non-finite inputs). :func:`serial` picks the
+serial pair below ``SERIAL_NEURONS`` neurons and ``SERIAL_WORK`` neuron-steps, or
+whenever there is one chunk (``M <= CHUNK``: no parallelism to gain). Measured on the
+2-core development machine (LIF, float32, forward + BPTT, median of 60 calls): the
+serial loop is as fast or faster up to ``T * M = 2**17`` (``T = 4, M = 32768``: 0.60 vs
+0.62 ms; ``T = 1, M = 32768``: 0.35 vs 0.46 ms) and slower from ``2**18`` (``T = 4, M =
+65536``: 1.18 vs 0.77 ms; ``T = 32, M = 8192``: 0.72 vs 0.53 ms) or ``M = 65536`` at
+any ``T``. Launching the pool is what small calls pay for: with torch's OpenMP threads
+busy in the same process on a loaded machine, a one-token call (``T = 4, M = 256``)
+took 3-8 ms in the pool against 0.12 ms serial.
+
 Mode codes (plain ints, so one compiled function serves every option):
 ``reset`` :data:`aura_snn.functional.firing.RESET_CODE`; ``nxt`` 1 for
 ``reset_at="next_step"``; ``late`` 1 when the input enters the current after the
@@ -44,6 +59,16 @@ from ._numba_cache import invalidate_if_changed
 invalidate_if_changed(__file__, [family.__file__, surrogate.__file__, firing.__file__])
 
 CHUNK = 4096  # neurons per parallel task: long contiguous runs for the prefetcher (16 KiB)
+SERIAL_NEURONS = 2 ** 16  # at or above this many neurons the thread pool pays (docstring)
+SERIAL_WORK = 2 ** 18     # ... or at or above this many neuron-steps T * M
+
+
+def serial(T: int, M: int) -> bool:
+    """Whether ``T`` steps of ``M`` neurons run in :func:`forward_serial` /
+    :func:`backward_serial` rather than on the thread pool (module docstring, "Small
+    problems"): one chunk, or fewer than ``SERIAL_NEURONS`` neurons and
+    ``SERIAL_WORK`` neuron-steps."""
+    return M <= CHUNK or (M < SERIAL_NEURONS and T * M < SERIAL_WORK)
 
 # error_model="numpy": a float division by zero gives inf instead of raising. The
 # Python error model puts a zero check (and an exception path) in every division,
@@ -109,37 +134,56 @@ def _fwd_step(chk, xr, sr, ur, vo, io, v, cur, am, bb, cc, k, vl, th, vrs, reset
         io[j] = inew
 
 
-@numba.njit(cache=True, parallel=True, nogil=True, error_model="numpy")
-def forward(x, v0, i0, am, bb, cc, k, vl, th, vr, reset, nxt, late,
-            s_out, u_out, v_out, i_out, vT, iT, bad):  # pragma: no cover - compiled
-    """Forward over ``T`` steps. ``u_out`` (pre-reset membrane, for backward), ``v_out``
-    (membrane trace) and ``i_out`` (current trace) are written only when non-empty.
-    ``bad[c]`` counts the neurons of chunk ``c`` that received a non-finite input."""
+@_jit
+def _forward_chunk(c, x, v0, i0, am, bb, cc, k, vl, th, vr, reset, nxt, late,
+                   s_out, u_out, v_out, i_out, vT, iT, bad):  # pragma: no cover - compiled
+    """Chunk ``c`` (neurons ``c*CHUNK`` up to ``(c+1)*CHUNK``) of :func:`forward`."""
     T, M = x.shape
-    nchunks = (M + CHUNK - 1) // CHUNK
     save_u = u_out.shape[0] > 0
     save_v = v_out.shape[0] > 0
     save_i = i_out.shape[0] > 0
-    for c in numba.prange(nchunks):
-        lo = c * CHUNK
-        hi = min(M, lo + CHUNK)
-        v = v0[lo:hi].copy()
-        cur = i0[lo:hi].copy()
-        am_, bb_, cc_, k_ = am[lo:hi], bb[lo:hi], cc[lo:hi], k[lo:hi]
-        vl_, th_, vr_ = vl[lo:hi], th[lo:hi], vr[lo:hi]
-        chk = np.zeros(hi - lo, x.dtype)
-        # outputs that were not asked for go to a per-chunk scratch row (in L1): the
-        # inner loops then store unconditionally and stay vectorised
-        scratch = np.empty((3, hi - lo), x.dtype)
-        for t in range(T):
-            ur = u_out[t, lo:hi] if save_u else scratch[0]
-            vo = v_out[t, lo:hi] if save_v else scratch[1]
-            io = i_out[t, lo:hi] if save_i else scratch[2]
-            _fwd_step(chk, x[t, lo:hi], s_out[t, lo:hi], ur, vo, io, v, cur, am_, bb_, cc_, k_,
-                      vl_, th_, vr_, reset, nxt, late)
-        vT[lo:hi] = v
-        iT[lo:hi] = cur
-        bad[c] = np.sum(chk != 0)
+    lo = c * CHUNK
+    hi = min(M, lo + CHUNK)
+    v = v0[lo:hi].copy()
+    cur = i0[lo:hi].copy()
+    am_, bb_, cc_, k_ = am[lo:hi], bb[lo:hi], cc[lo:hi], k[lo:hi]
+    vl_, th_, vr_ = vl[lo:hi], th[lo:hi], vr[lo:hi]
+    chk = np.zeros(hi - lo, x.dtype)
+    # outputs that were not asked for go to a per-chunk scratch row (in L1): the
+    # inner loops then store unconditionally and stay vectorised
+    scratch = np.empty((3, hi - lo), x.dtype)
+    for t in range(T):
+        ur = u_out[t, lo:hi] if save_u else scratch[0]
+        vo = v_out[t, lo:hi] if save_v else scratch[1]
+        io = i_out[t, lo:hi] if save_i else scratch[2]
+        _fwd_step(chk, x[t, lo:hi], s_out[t, lo:hi], ur, vo, io, v, cur, am_, bb_, cc_, k_,
+                  vl_, th_, vr_, reset, nxt, late)
+    vT[lo:hi] = v
+    iT[lo:hi] = cur
+    bad[c] = np.sum(chk != 0)
+
+
+@numba.njit(cache=True, parallel=True, nogil=True, error_model="numpy")
+def forward(x, v0, i0, am, bb, cc, k, vl, th, vr, reset, nxt, late,
+            s_out, u_out, v_out, i_out, vT, iT, bad):  # pragma: no cover - compiled
+    """Forward over ``T`` steps, chunks in parallel. ``u_out`` (pre-reset membrane, for
+    backward), ``v_out`` (membrane trace) and ``i_out`` (current trace) are written only
+    when non-empty. ``bad[c]`` counts the neurons of chunk ``c`` that received a
+    non-finite input."""
+    for c in numba.prange((x.shape[1] + CHUNK - 1) // CHUNK):
+        _forward_chunk(c, x, v0, i0, am, bb, cc, k, vl, th, vr, reset, nxt, late,
+                       s_out, u_out, v_out, i_out, vT, iT, bad)
+
+
+@_jit
+def forward_serial(x, v0, i0, am, bb, cc, k, vl, th, vr, reset, nxt, late,
+                   s_out, u_out, v_out, i_out, vT, iT, bad):  # pragma: no cover - compiled
+    """:func:`forward` on the calling thread only (no thread pool): the same chunks, the
+    same per-chunk code, so the same results bit for bit (module docstring, "Small
+    problems")."""
+    for c in range((x.shape[1] + CHUNK - 1) // CHUNK):
+        _forward_chunk(c, x, v0, i0, am, bb, cc, k, vl, th, vr, reset, nxt, late,
+                       s_out, u_out, v_out, i_out, vT, iT, bad)
 
 
 @_jit
@@ -244,11 +288,65 @@ def _bwd_step_params(gsr, gtr, ur, vpr, ipr, xr, gxr, gv, gi, am, bb, cc, k, vl,
         g_c[j] += gio * ie
 
 
+@_jit
+def _backward_chunk(c, gs, gvtr, gvT, giT, u, x, cur, v0, i0, am, bb, cc, k, vl, th, vr,
+                    reset, nxt, late, sid, slope, detach, pgrad,
+                    gx, gv0, gi0, g_am, g_b, g_c, g_k, g_vl, g_th, g_vr):  # pragma: no cover
+    """Chunk ``c`` of :func:`backward`."""
+    T, M = u.shape
+    has_tr = gvtr.shape[0] > 0
+    has_cur = cur.shape[0] > 0
+    gs_every_t = gs.shape[0] > 1
+    lo = c * CHUNK
+    hi = min(M, lo + CHUNK)
+    n = hi - lo
+    gv = gvT[lo:hi].copy()
+    gi = giT[lo:hi].copy()
+    vp = np.empty(n, u.dtype)
+    zeros = np.zeros(n, u.dtype)
+    scratch = np.zeros((7, n), u.dtype)
+    if pgrad:
+        pg = (g_am[lo:hi], g_b[lo:hi], g_c[lo:hi], g_k[lo:hi], g_vl[lo:hi], g_th[lo:hi],
+              g_vr[lo:hi])
+    else:
+        pg = (scratch[0], scratch[1], scratch[2], scratch[3], scratch[4], scratch[5],
+              scratch[6])
+    am_, bb_, cc_, k_ = am[lo:hi], bb[lo:hi], cc[lo:hi], k[lo:hi]
+    vl_, th_, vr_ = vl[lo:hi], th[lo:hi], vr[lo:hi]
+    need_vp = pgrad or nxt  # the membrane before the step enters only these terms
+    one = np.ones(1, u.dtype)[0]
+    c_sub = one if (reset == _SUB and not detach) else one - one
+    c_subd = one if reset == _SUB else one - one
+    c_zero = one if (reset == _ZERO and not detach) else one - one
+    c_du = one if reset == _ZERO else one - one
+    lt = late != 0
+    for t in range(T - 1, -1, -1):
+        if t == 0:
+            vp[:] = v0[lo:hi]
+            ip = i0[lo:hi] if pgrad else zeros
+        else:
+            if need_vp:
+                _prev_membrane(u[t - 1, lo:hi], th_, vr_, reset, nxt, vp)
+            ip = cur[t - 1, lo:hi] if (pgrad and has_cur) else zeros
+        gtr = gvtr[t, lo:hi] if has_tr else zeros
+        gsr = gs[t, lo:hi] if gs_every_t else gs[0, lo:hi]
+        if pgrad:
+            _bwd_step_params(gsr, gtr, u[t, lo:hi], vp, ip, x[t, lo:hi], gx[t, lo:hi],
+                             gv, gi, am_, bb_, cc_, k_, vl_, th_, vr_, pg[0], pg[1], pg[2],
+                             pg[3], pg[4], pg[5], pg[6], nxt, c_sub, c_subd, c_zero, c_du,
+                             lt, sid, slope)
+        else:
+            _bwd_step(gsr, gtr, u[t, lo:hi], vp, gx[t, lo:hi], gv, gi, am_, bb_, cc_, k_,
+                      th_, vr_, nxt, c_sub, c_subd, c_zero, c_du, lt, sid, slope)
+    gv0[lo:hi] = gv
+    gi0[lo:hi] = gi
+
+
 @numba.njit(cache=True, parallel=True, nogil=True, error_model="numpy")
 def backward(gs, gvtr, gvT, giT, u, x, cur, v0, i0, am, bb, cc, k, vl, th, vr,
              reset, nxt, late, sid, slope, detach, pgrad,
              gx, gv0, gi0, g_am, g_b, g_c, g_k, g_vl, g_th, g_vr):  # pragma: no cover
-    """BPTT through :func:`forward`.
+    """BPTT through :func:`forward`, chunks in parallel.
 
     Inputs: ``gs`` grad of spikes ``[T, M]``, or ``[1, M]`` when it is the same at
     every step; ``gvtr`` grad of the membrane trace (empty if none); ``gvT``/``giT``
@@ -258,52 +356,18 @@ def backward(gs, gvtr, gvT, giT, u, x, cur, v0, i0, am, bb, cc, k, vl, th, vr,
     Outputs: ``gx`` ``[T, M]``, ``gv0``, ``gi0``; per-neuron parameter grads ``[M]`` are
     accumulated into the given arrays (the caller zeroes them) when ``pgrad`` is 1.
     """
-    T, M = u.shape
-    nchunks = (M + CHUNK - 1) // CHUNK
-    has_tr = gvtr.shape[0] > 0
-    has_cur = cur.shape[0] > 0
-    gs_every_t = gs.shape[0] > 1
-    for c in numba.prange(nchunks):
-        lo = c * CHUNK
-        hi = min(M, lo + CHUNK)
-        n = hi - lo
-        gv = gvT[lo:hi].copy()
-        gi = giT[lo:hi].copy()
-        vp = np.empty(n, u.dtype)
-        zeros = np.zeros(n, u.dtype)
-        scratch = np.zeros((7, n), u.dtype)
-        if pgrad:
-            pg = (g_am[lo:hi], g_b[lo:hi], g_c[lo:hi], g_k[lo:hi], g_vl[lo:hi], g_th[lo:hi],
-                  g_vr[lo:hi])
-        else:
-            pg = (scratch[0], scratch[1], scratch[2], scratch[3], scratch[4], scratch[5],
-                  scratch[6])
-        am_, bb_, cc_, k_ = am[lo:hi], bb[lo:hi], cc[lo:hi], k[lo:hi]
-        vl_, th_, vr_ = vl[lo:hi], th[lo:hi], vr[lo:hi]
-        need_vp = pgrad or nxt  # the membrane before the step enters only these terms
-        one = np.ones(1, u.dtype)[0]
-        c_sub = one if (reset == _SUB and not detach) else one - one
-        c_subd = one if reset == _SUB else one - one
-        c_zero = one if (reset == _ZERO and not detach) else one - one
-        c_du = one if reset == _ZERO else one - one
-        lt = late != 0
-        for t in range(T - 1, -1, -1):
-            if t == 0:
-                vp[:] = v0[lo:hi]
-                ip = i0[lo:hi] if pgrad else zeros
-            else:
-                if need_vp:
-                    _prev_membrane(u[t - 1, lo:hi], th_, vr_, reset, nxt, vp)
-                ip = cur[t - 1, lo:hi] if (pgrad and has_cur) else zeros
-            gtr = gvtr[t, lo:hi] if has_tr else zeros
-            gsr = gs[t, lo:hi] if gs_every_t else gs[0, lo:hi]
-            if pgrad:
-                _bwd_step_params(gsr, gtr, u[t, lo:hi], vp, ip, x[t, lo:hi], gx[t, lo:hi],
-                                 gv, gi, am_, bb_, cc_, k_, vl_, th_, vr_, pg[0], pg[1], pg[2],
-                                 pg[3], pg[4], pg[5], pg[6], nxt, c_sub, c_subd, c_zero, c_du,
-                                 lt, sid, slope)
-            else:
-                _bwd_step(gsr, gtr, u[t, lo:hi], vp, gx[t, lo:hi], gv, gi, am_, bb_, cc_, k_,
-                          th_, vr_, nxt, c_sub, c_subd, c_zero, c_du, lt, sid, slope)
-        gv0[lo:hi] = gv
-        gi0[lo:hi] = gi
+    for c in numba.prange((u.shape[1] + CHUNK - 1) // CHUNK):
+        _backward_chunk(c, gs, gvtr, gvT, giT, u, x, cur, v0, i0, am, bb, cc, k, vl, th, vr,
+                        reset, nxt, late, sid, slope, detach, pgrad,
+                        gx, gv0, gi0, g_am, g_b, g_c, g_k, g_vl, g_th, g_vr)
+
+
+@_jit
+def backward_serial(gs, gvtr, gvT, giT, u, x, cur, v0, i0, am, bb, cc, k, vl, th, vr,
+                    reset, nxt, late, sid, slope, detach, pgrad,
+                    gx, gv0, gi0, g_am, g_b, g_c, g_k, g_vl, g_th, g_vr):  # pragma: no cover
+    """:func:`backward` on the calling thread only (same chunks, same code, same bits)."""
+    for c in range((u.shape[1] + CHUNK - 1) // CHUNK):
+        _backward_chunk(c, gs, gvtr, gvT, giT, u, x, cur, v0, i0, am, bb, cc, k, vl, th, vr,
+                        reset, nxt, late, sid, slope, detach, pgrad,
+                        gx, gv0, gi0, g_am, g_b, g_c, g_k, g_vl, g_th, g_vr)

@@ -6,9 +6,10 @@ reference ``functional.loop.run(functional.lif.step, ...)`` and return the same
 and gradients (``gradcheck`` in float64). Coefficients are the model's compiled
 family (``spec.compile(p, dt)`` of :mod:`aura_snn.functional.registry`, the encoding
 the graph engine runs too); the time loop runs in a compiled kernel: :mod:`.cpu`
-(numba) for CPU tensors, :mod:`.gpu` (Triton) for CUDA tensors, both around the one
-per-neuron step of :mod:`.family`. Without Triton on a CUDA machine the reference
-loop runs instead, with a warning.
+(numba; problems below :func:`.cpu.serial`'s size on the calling thread, larger ones
+on numba's thread pool, same bits either way) for CPU tensors, :mod:`.gpu` (Triton)
+for CUDA tensors, both around the one per-neuron step of :mod:`.family`. Without
+Triton on a CUDA machine the reference loop runs instead, with a warning.
 
 Backward is hand-written BPTT through the surrogate derivative. Parameter gradients
 (learnable ``tau``/``threshold``) are computed in the same reverse sweep, and only
@@ -64,8 +65,8 @@ def _launch_forward(kernel: str, x: torch.Tensor, *args: Any) -> int:
     reset, nxt, late = args[9:12]
     outs = tensors[9:]                        # s, u, v trace, i trace, v_T, i_T
     bad = np.zeros((x.shape[1] + cpu.CHUNK - 1) // cpu.CHUNK, dtype=np.int64)
-    cpu.forward(_np(x), *(_np(t) for t in coeffs), reset, nxt, late,
-                *(_np(t) for t in outs), bad)
+    run = cpu.forward_serial if cpu.serial(*x.shape) else cpu.forward
+    run(_np(x), *(_np(t) for t in coeffs), reset, nxt, late, *(_np(t) for t in outs), bad)
     return int(bad.sum())
 
 
@@ -73,7 +74,9 @@ def _launch_backward(kernel: str, *args: Any) -> None:
     if kernel == "triton":
         _gpu().backward(*args)
         return
-    cpu.backward(*(_np(a) if isinstance(a, torch.Tensor) else a for a in args))
+    u = args[4]                               # saved pre-reset membrane [T, M]
+    run = cpu.backward_serial if cpu.serial(*u.shape) else cpu.backward
+    run(*(_np(a) if isinstance(a, torch.Tensor) else a for a in args))
 
 
 class _FusedCuba(torch.autograd.Function):
