@@ -102,7 +102,8 @@ class HybridConfig:
         threshold: LIF threshold (V), > 0.
         input_scaling: LIF input scaling, ``"direct"`` (current added each step) or
             ``"ode"`` (scaled by :math:`1 - e^{-dt/\\tau}`), see :mod:`aura_snn.functional.lif`.
-        surrogate: surrogate derivative of the spike (:mod:`aura_snn.functional.surrogate`).
+        surrogate: surrogate derivative of the spike (:mod:`aura_snn.functional.surrogate`);
+            the triangle by default, wide enough for T = 4 (:mod:`hybrid.spiking_ffn`).
         slope: surrogate slope (``None``: the surrogate's default).
         tie_embeddings: output head shares the token embedding matrix.
         norm_eps: LayerNorm epsilon (> 0).
@@ -146,7 +147,7 @@ class HybridConfig:
     dt: float = 1e-3
     threshold: float = 1.0
     input_scaling: str = "direct"
-    surrogate: str = "fast_sigmoid"
+    surrogate: str = "triangle"
     slope: float | None = None
     tie_embeddings: bool = True
     norm_eps: float = 1e-5
