@@ -27,8 +27,28 @@ class _HeavisideFastSigmoid(torch.autograd.Function):
         return g / (1.0 + ctx.k * x.abs()) ** 2, None
 
 
+class _HeavisideTriangle(torch.autograd.Function):
+    """H(x) forward, g max(0, 1 - g|x|) backward (Esser et al. 2016), written for this test."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, g: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.g = g
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (x,) = ctx.saved_tensors
+        return grad * ctx.g * (1.0 - ctx.g * x.abs()).clamp_min(0.0), None
+
+
+ORACLE_SURROGATES = {"fast_sigmoid": (_HeavisideFastSigmoid, 25.0),
+                     "triangle": (_HeavisideTriangle, 1.0)}
+
+
 def _per_step_oracle(ffn: SpikingFFN, x: torch.Tensor, tau: float, dt: float, theta: float,
-                     direct: bool, readout: str, k: float = 25.0) -> tuple[torch.Tensor, ...]:
+                     direct: bool, readout: str, surrogate: str = "triangle"
+                     ) -> tuple[torch.Tensor, ...]:
     """(1/T) sum_t (W2 r_t + b2) with r_t = s_t (or v_t), the LIF recurrence written out:
     u = a v + g c, s = H(u - theta), v = u - theta s (subtract reset, from rest)."""
     a = math.exp(-dt / tau)
@@ -38,7 +58,8 @@ def _per_step_oracle(ffn: SpikingFFN, x: torch.Tensor, tau: float, dt: float, th
     outs, spikes = [], []
     for _ in range(ffn.T):
         u = a * v + g * c
-        s = _HeavisideFastSigmoid.apply(u - theta, k)
+        fn, k = ORACLE_SURROGATES[surrogate]
+        s = fn.apply(u - theta, k)
         v = u - theta * s
         spikes.append(s)
         r = s if readout == "rate" else v
@@ -47,19 +68,23 @@ def _per_step_oracle(ffn: SpikingFFN, x: torch.Tensor, tau: float, dt: float, th
     return y, torch.stack(spikes)
 
 
+@pytest.mark.parametrize("surrogate", [None, "fast_sigmoid"])  # None: the default, triangle
 @pytest.mark.parametrize("readout", ["rate", "membrane"])
 @pytest.mark.parametrize("direct", [True, False])
-def test_once_applied_projection_equals_per_step_form(readout: str, direct: bool) -> None:
+def test_once_applied_projection_equals_per_step_form(readout: str, direct: bool,
+                                                      surrogate: str | None) -> None:
     torch.manual_seed(3)
     tau, dt, theta, T = 8e-3, 1e-3, 0.7, 6
+    kw = {} if surrogate is None else {"surrogate": surrogate}
     ffn = SpikingFFN(12, 40, T=T, readout=readout, tau_mem=tau, dt=dt, threshold=theta,
-                     input_scaling="direct" if direct else "ode").double()
+                     input_scaling="direct" if direct else "ode", **kw).double()
     with torch.no_grad():
         ffn.fc1.weight.mul_(2.0 if direct else 8.0)  # some neurons fire, some stay silent
     x = torch.randn(3, 5, 12, dtype=torch.float64, requires_grad=True)
     y = ffn(x)
     x2 = x.detach().clone().requires_grad_(True)
-    y_ref, s_ref = _per_step_oracle(ffn, x2, tau, dt, theta, direct, readout)
+    y_ref, s_ref = _per_step_oracle(ffn, x2, tau, dt, theta, direct, readout,
+                                    surrogate or "triangle")
     _, spikes = ffn.hidden(x.detach())
     assert torch.equal(spikes, s_ref.detach())
     rate = float(s_ref.detach().mean())
@@ -104,3 +129,28 @@ def test_position_wise_and_bad_input() -> None:
         SpikingFFN(6, 10, T=0)
     with pytest.raises(ValueError, match="readout"):
         SpikingFFN(6, 10, readout="count")
+
+
+def test_last_rate_carries_the_surrogate_gradient_of_the_mean_spike() -> None:
+    torch.manual_seed(4)
+    tau, dt, theta = 10e-3, 1e-3, 1.0
+    ffn = SpikingFFN(10, 30, T=4, tau_mem=tau, dt=dt, threshold=theta).double()
+    with torch.no_grad():
+        ffn.fc1.weight.mul_(3.0)
+    x = torch.randn(2, 6, 10, dtype=torch.float64, requires_grad=True)
+    ffn(x)
+    x2 = x.detach().clone().requires_grad_(True)
+    _, s_ref = _per_step_oracle(ffn, x2, tau, dt, theta, True, "rate")
+    rate_ref = s_ref.mean()                          # spikes per neuron per step
+    assert 0.05 < float(rate_ref) < 0.95
+    assert float(ffn.last_rate) == pytest.approx(float(rate_ref), rel=1e-15)
+    assert float(ffn.last_stats.firing_rate) == pytest.approx(float(rate_ref), rel=1e-6)
+    g, gw = torch.autograd.grad(ffn.last_rate, [x, ffn.fc1.weight])
+    ffn.zero_grad()
+    g_ref, gw_ref = torch.autograd.grad(rate_ref, [x2, ffn.fc1.weight])
+    assert float(g_ref.abs().max()) > 0
+    torch.testing.assert_close(g, g_ref, rtol=0, atol=1e-13)
+    torch.testing.assert_close(gw, gw_ref, rtol=0, atol=1e-13)
+    with torch.no_grad():
+        ffn(x)
+    assert ffn.last_rate is None                     # nothing recorded, nothing kept
