@@ -9,7 +9,11 @@ cross-entropy (nats per token)
 .. math::
     \mathcal{L} = -\frac{1}{BL} \sum_{b, t} \log \operatorname{softmax}(z_{b,t})_{x_{b,t+1}}
 
-of the whole global batch: each micro-batch's mean loss is divided by ``grad_accum`` and
+of the whole global batch, plus the activity penalty :math:`\lambda_r \bar r` when
+``spike_rate_weight`` :math:`\lambda_r > 0` (:func:`spike_rate_penalty`: :math:`\bar r` is
+the mean firing rate of the spiking FFNs, with its surrogate gradient; the logged loss
+and perplexity are the cross-entropy alone). Each micro-batch's mean loss is divided by
+``grad_accum`` and
 the gradients add (equal token counts, so this is the full-batch mean); DDP averages
 them over the ranks. The global gradient is clipped to L2 norm ``grad_clip``, then AdamW
 (decoupled weight decay on matrices only) takes a step at :math:`\eta(s)`
@@ -97,6 +101,15 @@ def next_token_loss(model: Callable, batch: torch.Tensor) -> torch.Tensor:
     if logits.dtype in (torch.float16, torch.bfloat16):
         logits = logits.float()
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+
+
+def spike_rate_penalty(model: nn.Module) -> torch.Tensor | None:
+    r""":math:`\bar r = \frac{1}{|S|} \sum_{m \in S} r_m`: the mean over the modules
+    :math:`S` of ``model`` whose last forward left a differentiable firing rate
+    ``last_rate`` (:class:`hybrid.spiking_ffn.SpikingFFN`, spikes per neuron per step),
+    or ``None`` when there are none (a dense model)."""
+    rates = [r for m in model.modules() if (r := getattr(m, "last_rate", None)) is not None]
+    return torch.stack(rates).mean() if rates else None
 
 
 def firing_rates(model: nn.Module) -> dict[str, float]:
@@ -224,7 +237,9 @@ def train(model: nn.Module, data: Any, cfg: TrainConfig, *, out_dir: str | Path,
                 with (net.no_sync() if sync else contextlib.nullcontext()), \
                         torch.autocast("cuda", torch.bfloat16, enabled=amp):
                     loss = next_token_loss(net, batch.to(ctx.device))
-                (loss / cfg.grad_accum).backward()
+                    rate = spike_rate_penalty(model) if cfg.spike_rate_weight else None
+                objective = loss if rate is None else loss + cfg.spike_rate_weight * rate
+                (objective / cfg.grad_accum).backward()
                 loss_sum += loss.detach().double()
             norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or math.inf)
             opt.step()
@@ -282,4 +297,5 @@ def _save(model: nn.Module, opt: torch.optim.Optimizer, cfg: TrainConfig, ctx: D
 
 
 __all__ = ["TrainConfig", "TrainResult", "build_optimizer", "enable_activation_checkpointing",
-           "evaluate", "firing_rates", "lr_at", "next_token_loss", "train"]
+           "evaluate", "firing_rates", "lr_at", "next_token_loss", "spike_rate_penalty",
+           "train"]

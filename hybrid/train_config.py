@@ -43,6 +43,9 @@ class TrainConfig:
     matrices, i.e. parameters of 2 or more dimensions, not to biases, gains or scalars);
     ``beta1``/``beta2``/``eps``: AdamW's moment decays and denominator guard;
     ``grad_clip``: maximum global L2 norm of the gradient (0: no clipping);
+    ``spike_rate_weight``: :math:`\\lambda_r \\ge 0` of the activity penalty
+    :math:`\\lambda_r \\bar r` added to the loss (:func:`hybrid.train.spike_rate_penalty`;
+    0: none);
     ``grad_accum``: micro-batches per update; ``batch_size``: windows per micro-batch
     per process; ``seq_len``: tokens per window :math:`L`; ``eval_every``: updates
     between validation passes (0: only at the end); ``eval_windows``: validation windows
@@ -63,6 +66,7 @@ class TrainConfig:
     beta2: float = 0.95
     eps: float = 1e-8
     grad_clip: float = 1.0
+    spike_rate_weight: float = 0.0
     grad_accum: int = 1
     batch_size: int = 8
     seq_len: int = 128
@@ -111,6 +115,7 @@ class TrainConfig:
         need(0 <= self.beta2 < 1, "beta2", "in [0, 1)")
         need(self.eps > 0, "eps", "> 0")
         need(self.grad_clip >= 0, "grad_clip", ">= 0 (0: no clipping)")
+        need(self.spike_rate_weight >= 0, "spike_rate_weight", ">= 0 (0: no penalty)")
         for name in ("grad_accum", "batch_size", "seq_len", "eval_windows", "keep_last"):
             need(getattr(self, name) >= 1, name, ">= 1")
         need(self.eval_every >= 0, "eval_every", ">= 0 (0: only at the end)")
