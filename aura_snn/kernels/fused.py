@@ -33,6 +33,7 @@ from ..functional import lif as F_lif
 from ..functional import loop, registry
 from ..functional.loop import MultiStep
 from . import cpu
+from ._coeffs import coefficient_rows
 from ._memory import BUFFERS
 
 KERNELS = ("auto", "numba", "triton")
@@ -79,6 +80,26 @@ def _launch_backward(kernel: str, *args: Any) -> None:
     run(*(_np(a) if isinstance(a, torch.Tensor) else a for a in args))
 
 
+def _forward(x: torch.Tensor, v0: torch.Tensor, i0: torch.Tensor, am: torch.Tensor,
+             bb: torch.Tensor, cc: torch.Tensor, k: torch.Tensor, vl: torch.Tensor,
+             th: torch.Tensor, vr: torch.Tensor, cfg: tuple, need_grad: bool,
+             pgrad: bool) -> tuple[torch.Tensor, ...]:
+    """Run the forward kernel: ``(S, u, v_trace, i_trace, v_T, i_T)`` (``u`` kept only for
+    ``need_grad``, the current trace only for parameter grads ``pgrad``)."""
+    reset, nxt, late, sid, slope, detach, has_cur, record_v, kernel = cfg
+    s = BUFFERS.empty_like(x)
+    u = BUFFERS.empty_like(x) if need_grad else _empty(x)
+    vtr = BUFFERS.empty_like(x) if record_v else _empty(x)
+    cur = BUFFERS.empty_like(x) if (pgrad and has_cur) else _empty(x)
+    vT, iT = torch.empty_like(v0), torch.empty_like(i0)
+    nbad = _launch_forward(kernel, x, v0, i0, am, bb, cc, k, vl, th, vr, reset, nxt, late,
+                           s, u, vtr, cur, vT, iT)
+    if nbad:
+        raise InputValueError(
+            f"input x contains NaN or infinite values (at {nbad} neuron(s) of {x.shape[1]})")
+    return s, u, vtr, cur, vT, iT
+
+
 class _FusedCuba(torch.autograd.Function):
     """``(x, v0, i0, a_m, b, c, k, v_leak, theta, v_reset) -> (S, v_trace, v_T, i_T)``.
 
@@ -93,19 +114,10 @@ class _FusedCuba(torch.autograd.Function):
                 am: torch.Tensor, bb: torch.Tensor, cc: torch.Tensor, k: torch.Tensor,
                 vl: torch.Tensor, th: torch.Tensor, vr: torch.Tensor,
                 cfg: tuple) -> tuple[torch.Tensor, ...]:
-        reset, nxt, late, sid, slope, detach, has_cur, record_v, kernel = cfg
         need_grad = any(ctx.needs_input_grad[:10])
         pgrad = any(ctx.needs_input_grad[3:10])
-        s = BUFFERS.empty_like(x)
-        u = BUFFERS.empty_like(x) if need_grad else _empty(x)
-        vtr = BUFFERS.empty_like(x) if record_v else _empty(x)
-        cur = BUFFERS.empty_like(x) if (pgrad and has_cur) else _empty(x)
-        vT, iT = torch.empty_like(v0), torch.empty_like(i0)
-        nbad = _launch_forward(kernel, x, v0, i0, am, bb, cc, k, vl, th, vr, reset, nxt, late,
-                               s, u, vtr, cur, vT, iT)
-        if nbad:
-            raise InputValueError(
-                f"input x contains NaN or infinite values (at {nbad} neuron(s) of {x.shape[1]})")
+        s, u, vtr, cur, vT, iT = _forward(x, v0, i0, am, bb, cc, k, vl, th, vr, cfg,
+                                          need_grad, pgrad)
         ctx.cfg = cfg
         ctx.pgrad = pgrad
         if need_grad:
@@ -124,7 +136,10 @@ class _FusedCuba(torch.autograd.Function):
         giT = _zeros_if_none(giT, i0).contiguous()
         gx = BUFFERS.empty_like(u)
         gv0, gi0 = torch.empty_like(v0), torch.empty_like(i0)
-        grads = [torch.zeros_like(v0) for _ in range(7)]   # a_m, b, c, k, v_leak, theta, v_reset
+        # a_m, b, c, k, v_leak, theta, v_reset: accumulated into zeros when wanted; else
+        # never touched by the kernels, so no [M] buffer is zeroed for them
+        grads = [torch.zeros_like(v0) for _ in range(7)] if ctx.pgrad else \
+            [v0.new_empty(0)] * 7
         _launch_backward(kernel, gs, gvtr, gvT, giT, u, x, cur, v0, i0, am, bb, cc, k, vl, th,
                          vr, reset, nxt, late, sid, slope, detach, int(ctx.pgrad), gx, gv0,
                          gi0, *grads)
@@ -147,12 +162,6 @@ def _time_rows(g: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
 
 def _zeros_if_none(g: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
     return torch.zeros_like(like) if g is None else g
-
-
-def _flat(value: Any, shape: torch.Size, like: torch.Tensor) -> torch.Tensor:
-    """Broadcast a scalar/tensor parameter to the neuron shape and flatten to ``[M]``."""
-    t = torch.as_tensor(value, dtype=like.dtype, device=like.device)
-    return t.expand(shape).reshape(-1).contiguous()
 
 
 def _pick_kernel(kernel: str, x: torch.Tensor) -> str | None:
@@ -191,12 +200,15 @@ def _run(x: torch.Tensor, state: Any, p: F_lif.LIFParameters, dt: float, record_
     (k, bb, cc), = fam.receptors
     cfg = (fam.reset, int(fam.next_step), int(fam.late), p.surrogate_id, p.surrogate_slope,
            int(p.detach_reset), "i" in spec.roles, record_v, chosen)
-    params = [_flat(c, shape, x) for c in (fam.a_m, bb, cc, k, fam.v_leak, fam.threshold,
-                                           fam.v_reset)]
+    params = coefficient_rows((fam.a_m, bb, cc, k, fam.v_leak, fam.threshold, fam.v_reset),
+                              shape, x)
     i0 = torch.zeros_like(state.v) if is_lif else state.i
-    s, vtr, vT, iT = _FusedCuba.apply(x.reshape(T, -1).contiguous(),
-                                      state.v.reshape(-1).contiguous(),
-                                      i0.reshape(-1).contiguous(), *params, cfg)
+    args = (x.reshape(T, -1).contiguous(), state.v.reshape(-1).contiguous(),
+            i0.reshape(-1).contiguous(), *params)
+    if torch.is_grad_enabled() and any(a.requires_grad for a in args):
+        s, vtr, vT, iT = _FusedCuba.apply(*args, cfg)
+    else:  # nothing to differentiate: the same kernel without an autograd node
+        s, _, vtr, _, vT, iT = _forward(*args, cfg, False, False)
     v = vtr.view(x.shape) if record_v else None
     new_state = F_lif.LIFState(vT.view(shape)) if is_lif else \
         F_cuba.CubaLIFState(vT.view(shape), iT.view(shape))
