@@ -150,7 +150,10 @@ class SpikingFFN(nn.Module):
         spikes = out.spikes
         count = spikes.sum(0)
         r = count if self.readout == "rate" else out.v.sum(0)
-        self.last_rate = spikes.mean() if spikes.requires_grad and spikes.numel() else None
+        # from the count, not spikes.mean(): the penalty's gradient then joins the
+        # readout's on [N, d_ff] and reaches the kernel as one row repeated along time
+        self.last_rate = count.mean() / self.T if count.requires_grad and count.numel() \
+            else None
         with torch.no_grad():
             n = count.shape[0]
             self.last_stats = FFNStats(
