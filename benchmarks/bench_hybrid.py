@@ -3,7 +3,9 @@
 Both models have the same shape and parameter count (a spiking FFN has the dense FFN's
 ``fc1``/``fc2``; its LIF constants are buffers) and train for the same tokens on the
 embedded corpus (``pydoc_data.topics``, byte tokens, :func:`hybrid.data.default_split`)
-with :func:`hybrid.train.train` (AdamW, warmup + cosine, the same seed and data order).
+with :func:`hybrid.train.train` (AdamW, warmup + cosine, the same seed and data order,
+and the activity penalty ``spike_rate_weight=0.5`` of :mod:`hybrid.spiking_ffn`, which
+is zero for the dense twin: it has no spikes).
 Each model trains in its own child process (a fresh ``python`` running this file), so
 its peak resident memory (CPU: ``ru_maxrss``; CUDA: ``max_memory_allocated``) is its own.
 
@@ -28,10 +30,9 @@ Measured per model:
 Expected time on 2 CPU cores: ``--quick`` ~2 min, the full run ~12-15 min (300 updates
 of 1,024 tokens per model at d_model 128, 4 layers). The figure goes next to the JSON
 (``.png``) or to ``--figure``. Speeds on a shared machine move with its load (the JSON
-records the load average): the fused CPU LIF kernel runs numba threads beside torch's,
-and one-token calls measured 3-8 ms with both pools busy against 0.16 ms with
-``NUMBA_NUM_THREADS=1`` (d_ff 256, T 4), which sets the spiking model's cached
-generation speed.
+records the load average). One-token calls of the fused CPU LIF kernel (d_ff 256,
+T 4) took 3-8 ms on numba's thread pool beside torch's busy threads; they now run
+serially on the calling thread (:func:`aura_snn.kernels.cpu.serial`), ~0.12 ms.
 """
 
 from __future__ import annotations
@@ -148,7 +149,8 @@ def child(kind: str, size_name: str, out_path: str) -> None:
     model = HippocampalTransformer(model_config(size, kind))
     cfg = TrainConfig(lr=3e-3, min_lr=3e-4, warmup_steps=max(1, size["steps"] // 10),
                       max_steps=size["steps"], batch_size=size["batch"],
-                      seq_len=size["seq_len"], weight_decay=0.1, eval_every=0,
+                      seq_len=size["seq_len"], weight_decay=0.1, spike_rate_weight=0.5,
+                      eval_every=0,
                       save_every=0, seed=0, tensorboard=False)
     cuda = torch.cuda.is_available()
     rss0 = _rss_mib()
