@@ -26,11 +26,11 @@ computed once per token, not per step, since the input current is constant.
 Because every token starts at rest, the block is position-wise: a token's output
 depends on that token only, so a key-value cache stays exact with spiking FFNs.
 
-Meter: after each forward, :attr:`SpikingFFN.last_stats` holds :class:`FFNStats`
-(detached tensors, no host sync): the firing rate (spikes per neuron per step) and the
-fraction of (token, neuron) spike counts that are zero, i.e. the entries of
-:math:`\sum_t s_t` that :math:`W_2` skips on event-driven hardware. When the forward
-records gradients, :attr:`SpikingFFN.last_rate` is the same firing rate
+Meter: after each forward, :attr:`SpikingFFN.last_stats` gives :class:`FFNStats`
+(detached tensors, no host sync; computed when first read): the firing rate (spikes
+per neuron per step) and the fraction of (token, neuron) spike counts that are zero,
+i.e. the entries of :math:`\sum_t s_t` that :math:`W_2` skips on event-driven
+hardware. When the forward records gradients, :attr:`SpikingFFN.last_rate` is the same firing rate
 :math:`\bar r = \frac{1}{T N d_\text{ff}} \sum_{t,n,j} s_{t,n,j}` *with* its
 surrogate gradient, for an activity penalty :math:`\lambda_r \bar r` in the loss
 (:func:`hybrid.train.spike_rate_penalty`, weight ``TrainConfig.spike_rate_weight``).
@@ -135,8 +135,23 @@ class SpikingFFN(nn.Module):
                        input_scaling=input_scaling, surrogate=surrogate, slope=slope,
                        backend=backend)
         self.fc2 = nn.Linear(self.d_ff, self.d_model)
-        self.last_stats: FFNStats | None = None
+        self._count: torch.Tensor | None = None   # detached spike counts of the last forward
+        self._stats: FFNStats | None = None
         self.last_rate: torch.Tensor | None = None
+
+    @property
+    def last_stats(self) -> FFNStats | None:
+        """:class:`FFNStats` of the last forward (``None`` before the first), computed from
+        its detached spike counts on first access: a forward whose activity nobody reads
+        (a decoding step) pays for no statistics."""
+        if self._stats is None and self._count is not None:
+            count, n = self._count, self._count.shape[0]
+            with torch.no_grad():
+                self._stats = FFNStats(
+                    firing_rate=count.float().mean() / self.T if n else count.new_zeros(()),
+                    count_sparsity=(count == 0).float().mean() if n else count.new_zeros(()),
+                    tokens=torch.tensor(n))
+        return self._stats
 
     def hidden(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(r, spikes)``: the readout ``r`` ``[N, d_ff]`` and spikes ``[T, N, d_ff]`` of
@@ -154,12 +169,7 @@ class SpikingFFN(nn.Module):
         # readout's on [N, d_ff] and reaches the kernel as one row repeated along time
         self.last_rate = count.mean() / self.T if count.requires_grad and count.numel() \
             else None
-        with torch.no_grad():
-            n = count.shape[0]
-            self.last_stats = FFNStats(
-                firing_rate=count.float().mean() / self.T if n else count.new_zeros(()),
-                count_sparsity=(count == 0).float().mean() if n else count.new_zeros(()),
-                tokens=torch.tensor(n))
+        self._count, self._stats = count.detach(), None
         return r / self.T, spikes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
