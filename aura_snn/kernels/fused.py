@@ -37,10 +37,11 @@ from ._coeffs import coefficient_rows
 from ._memory import BUFFERS
 
 KERNELS = ("auto", "numba", "triton")
+SMALL_BYTES = 64 << 10  # outputs up to this size skip the buffer pool (see _forward)
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().numpy()
+    return t.detach().numpy() if t.requires_grad else t.numpy()
 
 
 def _empty(like: torch.Tensor) -> torch.Tensor:
@@ -87,10 +88,13 @@ def _forward(x: torch.Tensor, v0: torch.Tensor, i0: torch.Tensor, am: torch.Tens
     """Run the forward kernel: ``(S, u, v_trace, i_trace, v_T, i_T)`` (``u`` kept only for
     ``need_grad``, the current trace only for parameter grads ``pgrad``)."""
     reset, nxt, late, sid, slope, detach, has_cur, record_v, kernel = cfg
-    s = BUFFERS.empty_like(x)
-    u = BUFFERS.empty_like(x) if need_grad else _empty(x)
-    vtr = BUFFERS.empty_like(x) if record_v else _empty(x)
-    cur = BUFFERS.empty_like(x) if (pgrad and has_cur) else _empty(x)
+    # small outputs come straight from torch's allocator: the pool's bookkeeping costs
+    # more than it saves below the page-fault sizes it exists for (:mod:`._memory`)
+    new = BUFFERS.empty_like if x.numel() * x.element_size() > SMALL_BYTES else torch.empty_like
+    s = new(x)
+    u = new(x) if need_grad else _empty(x)
+    vtr = new(x) if record_v else _empty(x)
+    cur = new(x) if (pgrad and has_cur) else _empty(x)
     vT, iT = torch.empty_like(v0), torch.empty_like(i0)
     nbad = _launch_forward(kernel, x, v0, i0, am, bb, cc, k, vl, th, vr, reset, nxt, late,
                            s, u, vtr, cur, vT, iT)
