@@ -44,6 +44,15 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().numpy() if t.requires_grad else t.numpy()
 
 
+def _buffer(like: torch.Tensor) -> torch.Tensor:
+    """An uninitialised ``[T, M]`` output: from the buffer pool above ``SMALL_BYTES``,
+    else from torch's allocator (the pool's bookkeeping costs more than it saves below
+    the page-fault sizes it exists for, :mod:`._memory`)."""
+    if like.numel() * like.element_size() > SMALL_BYTES:
+        return BUFFERS.empty_like(like)
+    return torch.empty_like(like, memory_format=torch.contiguous_format)
+
+
 def _empty(like: torch.Tensor) -> torch.Tensor:
     return torch.empty((0, 0), dtype=like.dtype, device=like.device)
 
@@ -88,13 +97,10 @@ def _forward(x: torch.Tensor, v0: torch.Tensor, i0: torch.Tensor, am: torch.Tens
     """Run the forward kernel: ``(S, u, v_trace, i_trace, v_T, i_T)`` (``u`` kept only for
     ``need_grad``, the current trace only for parameter grads ``pgrad``)."""
     reset, nxt, late, sid, slope, detach, has_cur, record_v, kernel = cfg
-    # small outputs come straight from torch's allocator: the pool's bookkeeping costs
-    # more than it saves below the page-fault sizes it exists for (:mod:`._memory`)
-    new = BUFFERS.empty_like if x.numel() * x.element_size() > SMALL_BYTES else torch.empty_like
-    s = new(x)
-    u = new(x) if need_grad else _empty(x)
-    vtr = new(x) if record_v else _empty(x)
-    cur = new(x) if (pgrad and has_cur) else _empty(x)
+    s = _buffer(x)
+    u = _buffer(x) if need_grad else _empty(x)
+    vtr = _buffer(x) if record_v else _empty(x)
+    cur = _buffer(x) if (pgrad and has_cur) else _empty(x)
     vT, iT = torch.empty_like(v0), torch.empty_like(i0)
     nbad = _launch_forward(kernel, x, v0, i0, am, bb, cc, k, vl, th, vr, reset, nxt, late,
                            s, u, vtr, cur, vT, iT)
@@ -138,7 +144,7 @@ class _FusedCuba(torch.autograd.Function):
         gvtr = gvtr.contiguous() if (record_v and gvtr is not None) else _empty(u)
         gvT = _zeros_if_none(gvT, v0).contiguous()
         giT = _zeros_if_none(giT, i0).contiguous()
-        gx = BUFFERS.empty_like(u)
+        gx = _buffer(u)
         gv0, gi0 = torch.empty_like(v0), torch.empty_like(i0)
         # a_m, b, c, k, v_leak, theta, v_reset: accumulated into zeros when wanted; else
         # never touched by the kernels, so no [M] buffer is zeroed for them

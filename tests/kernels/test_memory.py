@@ -28,9 +28,9 @@ def test_pool_recycles_a_buffer_only_after_every_tensor_using_it_is_gone() -> No
     pool = _memory.BUFFERS
     gc.collect()  # tensors of earlier tests in this process return their blocks now,
     empty_cache()  # not in the middle of the counts below
-    block = 40 * 3 * 50 * 4  # bytes of one [T, M] float32 buffer
+    block = 40 * 3 * 150 * 4  # bytes of one [T, M] float32 buffer (above fused.SMALL_BYTES)
     m = LIF(0.02)
-    x = (torch.rand(40, 3, 50) * 3).requires_grad_()
+    x = (torch.rand(40, 3, 150) * 3).requires_grad_()
     y1 = m(x)
     y2 = m(x)  # two live graphs: spikes and saved membranes, four distinct buffers
     assert pool.nbytes == 0
@@ -94,3 +94,22 @@ def test_pool_is_safe_across_threads() -> None:
         for _ in range(5):  # same shapes from four threads: blocks recycled concurrently
             for (s, g), (s_ref, g_ref) in zip(pool.map(grad_of, inputs), expected, strict=True):
                 assert torch.equal(s, s_ref) and torch.equal(g, g_ref)
+
+
+def test_small_outputs_bypass_the_pool() -> None:
+    import gc
+
+    from aura_snn import LIF
+    from aura_snn.kernels import empty_cache, fused
+
+    gc.collect()
+    empty_cache()
+    x = (torch.rand(4, 1, 256) * 3).requires_grad_()    # 4 KiB buffers, one-token sized
+    assert x.numel() * 4 <= fused.SMALL_BYTES
+    g, = torch.autograd.grad(LIF(0.02)(x).sum(), x)
+    gc.collect()
+    assert _memory.BUFFERS.nbytes == 0                  # nothing was drawn, nothing returned
+    big = (torch.rand(4, 1, fused.SMALL_BYTES // 4 + 64) * 3).requires_grad_()
+    torch.autograd.grad(LIF(0.02)(big).sum(), big)
+    gc.collect()
+    assert _memory.BUFFERS.nbytes > 0                   # large ones still recycle
