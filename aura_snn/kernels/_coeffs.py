@@ -30,7 +30,7 @@ import torch
 
 CACHE_BYTES = 32 << 20
 
-_cache: collections.OrderedDict[tuple, torch.Tensor] = collections.OrderedDict()
+_cache: collections.OrderedDict[tuple, tuple[torch.Tensor, ...]] = collections.OrderedDict()
 _lock = threading.Lock()
 
 
@@ -56,21 +56,25 @@ def coefficient_rows(values: Sequence[Any], shape: torch.Size, like: torch.Tenso
     m = math.prod(shape)
     key = (tuple(f.hex() for f in floats), m, like.dtype)
     with _lock:
-        block = _cache.get(key)
-        if block is not None:
+        rows = _cache.get(key)
+        if rows is not None:
             _cache.move_to_end(key)
-    if block is None:
+    if rows is None:
         # float64 first, then one rounding to the dtype: what as_tensor(float64 0-d) does
         col = torch.tensor(floats, dtype=torch.float64).to(like.dtype).view(-1, 1)
-        block = col.expand(len(floats), m).contiguous()
-        if block.numel() * block.element_size() <= CACHE_BYTES:
+        rows = col.expand(len(floats), m).contiguous().unbind(0)
+        if _nbytes(rows) <= CACHE_BYTES:
             with _lock:
-                _cache[key] = block
-                total = sum(b.numel() * b.element_size() for b in _cache.values())
+                _cache[key] = rows
+                total = sum(_nbytes(r) for r in _cache.values())
                 while total > CACHE_BYTES:
                     _, old = _cache.popitem(last=False)
-                    total -= old.numel() * old.element_size()
-    return list(block.unbind(0))
+                    total -= _nbytes(old)
+    return list(rows)
+
+
+def _nbytes(rows: tuple[torch.Tensor, ...]) -> int:
+    return sum(r.numel() * r.element_size() for r in rows)
 
 
 def clear_cache() -> None:

@@ -55,7 +55,7 @@ def test_cache_stays_within_its_byte_bound(monkeypatch: pytest.MonkeyPatch) -> N
     like = torch.zeros(1000)
     for v in range(5):
         _coeffs.coefficient_rows((float(v), 1.0), like.shape, like)
-    held = sum(b.numel() * b.element_size() for b in _coeffs._cache.values())
+    held = sum(r.numel() * r.element_size() for rows in _coeffs._cache.values() for r in rows)
     assert held <= _coeffs.CACHE_BYTES and len(_coeffs._cache) == 3
     big = torch.zeros(10 ** 4)
     rows = _coeffs.coefficient_rows((7.0, 1.0), big.shape, big)     # too big to keep
