@@ -27,13 +27,14 @@ chunk is computed by the same code whichever thread runs it, and nothing is redu
 across chunks except the integer count of non-finite inputs). :func:`serial` picks the
 serial pair below ``SERIAL_NEURONS`` neurons and ``SERIAL_WORK`` neuron-steps, or
 whenever there is one chunk (``M <= CHUNK``: no parallelism to gain). Measured on the
-2-core development machine (LIF, float32, forward + BPTT, median of 60 calls): the
-serial loop is as fast or faster up to ``T * M = 2**17`` (``T = 4, M = 32768``: 0.60 vs
-0.62 ms; ``T = 1, M = 32768``: 0.35 vs 0.46 ms) and slower from ``2**18`` (``T = 4, M =
-65536``: 1.18 vs 0.77 ms; ``T = 32, M = 8192``: 0.72 vs 0.53 ms) or ``M = 65536`` at
-any ``T``. Launching the pool is what small calls pay for: with torch's OpenMP threads
-busy in the same process on a loaded machine, a one-token call (``T = 4, M = 256``)
-took 3-8 ms in the pool against 0.12 ms serial.
+2-core development machine (LIF, float32, whole forward + BPTT call, median of 60,
+idle machine): the serial loop is as fast as the pool up to ``T * M = 2**17`` (``T = 4,
+M = 32768``: 0.40 vs 0.41 ms; ``T = 1, M = 32768``: 0.30 vs 0.31 ms) and slower from
+``2**18`` (``T = 4, M = 65536``: 0.90 vs 0.47 ms; ``T = 16, M = 16384``: 0.71 vs 0.52 ms)
+or ``M = 65536`` at any ``T`` (``T = 1``: 0.42 vs 0.35 ms). Launching the pool is what
+small calls pay for: with torch's OpenMP threads busy in the same process on a loaded
+machine, a one-token call (``T = 4, M = 256``) took 3-8 ms in the pool against 0.12 ms
+serial, and no size up to ``M = 131072`` was faster in the pool under that load.
 
 Mode codes (plain ints, so one compiled function serves every option):
 ``reset`` :data:`aura_snn.functional.firing.RESET_CODE`; ``nxt`` 1 for
