@@ -128,7 +128,10 @@ def check_restorable(ck_: Checkpoint, model: nn.Module, opt: torch.optim.Optimiz
     """Compare configs, tensor names, shapes and dtypes; returns the optimizer state
     dict to load. Raises before anything is changed."""
     _compare(ck_.state.get("model_config", {}), model_config_dict(model), "model")
-    _compare(ck_.state.get("train_config", {}), cfg.to_dict(), "train", RESUME_MAY_CHANGE)
+    saved_train = dict(ck_.state.get("train_config", {}))
+    if saved_train:  # added after the first checkpoints were written: absent means off
+        saved_train.setdefault("spike_rate_weight", 0.0)
+    _compare(saved_train, cfg.to_dict(), "train", RESUME_MAY_CHANGE)
     live = model.state_dict()
     for name in [*live, *(n for n in ck_.model if n not in live)]:  # model order
         if name not in ck_.model or name not in live:

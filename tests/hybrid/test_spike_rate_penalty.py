@@ -116,3 +116,24 @@ def test_penalty_of_models_without_spiking_layers_and_bad_weight() -> None:
     assert spike_rate_penalty(spiking) is None  # no gradient recorded: nothing to penalise
     with pytest.raises(ParameterError, match=r"spike_rate_weight must be >= 0.*got -0.1"):
         TrainConfig(spike_rate_weight=-0.1)
+
+
+def test_checkpoint_written_before_the_penalty_existed_resumes_as_penalty_off(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aura_snn.errors import StateMismatchError
+
+    def old_dict(self: TrainConfig) -> dict:          # a TrainConfig without the field
+        d = dict(vars(self))
+        d.pop("spike_rate_weight")
+        return d
+
+    cfg = TrainConfig(lr=1e-2, warmup_steps=0, max_steps=4, batch_size=2, seq_len=8,
+                      tensorboard=False, device="cpu")
+    with monkeypatch.context() as m:
+        m.setattr(TrainConfig, "to_dict", old_dict)
+        train(TinyLM(), {"train": corpus(500)}, cfg, out_dir=tmp_path, until=2)
+    res = train(TinyLM(), {"train": corpus(500)}, cfg, out_dir=tmp_path)
+    assert res.step == 4 and [r["step"] for r in res.rows] == [3, 4]
+    on = TrainConfig(**{**vars(cfg), "spike_rate_weight": 0.5})
+    with pytest.raises(StateMismatchError, match="train.spike_rate_weight is 0.0 there and 0.5"):
+        train(TinyLM(), {"train": corpus(500)}, on, out_dir=tmp_path)
