@@ -9,25 +9,10 @@ File layout (``FORMAT_VERSION = 1``)
 A single safetensors file, written through :func:`aura_snn._io.atomic_path` (temporary
 file, fsync, rename), so a crash leaves the old file or the new one. Nothing is pickled.
 
-=====================  ===========  ================================================
-tensor                 dtype        content
-=====================  ===========  ================================================
-``ids``                int64 [n]    live ids, increasing
-``keys``               dtype [n,d]  keys as stored (unit rows for cosine)
-``values``             [n, dv]      values (only when ``value_dim > 0``)
-``importance``         float64 [n]  importance ``w_i``
-``last_access``        float64 [n]  clock step of last access ``a_i``
-``metadata``           uint8        UTF-8 JSON list of n dicts / nulls
-``ivf.centroids``      [nlist, d]   IVF centroids (backend ivf, once trained)
-``ivf.list_sizes``     int64        keys per list
-``ivf.list_ids``       int64 [n]    ids in list order, so lists are rebuilt row for row
-``faiss.index``        uint8        ``faiss.serialize_index`` bytes (backend faiss),
-                                    parsed only with ``trusted=True``
-``faiss.centroids``    float32      FAISS's centroids ``[nlist, d]`` (backend faiss)
-``faiss.list_sizes``   int64        keys per FAISS list
-``faiss.list_ids``     int64 [n]    ids in FAISS's list order: the index is rebuilt
-                                    from these and ``keys`` (default, untrusted)
-=====================  ===========  ================================================
+Its tensors are exactly those of :meth:`EpisodicMemory.to_tensors` (that docstring
+is the one table of names, dtypes and contents). ``faiss.index`` (FAISS's own bytes)
+is parsed only with ``trusted=True``; by default the FAISS index is rebuilt from
+``keys`` and ``faiss.list_ids``.
 
 The safetensors header metadata holds ``format``, ``format_version``, ``config`` (JSON:
 every constructor argument, the clock ``step``, ``next_id`` and the index's drift
