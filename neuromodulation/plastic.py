@@ -43,6 +43,7 @@ from aura_snn.errors import ParameterError, ParameterTypeError, ShapeError
 from aura_snn.neurons.base import SpikingNeuron
 
 from ._hebb import RULES, PlasticState, hebbian_update, modulated_update, plastic_current
+from ._hebb_fused import FusedEpisodes, neuron_coefficients
 
 Post = Callable[[torch.Tensor], torch.Tensor] | SpikingNeuron | None
 
@@ -272,6 +273,9 @@ class PlasticLinear(nn.Module):
         state = self.reset_trace(b, device=x.device, dtype=x.dtype) if state is None else state
         self._check_state(state, x[0] if T else x.new_zeros(b, n))
         m = self._check_modulator(modulator, (b, self.out_features), x, (T,))
+        fused = self._run_fused(x, state, post, post_state, m)
+        if fused is not None:
+            return fused
         ms = [None] * T if m is None else list(m.unbind(0))
         ys = []
         for x_t, m_t in zip(x.unbind(0), ms, strict=True):
@@ -280,6 +284,41 @@ class PlasticLinear(nn.Module):
             ys.append(y_t)
         out = torch.stack(ys) if ys else x.new_zeros(0, b, self.out_features)
         return PlasticRun(out, state, post_state)
+
+    def _run_fused(self, x: torch.Tensor, state: PlasticState, post: Post, post_state: Any,
+                   m: torch.Tensor | None) -> PlasticRun | None:
+        """The whole episode in one compiled loop (:mod:`neuromodulation._hebb_fused`)
+        where it applies: per-episode traces, rule ``"hebb"``/``"clip"`` or simple
+        modulation, fused LIF/CubaLIF units on the CPU; else ``None``."""
+        T, b, _ = x.shape
+        if self.shared_trace or self.retroactive or self.rule == "oja" or T == 0:
+            return None
+        one_step = x.new_zeros(b, self.out_features)
+        neuron = neuron_coefficients(post, one_step)
+        if neuron is None:
+            return None
+        post._check_state(post_state, one_step)
+        st = post.initial_state(one_step) if post_state is None else post_state
+        dt = x.dtype
+        xw = x @ self.weight.to(dt)
+        xw = (xw if self.bias is None else xw + self.bias.to(dt)).contiguous()
+        eta, one = self.eta.to(dt), x.new_ones(())
+        if m is not None:
+            keep, c = one, one
+            d = m.view(T, 1, 1) if m.dim() == 1 else (m.unsqueeze(-1) if m.dim() == 2 else m)
+        else:
+            keep, c, d = (1.0 - eta if self.rule == "hebb" else one), eta, one.view(1, 1, 1)
+        d = d.expand(T, b, self.out_features).contiguous()
+        clip = None if (m is None and self.rule == "hebb") else self.clip
+        has_i = "i" in st._fields
+        i0 = st.i if has_i else torch.zeros_like(st.v)
+        s, hebb, v_t, i_t = FusedEpisodes.apply(
+            xw, x.contiguous(), self.alpha.to(dt), keep, c, d, state.hebb.contiguous(),
+            st.v.reshape(-1).contiguous(), i0.reshape(-1).contiguous(),
+            (neuron, clip, m is not None))
+        shape = (b, self.out_features)
+        new = type(st)(v_t.view(shape), i_t.view(shape)) if has_i else type(st)(v_t.view(shape))
+        return PlasticRun(s, PlasticState(hebb, None), new)
 
     def forward(self, x: torch.Tensor, state: PlasticState | None = None, *,
                 post: Post = None, post_state: Any = None,
