@@ -261,6 +261,26 @@ class _Layout:
     L: int
     dtype: np.dtype
     pl: _plastic.PlasticLayout
+    key: tuple[Any, ...] = ()      # the graph it was built for (:func:`_layout_key`)
+
+
+def _layout_key(graph: Graph) -> tuple[Any, ...]:
+    """What a layout must match to run ``graph``: the graph object, its regions and
+    projections in order, its dtype (a cheap check; weights are not compared)."""
+    return (id(graph), tuple(graph.regions), tuple(graph.projections), graph.dtype)
+
+
+def check_layout(graph: Graph, layout: Any) -> _Layout:
+    """``layout`` if it was built by :func:`build_layout` for ``graph`` as it is now
+    (same object, regions, projections and dtype); ``ParameterError`` otherwise."""
+    if not isinstance(layout, _Layout):
+        raise ParameterError(f"layout must come from aura_snn.graph.engine.build_layout, "
+                             f"got {type(layout).__name__}")
+    if layout.key != _layout_key(graph):
+        raise ParameterError("layout was built for another graph (or before its regions, "
+                             "projections or dtype changed): build it again with "
+                             "build_layout(graph)")
+    return layout
 
 
 def _i64(x: list[int]) -> np.ndarray:
@@ -279,7 +299,14 @@ def _per_neuron_block(blocks: list[tuple[int, np.ndarray]], size: int,
 
 
 def build_layout(graph: Graph) -> _Layout:
-    """Flatten ``graph`` (regions, coefficients, merged CSR) for the kernel."""
+    """Flatten ``graph`` (regions, coefficients, merged CSR) for the kernel.
+
+    :func:`run_graph` builds one per run unless given one (``layout=``, also
+    :meth:`Graph.run`): many short runs of one graph (the windows of a partitioned
+    run, :mod:`.distributed.worker`) build it once. A layout holds the weights as they
+    were when it was built, updated in place by the engine's plasticity (and written
+    back to the projections after each run), so it stays valid across runs as long as
+    nothing else changes the graph's weights, delays or parameters."""
     reason = unsupported_reason(graph)
     if reason is not None:
         raise ParameterError(f"the engine cannot run this graph: {reason}")
@@ -381,7 +408,8 @@ def build_layout(graph: Graph) -> _Layout:
         np.asarray(po_key, dtype=np.uint64),
         np.concatenate(po_p) if po_p else np.zeros(0, np.float64),
         fd, _i64(fd_out), _i64(fd_n), _i64(fd_voff), nfd,
-        indptr, tgt, w, dl if has_dl else np.zeros(0, np.int32), has_dl, max_d + 2, dtype, pl)
+        indptr, tgt, w, dl if has_dl else np.zeros(0, np.int32), has_dl, max_d + 2, dtype, pl,
+        _layout_key(graph))
 
 
 class _Element:
@@ -514,13 +542,14 @@ def _probe_table(graph: Graph, lay: _Layout, probes: list[Probe]
 
 
 def run_graph(graph: Graph, st: GraphState, steps: int, inputs: Mapping[str, torch.Tensor],
-              record: list[str], progress: bool
+              record: list[str], progress: bool, layout: _Layout | None = None
               ) -> tuple[dict[str, torch.Tensor], GraphState, dict[str, float]]:
     """Run ``steps`` steps of ``graph`` from ``st`` with the compiled kernel; returns the
-    recorded outputs, the new state and where the time went (s)."""
+    recorded outputs, the new state and where the time went (s). ``layout``: one from
+    :func:`build_layout` to reuse (checked by :func:`check_layout`), else built here."""
     clock = time.perf_counter
     tic = clock()
-    lay = build_layout(graph)
+    lay = build_layout(graph) if layout is None else check_layout(graph, layout)
     prof = {"layout": clock() - tic, "steps": 0.0, "monitors": 0.0, "state": 0.0}
     tic = clock()
     batch, t0 = st.batch, st.t
@@ -703,4 +732,5 @@ def _chunk(graph: Graph, lay: _Layout, plan: list[Any], probes: list[Probe],
     return chunk
 
 
-__all__ = ["build_layout", "run_graph", "state_reason", "unsupported_reason"]
+__all__ = ["build_layout", "check_layout", "run_graph", "state_reason",
+           "unsupported_reason"]

@@ -471,7 +471,7 @@ class Graph(nn.Module):
             partition: Mapping[str, int] | int | None = None, address: str | None = None,
             worker_backend: str = "auto", checkpoint_every: int | str | None = None,
             checkpoint_dir: str | os.PathLike[str] | None = None,
-            resume: str | os.PathLike[str] | None = None) -> RunResult:
+            resume: str | os.PathLike[str] | None = None, layout: Any = None) -> RunResult:
         """Run ``steps`` steps of ``dt`` seconds.
 
         Args:
@@ -503,6 +503,10 @@ class Graph(nn.Module):
             checkpoint_dir: the snapshots' folder (also written at the end of the run).
             resume: ``backend="ray"`` only: start from the last complete snapshot in
                 this folder (instead of ``state``); ``steps`` more steps are run.
+            layout: compiled engine only: a layout from
+                :func:`aura_snn.graph.engine.build_layout` of this graph, reused instead
+                of built again (for many short runs of one graph; valid while nothing
+                but the runs changes its weights, delays or parameters).
 
         Returns:
             :class:`RunResult`; the final state is also kept in :attr:`state`.
@@ -583,6 +587,10 @@ class Graph(nn.Module):
             use_engine = True
         else:
             use_engine = False
+        if layout is not None and (job is not None or not use_engine):
+            raise ParameterError(f"layout= is the compiled engine's, and this run goes to "
+                                 f"{'ray' if job is not None else 'torch'}"
+                                 f"{f' ({reason})' if reason and job is None else ''}")
         t0 = time.perf_counter()
         profile = report = None
         observers = self.all_observers()
@@ -596,7 +604,7 @@ class Graph(nn.Module):
                 from . import engine as _engine
 
                 outputs, st, profile = _engine.run_graph(self, st, steps, inputs, record,
-                                                         progress)
+                                                         progress, layout)
             else:
                 from .stepper import run_torch
 

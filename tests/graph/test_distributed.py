@@ -268,6 +268,48 @@ def test_hybrid_graph_with_dense_messages_and_local_plasticity() -> None:
         g2.run(10, backend="ray", partition={"in": 1, "A": 0, "ann": 0, "B": 0})
 
 
+def test_engine_worker_with_stdp_over_many_windows_equals_one_process() -> None:
+    """A worker's engine keeps one layout over its windows (built at the first): its
+    pair-STDP weights, updated in place window after window, end where one process's
+    engine run ends, and the spikes are identical over 150 windows of 2 steps. The
+    weights are not dyadic, so they are compared to 1e-12 (inputs summed in another
+    order)."""
+    from neuromodulation.stdp import PairSTDP, PairSTDPParameters
+
+    def make() -> Graph:
+        g = Graph(dt=1e-3, seed=3).double()
+        g.add(PoissonRegion("noise", 40, rate=torch.linspace(10.0, 40.0, 40), seed=7))
+        g.add(SpikingRegion("E", 20, "lif", LIFParameters(tau_mem=10e-3, threshold=0.5,
+                                                          input_scaling="direct")))
+        g.add(SpikingRegion("X", 10, "lif", LIFParameters(tau_mem=10e-3, threshold=0.5,
+                                                          input_scaling="direct")))
+        w = torch.rand(40, 20, generator=torch.Generator().manual_seed(1),
+                       dtype=torch.float64) * 0.3
+        g.connect("noise", "E", w, delay=1).add_rule(PairSTDP(PairSTDPParameters(
+            a_plus=0.02, a_minus=0.021, tau_plus=17e-3, tau_minus=34e-3, w_max=1.0)))
+        g.connect("E", "X", 0.25, connectivity=fixed_probability(20, 10, 0.5, seed=2),
+                  delay=1)
+        g.connect("X", "E", -0.125, connectivity=fixed_probability(10, 20, 0.5, seed=3),
+                  delay=2)
+        return g
+
+    g0, g1 = make(), make()
+    m0, m1 = g0.monitor("E"), g1.monitor("E")
+    with torch.no_grad():
+        r0 = g0.run(300, record=["E", "X"], backend="engine")
+    r1 = g1.run(300, record=["E", "X"], backend="ray", partition={"noise": 0, "E": 0, "X": 1},
+                worker_backend="engine")
+    assert r1.distributed.backends == ("engine", "engine")
+    assert r1.distributed.window == 2 and r1.distributed.windows == 150
+    for n in ("E", "X"):
+        assert torch.equal(r0.outputs[n], r1.outputs[n]), n
+    assert r0.outputs["E"].sum() > 100 and r0.outputs["X"].sum() > 20
+    assert np.array_equal(m0.data()["t"], m1.data()["t"])
+    w0, w1 = (g.projections["noise-E"].effective_weight() for g in (g0, g1))
+    assert (w0 - w1).abs().max() <= 1e-12
+    assert (w0 - g0.projections["noise-E"].weight).abs().max() > 0.05   # STDP moved them
+
+
 # -- exchange counts, by hand ---------------------------------------------------------
 class _Events(Observer):
     count_events = True

@@ -432,3 +432,40 @@ def test_engine_equals_brian2_in_a_closed_loop(name: str, sparse: bool) -> None:
     assert ref_t.size > 50 and np.abs(ref_w - w).max() > 0.2 * W_B2
     assert np.array_equal(d["t"][o], ref_t) and np.array_equal(d["i"][o], ref_i)
     assert np.abs(ours - ref_w).max() < 1e-9 * W_B2
+
+
+def test_a_reused_layout_over_many_runs_equals_one_torch_run() -> None:
+    """``layout=`` (built once, as a partitioned run's worker does for its windows):
+    twelve runs of 125 steps on one layout equal one torch run of 1500 steps (spikes
+    identical, weights and states to ``TOL``). The layout's weights are the ones the
+    engine's STDP updated in place, so a stale layout would potentiate from the first
+    run's weights and differ from the oracle."""
+    from aura_snn.graph.engine import build_layout
+
+    T, n = 1500, 12
+    ref = plastic_net(*CASES[0])
+    r_ref, s_ref = _run(ref, T, "torch")
+    g = plastic_net(*CASES[0])
+    mons = {name: g.monitor(name) for name in ("E", "I")}
+    lay = build_layout(g)
+    with torch.no_grad():
+        for _ in range(n):
+            r = g.run(T // n, backend="engine", layout=lay)
+    _assert_equal_runs(ref, r_ref, s_ref, g, r, {k: m.data() for k, m in mons.items()})
+
+
+def test_a_layout_of_another_graph_or_for_torch_is_refused() -> None:
+    from aura_snn.graph.engine import build_layout
+
+    g, _ = _small()
+    other, _ = _small()
+    with torch.no_grad(), pytest.raises(ParameterError, match="layout was built for another"):
+        g.run(5, backend="engine", layout=build_layout(other))
+    lay = build_layout(g)
+    g.add(PoissonRegion("q", 3, 10.0))
+    with torch.no_grad(), pytest.raises(ParameterError, match="layout was built for another"):
+        g.run(5, backend="engine", layout=lay)
+    with torch.no_grad(), pytest.raises(ParameterError, match="layout= is the compiled.*torch"):
+        g.run(5, backend="torch", layout=build_layout(g))
+    with torch.no_grad(), pytest.raises(ParameterError, match="layout must come from"):
+        g.run(5, backend="engine", layout={"w": 1})
