@@ -231,3 +231,25 @@ def test_other_cases_take_the_step_loop(spy: _Spy, case: str) -> None:
     layer_lif = _layer("hebb", False, 0.3, 1.0)
     layer_lif.run(x, post=NEURONS["lif"]())
     assert spy.calls == 1  # and the plain case does take it
+
+
+def test_pool_and_calling_thread_give_the_same_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Episodes on numba's pool or on the calling thread run the same per-episode code:
+    outputs and every gradient equal bit for bit, float32."""
+    import neuromodulation._hebb_fused as hf
+
+    g = torch.Generator().manual_seed(5)
+    layer = _layer("clip", True, 0.0, 0.3).float()
+    x = torch.rand(9, 4, N, generator=g) * 1.5
+    m = torch.randn(9, 4, M, generator=g)
+    results = []
+    for work in (0, 2 ** 62):
+        monkeypatch.setattr(hf, "POOL_MIN_WORK", work)
+        assert hf.pooled(4, 9, N, M) == (work == 0)
+        xs, ms = x.clone().requires_grad_(), m.clone().requires_grad_()
+        out = layer.run(xs, post=NEURONS["cuba"](), modulator=ms)
+        loss = (out.output * torch.arange(M)).sum() + out.state.hebb.pow(2).sum()
+        grads = torch.autograd.grad(loss, [xs, ms, layer.weight, layer.alpha, layer.bias])
+        results.append((out.output, out.state.hebb, *grads))
+    for a, b in zip(*results, strict=True):
+        assert torch.equal(a, b)
