@@ -23,6 +23,7 @@ module             equation (per step :math:`t`)
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 import torch
@@ -37,11 +38,12 @@ from aura_snn.neurons.base import SpikingNeuron
 NEVER = float(torch.finfo(torch.float32).max)
 
 
-class Node(nn.Module):
-    """Base: ``forward(x) = run(x)[0]``; stateless nodes ignore ``state``."""
+class Node(nn.Module, abc.ABC):
+    """Abstract base: ``forward(x) = run(x)[0]``; stateless nodes ignore ``state``."""
 
+    @abc.abstractmethod
     def run(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
-        raise NotImplementedError
+        """``(y, new state)`` of time-major input ``x`` ``[T, B, *shape]``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.run(x)[0]

@@ -106,3 +106,25 @@ def test_exact_integration_uses_exponential_decay() -> None:
         ref.append(v)
     got = run(nir.LI(tau=tau, r=np.ones(n), v_leak=np.zeros(n)), x, integration="exact")
     assert np.allclose(got, np.array(ref), rtol=1e-12, atol=1e-15)
+
+
+def test_node_is_abstract() -> None:
+    """``Node.run`` is abstract: the base and a subclass without ``run`` cannot be built,
+    and every node module that ``from_nir`` builds implements it."""
+    import inspect
+
+    from hardware.nir import modules as M
+
+    with pytest.raises(TypeError, match="abstract"):
+        M.Node()
+
+    class NoRun(M.Node):
+        pass
+
+    with pytest.raises(TypeError, match="run"):
+        NoRun()
+    concrete = [c for _, c in inspect.getmembers(M, inspect.isclass)
+                if issubclass(c, M.Node) and c is not M.Node]
+    assert {c.__name__ for c in concrete} >= {"PerStep", "Flatten", "Scale", "Threshold",
+                                               "Delay", "Integrator", "Neuron"}
+    assert not any(inspect.isabstract(c) for c in concrete)
