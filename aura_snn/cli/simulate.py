@@ -7,8 +7,10 @@ Writes into ``DIR``:
 * ``monitor_<target>_<variable>.npz`` — one file per ``[[monitor]]``;
 * ``summary.json`` — per region: rate, CV of ISI, synchrony; per projection:
   synapses and weights; run settings and timings; with ``--workers N`` the
-  partition, window, exchange count and bytes under ``"distributed"``
-  (:mod:`aura_snn.graph.distributed`: the same results as one process); with
+  partition, window, exchange count and bytes, snapshots and recoveries under
+  ``"distributed"`` (:mod:`aura_snn.graph.distributed`: the same results as one
+  process; snapshots with ``--checkpoint-every K --checkpoint-dir DIR``, continued by
+  ``--resume DIR``: :mod:`._checkpoint`); with
   ``--energy TARGET``, the
   run's operation counts, energy and sparsity report under ``"energy"``;
 * ``raster.png``, ``population_rate.png``, ``isi_histogram.png``,
@@ -87,6 +89,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", metavar="ADDR",
                         help="with --workers: a Ray cluster (ray://host:port or host:port) "
                              "instead of a local one")
+    from . import _checkpoint
+
+    _checkpoint.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -195,7 +200,9 @@ def _run(args: argparse.Namespace, stops: _Signals, started: dict) -> int:
     energy = None if args.energy is None else _report_plugin("--energy", "energy",
                                                               args.energy)
     cfg.dtype = args.dtype or cfg.dtype
-    ray_run = _ray_options(args, cfg.backend)
+    from . import _checkpoint
+
+    ray_run = {**_ray_options(args, cfg.backend), **_checkpoint.options(args)}
     fmt = args.format or cfg.output["format"]
     plots = cfg.output["plots"] and not args.no_plots
     if plots:
@@ -441,13 +448,17 @@ def _simulate(cfg, built, staging, fmt: str, plotter, *, quiet: bool,  # noqa: A
 
     import torch
 
+    from . import _checkpoint
+
+    first = 0 if not (ray_run or {}).get("resume") else \
+        _checkpoint.resume_step(g, ray_run["resume"], built.steps)
+    inputs, modulators, modulation = _checkpoint.tail(built, first)
     t0 = time.perf_counter()
     started["progress"] = not quiet
     try:
         with torch.no_grad():
-            res = g.run(built.steps, built.inputs, progress=not quiet,
-                        modulators=built.modulators or None,
-                        modulation=built.modulation or None,
+            res = g.run(built.steps - first, inputs, progress=not quiet,
+                        modulators=modulators or None, modulation=modulation or None,
                         **(ray_run or {"backend": cfg.backend}))
         g.close_monitors()
     except AuraError as exc:
@@ -503,7 +514,10 @@ def _simulate(cfg, built, staging, fmt: str, plotter, *, quiet: bool,  # noqa: A
         summary["distributed"] = {
             "workers": d.workers, "assignment": d.assignment, "backends": list(d.backends),
             "window_steps": d.window, "exchanges": d.exchanges, "bytes": d.bytes,
-            "cut_synapses": d.cut_synapses}
+            "cut_synapses": d.cut_synapses, "resumed_from_step": first,
+            "snapshots": [{"step": x.step, "bytes": x.bytes, "write_s": x.write_s}
+                          for x in d.snapshots],
+            "recoveries": [dict(vars(x)) for x in d.recoveries]}
     if energy is not None:
         summary["energy"] = energy.report(steps, res.backend)
     json.dumps(summary)  # fail here, not later, if something is not serialisable

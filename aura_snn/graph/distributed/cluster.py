@@ -14,7 +14,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 from ..._checks import require
@@ -75,8 +77,30 @@ def connect(ray: Any, address: str | None) -> bool:
         return False
     if ray.is_initialized():
         return False
-    ray.init(include_dashboard=False, log_to_driver=False)
+    with _sigint_blocked():
+        ray.init(include_dashboard=False, log_to_driver=False)
     return True
+
+
+@contextlib.contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """Block SIGINT while the local cluster starts (main thread only), so its processes
+    (GCS, raylet, the workers they start) inherit it blocked: a terminal's Ctrl+C, sent
+    to the whole process group, then reaches only this process, whose run stops cleanly
+    (snapshot in progress discarded, actors stopped, :func:`ray.shutdown`) instead of
+    racing the cluster's processes dying under it. A Ctrl+C during the start is
+    delivered when it ends."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def workers(ray: Any, n: int, actor_class: type) -> list[Any]:

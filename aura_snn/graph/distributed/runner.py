@@ -221,8 +221,10 @@ class Job:
         return subs, backends, maps
 
 
-def _every(checkpoint_every: int | str | None) -> tuple[int | None, float | None]:
-    """``(steps, seconds)`` of ``checkpoint_every``: an int of steps, or ``"<x> s"``."""
+def checkpoint_interval(checkpoint_every: int | str | None
+                        ) -> tuple[int | None, float | None]:
+    """``(steps, seconds)`` of ``checkpoint_every``: an int of steps, or ``"<x> s"``
+    (``ParameterError`` naming it otherwise)."""
     if checkpoint_every is None:
         return None, None
     if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, str)):
@@ -254,7 +256,7 @@ def prepare(graph: Graph, partition: Mapping[str, int] | int | None, address: st
     if graph.device.type != "cpu":
         raise ParameterError(f"backend='ray' runs its workers on the CPU; the graph is on "
                              f"{graph.device} (move it with graph.cpu())")
-    every_steps, every_s = _every(checkpoint_every)
+    every_steps, every_s = checkpoint_interval(checkpoint_every)
     root = None
     if checkpoint_dir is not None:
         root = Path(checkpoint_dir)
@@ -270,4 +272,5 @@ def prepare(graph: Graph, partition: Mapping[str, int] | int | None, address: st
                every_steps, every_s, dict(checkpoint_meta or {}))
 
 
-__all__ = ["MAX_WINDOW", "WORKER_BACKENDS", "DistributedReport", "Job", "prepare"]
+__all__ = ["MAX_WINDOW", "WORKER_BACKENDS", "DistributedReport", "Job", "checkpoint_interval",
+           "prepare"]
