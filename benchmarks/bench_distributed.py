@@ -35,9 +35,11 @@ otherwise those goals read "not measured" and are not met.
 Expected time: ``--quick`` about 40 s. The full run (100k and 1M neurons, 0.2 s and
 0.05 s simulated, one repeat) is estimated, not measured, at 5-15 min on the shared
 2-core machine, scaled from ``--quick``: the graph build (~0.8 s per 20k neurons, so
-~40 s at 1M, 80M synapses, a few GB with the workers' copies) and the 2-worker runs,
-whose cost per window (~40 ms at 20k neurons) grows with the graph each worker
-re-lays out every window.
+~40 s at 1M, 80M synapses, a few GB with the workers' copies) and the 2-worker runs.
+Each worker builds its engine layout once per run (``Graph.run(layout=)``); what is
+left per window at 20k neurons is, measured in-process under load, ~1.5 ms of engine
+call per worker plus ~5 ms injecting the received spikes (``exchange.inject``
+propagates every step through all cut synapses with torch) and Ray's task round trip.
 
     python benchmarks/bench_distributed.py [--quick] [--json out/bench_distributed.json]
 """
