@@ -46,6 +46,7 @@ dimensionless (leak conductances). State: ``v`` (V) ``[B, ...]``, ``g`` ``[R, B,
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -62,8 +63,16 @@ from .._checks import (
 from ..errors import ParameterError, ShapeError
 from .cuba_refractory import refractory_steps
 from .decay import decay
-from .firing import RESET_AT, RESETS, FiringParameters, Scalar, fire, reset_at_spike
-from .registry import ModelSpec
+from .firing import (
+    RESET_AT,
+    RESET_CODE,
+    RESETS,
+    FiringParameters,
+    Scalar,
+    fire,
+    reset_at_spike,
+)
+from .registry import ModelKernel, ModelSpec
 from .surrogate import SURROGATES
 
 INTEGRATIONS = ("euler", "exponential_euler")
@@ -202,13 +211,65 @@ def step(x: torch.Tensor, state: CondLIFState | None, p: CondLIFParameters,
     return s, CondLIFState(v, g_new, ref)
 
 
+def kernel_step(j, n, nrec, x, v, g, ref, b, f, P, n_ref, reset):  # noqa: ANN001, ANN201, ARG001
+    """:func:`step` of neuron ``j``, on scalars: the engine's form
+    (:class:`~aura_snn.functional.registry.ModelKernel`), the same operations in the same
+    order. ``x``, ``g``: inputs (read and cleared) and conductances ``[nrec * n]``,
+    receptor-major; ``ref``: steps left (int); ``b``: unused; ``f``: ``[1, exponential]``
+    (1.0 in ``v``'s dtype; 0: euler, 1: exponential euler); ``P``: the rows of
+    :func:`kernel` at column ``j``. The reset is a branch, equal to ``(1 - S) u + S
+    v_reset`` (and ``u - S\vartheta``) for finite values. Returns :math:`S` (0 or 1)."""
+    vj = v[j]
+    free = ref[j] <= 1
+    c = ref[j] - 1 if ref[j] > 1 else 0
+    u = vj
+    if free and f[1] == 0:
+        drive = (g[j] + x[j]) * (P[4, j] - vj)
+        for r in range(1, nrec):
+            drive = drive + (g[r * n + j] + x[r * n + j]) * (P[4 + r, j] - vj)
+        u = vj + P[0, j] * ((P[1, j] - vj) + drive)
+    elif free:
+        total = g[j] + x[j]
+        pull = total * P[4, j]
+        for r in range(1, nrec):
+            gr = g[r * n + j] + x[r * n + j]
+            total = total + gr
+            pull = pull + gr * P[4 + r, j]
+        total = f[0] + total
+        v_inf = (P[1, j] + pull) / total
+        u = v_inf + (vj - v_inf) * math.exp(-P[0, j] * total)
+    s = 1 if free and u - P[2, j] > 0 else 0
+    if s == 0 or reset == 2:
+        v[j] = u
+    elif reset == 1:
+        v[j] = P[3, j]
+    else:
+        v[j] = u - P[2, j]
+    ref[j] = n_ref if s == 1 else c
+    for r in range(nrec):
+        g[r * n + j] = P[4 + nrec + r, j] * (g[r * n + j] + x[r * n + j])
+        x[r * n + j] = 0
+    return s
+
+
+def kernel(p: CondLIFParameters, dt: float) -> ModelKernel:
+    """The engine's form of :func:`step` (:func:`kernel_step`) and its coefficients
+    ``[dt/tau_mem, v_leak, threshold, v_reset, E_r..., a_r...]`` (1, V, V, V, V, 1),
+    computed as :func:`step` computes them."""
+    a_syn, n_ref = coefficients(p, dt)
+    return ModelKernel(
+        step=kernel_step, rows=(dt / p.tau_mem, p.v_leak, p.threshold, p.v_reset, *p.e_rev,
+                                *a_syn),
+        scalars=(1.0, float(p.integration != "euler")), reset=RESET_CODE[p.reset],
+        n_ref=n_ref)
+
 SPEC = ModelSpec(
     name="lif_cond", module=sys.modules[__name__], parameters=CondLIFParameters,
     state=CondLIFState,
     units={"tau_mem": "s", "tau_syn": "s", "e_rev": "V", "v_leak": "V", "threshold": "V",
            "v_reset": "V", "refractory": "s", "slope": "1/V"},
     state_units={"v": "V", "g": "", "ref": "steps"}, multi_receptor=True,
-    roles={"v": "v"})
+    roles={"v": "v", "i": "g", "ref": "ref"}, kernel=kernel)
 
 __all__ = ["CondLIFParameters", "CondLIFState", "INTEGRATIONS", "SPEC", "coefficients",
-           "initial_state", "membrane", "step"]
+           "initial_state", "kernel", "kernel_step", "membrane", "step"]

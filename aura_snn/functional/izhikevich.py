@@ -56,7 +56,7 @@ import torch
 from .._checks import check_choice, check_finite_param, check_nonnegative, check_positive
 from ..errors import ParameterError
 from .firing import FiringParameters, Scalar, fire, reset_at_spike
-from .registry import ModelSpec
+from .registry import ModelKernel, ModelSpec
 
 INTEGRATIONS = ("euler", "paper")
 
@@ -181,12 +181,45 @@ def step(x: torch.Tensor, state: IzhikevichState | None, p: IzhikevichParameters
     return s, IzhikevichState(v_out, u_new + p.d * s)
 
 
+def kernel_step(j, n, nrec, x, v, g, ref, b, f, P, n_ref, reset):  # noqa: ANN001, ANN201, ARG001
+    """:func:`step` of neuron ``j``, on scalars: the engine's form
+    (:class:`~aura_snn.functional.registry.ModelKernel`), the same operations in the same
+    order. ``x``: the input ``[n]`` (read and cleared); ``b``: the recovery :math:`u`;
+    ``g``, ``ref``, ``nrec``, ``n_ref``, ``reset``: unused; ``f``: ``[dt, h, k]``, the
+    membrane advanced by ``k`` sub-steps of ``h`` (euler: 1 of ``dt``; paper: 2 of
+    ``dt/2``); ``P``: the rows of :func:`kernel` ``[a, b, d, threshold, c, k2, k1, k0]``
+    at column ``j``. The reset is a branch, equal to ``(1 - S) v' + S c`` and ``u' +
+    d S`` for finite values. Returns :math:`S` (0 or 1)."""
+    vj, uj, xj = v[j], b[j], x[j]
+    x[j] = 0
+    v_new = vj
+    for _ in range(int(f[2])):          # drift(v_new, u, x) of :func:`drift`
+        v_new = v_new + f[1] * ((P[7, j] + ((xj + P[6, j] * v_new) + P[5, j] * (v_new * v_new)))
+                                - uj)
+    v_u = vj if f[2] == 1 else v_new
+    u_new = uj + f[0] * (P[0, j] * (P[1, j] * v_u - uj))
+    if v_new - P[3, j] > 0:
+        v[j] = P[4, j]
+        b[j] = u_new + P[2, j]
+        return 1
+    v[j] = v_new
+    b[j] = u_new
+    return 0
+
+
+def kernel(p: IzhikevichParameters, dt: float) -> ModelKernel:
+    """The engine's form of :func:`step` (:func:`kernel_step`), its coefficients ``[a,
+    b, d, threshold, c, k2, k1, k0]`` and scalars ``[dt, h, k]``."""
+    sub = (dt, 1.0) if p.integration == "euler" else (0.5 * dt, 2.0)
+    return ModelKernel(step=kernel_step, rows=(p.a, p.b, p.d, p.threshold, p.v_reset, p.k2,
+                                               p.k1, p.k0), scalars=(dt, *sub), reset=1)
+
 SPEC = ModelSpec(
     name="izhikevich", module=sys.modules[__name__], parameters=IzhikevichParameters,
     state=IzhikevichState,
     units={"a": "1/s", "b": "1/s", "d": "V/s", "threshold": "V", "v_reset": "V",
            "k2": "1/(V s)", "k1": "1/s", "k0": "V/s", "v_init": "V", "slope": "1/V"},
-    state_units={"v": "V", "u": "V/s"}, roles={"v": "v"})
+    state_units={"v": "V", "u": "V/s"}, roles={"v": "v", "b": "u"}, kernel=kernel)
 
 __all__ = ["INTEGRATIONS", "IzhikevichParameters", "IzhikevichState", "PRESETS", "SPEC",
-           "drift", "initial_state", "step"]
+           "drift", "initial_state", "kernel", "kernel_step", "step"]

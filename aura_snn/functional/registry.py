@@ -29,6 +29,10 @@ A spec holds, as data:
                   coefficients in the compiled family's encoding, computed by the
                   model's own ``coefficients``; the engine and fused kernels run the
                   model through this, so no coefficient is derived twice
+``kernel``        ``kernel(p, dt) -> ModelKernel`` (or ``None``), for a model outside
+                  the family (conductance-based, Izhikevich): its per-neuron step in
+                  scalars, written beside its torch ``step`` in its module, and that
+                  step's coefficients; the engine compiles that step
 ================= ===================================================================
 """
 
@@ -90,6 +94,34 @@ class CompiledFamily(NamedTuple):
     next_step: bool = False
 
 
+class ModelKernel(NamedTuple):
+    r"""A model outside the compiled LIF family, in the engine's terms.
+
+    Attributes:
+        step: the model's per-neuron step, plain Python on scalars and on the rows of
+            its arrays (no torch, no calls to other Python functions: numba inlines it),
+            defined in the model's functional module beside its torch ``step`` with the
+            same operations in the same order: ``step(j, n, nrec, x, v, g, ref, b, f, P,
+            n_ref, reset) -> S`` updates neuron ``j`` of ``n`` (inputs ``x`` read and
+            cleared, membrane ``v``, receptor state ``g`` ``[nrec * n]``, refractory
+            count ``ref``, second variable ``b``: the fields of the spec's ``roles``
+            ``v``, ``i``, ``ref``, ``b``; ``f`` the scalars, ``P[q, j]`` the rows). The
+            engine compiles it (:mod:`aura_snn.graph._kernels_models` lists the steps
+            it knows).
+        rows: the step's coefficients, in the order the step reads them: each a float
+            or a per-neuron tensor (same units as the model's parameters).
+        scalars: region-wide numbers of the step (e.g. ``dt`` in s), floats.
+        reset: reset code, :data:`aura_snn.functional.firing.RESET_CODE`.
+        n_ref: refractory period in steps (0: none).
+    """
+
+    step: Callable[..., Any]
+    rows: tuple[Scalar, ...]
+    scalars: tuple[float, ...] = ()
+    reset: int = 0
+    n_ref: int = 0
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """The one description of a neuron model (module docstring for each field)."""
@@ -103,6 +135,7 @@ class ModelSpec:
     multi_receptor: bool = False
     roles: Mapping[str, str] = field(default_factory=lambda: {"v": "v"})
     compile: Callable[[Any, float], CompiledFamily] | None = None
+    kernel: Callable[[Any, float], ModelKernel] | None = None
 
     def __post_init__(self) -> None:
         names = {f.name for f in fields(self.parameters)}
@@ -194,4 +227,4 @@ def spec_of(obj: Any) -> ModelSpec | None:
     return None
 
 
-__all__ = ["CompiledFamily", "ModelSpec", "get", "models", "register", "spec_of"]
+__all__ = ["CompiledFamily", "ModelKernel", "ModelSpec", "get", "models", "register", "spec_of"]

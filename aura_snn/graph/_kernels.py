@@ -21,7 +21,9 @@ kind   current  refractory adaptation receptors   e.g.
 4      yes      yes        yes        any         any other member (generic)
 ====== ======== ========== ========== =========== ==================================
 
-(Regions with ``reset_at="next_step"`` run the generic loop too.) The generic loop
+(Regions with ``reset_at="next_step"`` run the generic loop too; kinds from
+:data:`._kernels_models.FIRST` on are models outside the family, each stepped by its
+own compiled scalar step.) The generic loop
 computes every family member exactly (a missing current has :math:`b = c = 0`, a
 missing refractory period :math:`n_\text{ref} = 0`, a missing adaptation :math:`a_b =
 \beta = 0`; each is then an exact no-op); the others drop the state they do not have
@@ -60,10 +62,12 @@ from numba.extending import overload
 from ..functional import firing
 from ..kernels import family
 from ..kernels._numba_cache import invalidate_if_changed
+from . import _kernels_models as _km
 from . import _plastic_kernels as _pk
 
 # numba's cache does not see edits of the files inlined here: drop it when they change
-invalidate_if_changed(__file__, [family.__file__, firing.__file__, _pk.__file__])
+invalidate_if_changed(__file__, [family.__file__, firing.__file__, _pk.__file__,
+                                 _km.__file__, *_km.DEPENDS])
 
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 _inline = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -425,6 +429,11 @@ def run_steps(n_steps, t0, L, batch, bidx,
         for g in range(sp_n.shape[0]):
             o, n, co, R = sp_off[g], sp_n[g], sp_coff[g], sp_R[g]
             fo, ko, po, m = sp_out[g], sp_kof[g], sp_poff[g], sp_mask[g]
+            if sp_kind[g] >= _km.FIRST:     # a model kernel (._kernels_models)
+                _km.update(sp_kind[g], n, R, xs[co:co + R * n], v[o:o + n],
+                           cur[co:co + R * n], ref[o:o + n], bt[o:o + n], flag[fo:fo + n],
+                           sp_f[g], pn[po:], m, sp_nref[g], sp_reset[g])
+                continue
             rows = 0
             for q in range(6 + 3 * R):
                 rows += (m >> q) & 1

@@ -27,18 +27,20 @@ chunks of steps; after each, every observer (:mod:`aura_snn.graph.observer`:
 recorders, counters) gets one :class:`~aura_snn.graph.observer.Chunk` and the progress
 bar advances.
 
-What it supports (:func:`unsupported_reason` says why not otherwise): spiking
-regions of every model whose spec has a ``compile`` (``lif``, ``cuba``, ``alif``,
+What it supports (:func:`unsupported_reason` says why not otherwise): spiking regions
+of every model whose spec has a ``compile`` (``lif``, ``cuba``, ``alif``,
 ``cuba_refractory``; functional or neuron modules), with scalar or per-neuron
-parameters and either reset timing; Poisson regions; input regions; projections
-without traces of their own (same-step edges: :meth:`~aura_snn.graph.Graph.
-engine_reason`), with a rule or synapse model that declares a compiled form (pair and
-triplet STDP, Tsodyks-Markram STP: :mod:`._plastic_layout` says which, and
-:mod:`._plastic_kernels` runs them event by event; rules need batch 1 and one delay
-per projection); observers of spikes, outputs, state fields, weights (of projections
-without rules) and synaptic event counts. Float32 and float64. A batch runs as
-independent copies in lockstep, each in its own thread (the kernel releases the GIL),
-so a batch uses the available cores.
+parameters and either reset timing; regions of models outside that family whose spec
+has a ``kernel`` (``lif_cond``, ``izhikevich``: their scalar step, compiled by
+:mod:`._kernels_models`, every coefficient a per-neuron row); Poisson regions; input
+regions; projections without traces of their own (same-step edges:
+:meth:`~aura_snn.graph.Graph.engine_reason`), with a rule or synapse model that
+declares a compiled form (pair and triplet STDP, Tsodyks-Markram STP:
+:mod:`._plastic_layout` says which, and :mod:`._plastic_kernels` runs them event by
+event; rules need batch 1 and one delay per projection); observers of spikes, outputs,
+state fields, weights (of projections without rules) and synaptic event counts.
+Float32 and float64. A batch runs as independent copies in lockstep, each in its own
+thread (the kernel releases the GIL), so a batch uses the available cores.
 
 It computes exactly what the torch stepper computes, in the same order
 (``tests/graph/test_engine.py`` asserts identical spikes and states over thousands of
@@ -66,6 +68,7 @@ import torch
 from ..errors import ParameterError
 from ..functional.registry import CompiledFamily
 from . import _align, _kernels, _plastic_state
+from . import _kernels_models as _models
 from . import _plastic_layout as _plastic
 from ._rng import MASK64, region_key
 from .observer import Chunk, Probe, count_events, out_degrees, spike_regions_wanted
@@ -134,9 +137,9 @@ def _region_coefficients(r: SpikingRegion, dt: float, dtype: torch.dtype
                          ) -> _Coefficients | str:
     """Engine coefficients of a spiking region, or the reason it is unsupported."""
     spec = r.spec
-    if spec is None or spec.compile is None:
+    if spec is None or (spec.compile is None and spec.kernel is None):
         return (f"region {r.name!r} uses model {r.model!r}, which has no compiled family "
-                f"(its registry spec has no compile)")
+                f"(its registry spec has neither compile nor kernel)")
     p = r.params()
     why = _check_parameters(r, p, dtype)
     if why is not None:
@@ -147,8 +150,15 @@ def _region_coefficients(r: SpikingRegion, dt: float, dtype: torch.dtype
         return (f"region {r.name!r} (model {r.model!r}) has state field(s) {unknown} or "
                 f"roles {sorted(set(roles) - set(_ROLE_SRC))} outside the compiled family "
                 f"(roles: {sorted(_ROLE_SRC)})")
-    fam: CompiledFamily = spec.compile(p, dt)
     npdt = np.float64 if dtype == torch.float64 else np.float32
+    if spec.compile is None:             # a model kernel (._kernels_models)
+        got = _models.coefficients(r, p, dt, len(_kernels.ROWS), npdt)
+        if isinstance(got, str):
+            return got
+        kind, mask, scal, block, reset, n_ref = got
+        nan = np.full((len(spec.receptors(p)), 3), np.nan, npdt)
+        return _Coefficients(kind, 0, mask, scal, nan, block, reset, n_ref, False, False)
+    fam: CompiledFamily = spec.compile(p, dt)
     n, R = r.size, len(fam.receptors)
     has_i, refr, adapt = "i" in roles, "ref" in roles, "b" in roles
     mem = [_values(c, n, npdt) for c in (fam.a_m, fam.v_leak, fam.threshold, fam.v_reset,

@@ -161,8 +161,7 @@ def test_a_graph_region_runs_the_model_by_name_as_brian2_does() -> None:
     out = g.run(steps, inputs={"I": torch.tensor(current)[:, None, :]}, record=["izh"])
     _, _, bs = _brian2(tab, current, DT)
     np.testing.assert_array_equal(out.outputs["izh"][:, 0].numpy(), bs)
-    why = unsupported_reason(g)                      # the engine refuses it by name
-    assert "'izh'" in why and "izhikevich" in why and "compiled family" in why
+    assert unsupported_reason(g) is None   # the engine runs izhikevich (test_engine_models)
     assert registry.get("izhikevich").dimension("a") == "rate"
 
 
