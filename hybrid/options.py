@@ -19,10 +19,10 @@ r"""The model options, each a config switch off by default (:class:`hybrid.confi
   others pass by the residual. The block's change reaches the selected tokens scaled by
   :math:`1 + \sigma(r_p) - \mathrm{sg}[\sigma(r_p)]` (value 1: with ``c = 1`` the output
   is the plain block's; the router gets the gradient of :math:`\sigma(r_p)`).
-* ``endocrine_lr`` — :class:`EndocrineLR`, a hook the training loop calls each step:
+* ``endocrine_lr`` — :class:`EndocrineLR`, updated by the training loop each step:
   hormone :math:`h` follows the stress (the loss, clipped at 0) with
-  :class:`neuromodulation.gates.Endocrine`, and each group's learning rate becomes
-  :math:`\eta_0 e^{\beta_\eta h}` (clipped).
+  :class:`neuromodulation.gates.Endocrine`, and the scheduled learning rate is
+  multiplied by :math:`f = e^{\beta_\eta h}` (clipped): :math:`\eta_s = \eta(s) f`.
 
 Routing and the plastic trace look along the whole sequence, so models with
 ``mod_layers`` or ``plastic_layers`` refuse a KV cache (generate with ``use_cache=False``).
@@ -121,21 +121,29 @@ class MoDBlock(nn.Module):
 
 
 class EndocrineLR:
-    """Training-loop hook: ``hook(optimizer, loss, dt=1.0)`` after each step (module
-    docstring). The base rates are read from the groups at construction (or the first
-    call) and the hormone level starts at 0; ``level`` is the current :math:`h`."""
+    """Endocrine learning-rate factor :math:`f = e^{\\beta_\\eta h}` (clipped; module
+    docstring). :meth:`update` advances the hormone :math:`h` by the stress (the loss,
+    clipped at 0) and returns the new factor, kept in ``scale`` (1 before any update).
+    The training loop multiplies its scheduled rate by it: :math:`\\eta_s = \\eta(s) f`.
+    Standalone, ``hook(optimizer, loss, dt=1.0)`` updates and sets each group's rate to
+    its rate at the first call times the factor."""
 
     def __init__(self, endocrine: Endocrine | None = None) -> None:
         self.endocrine = Endocrine() if endocrine is None else endocrine
         self.level = 0.0
+        self.scale = 1.0
         self.base_lrs: list[float] | None = None
+
+    def update(self, loss: float, dt: float = 1.0) -> float:
+        """Advance :math:`h` by one step of ``dt`` seconds under stress ``max(loss, 0)``."""
+        self.level = float(self.endocrine.step(self.level, max(float(loss), 0.0), dt))
+        self.scale = float(self.endocrine.lr_scale(self.level))
+        return self.scale
 
     def __call__(self, optimizer: torch.optim.Optimizer, loss: float, dt: float = 1.0) -> float:
         if self.base_lrs is None:
             self.base_lrs = [float(g["lr"]) for g in optimizer.param_groups]
-        stress = max(float(loss), 0.0)
-        self.level = float(self.endocrine.step(self.level, stress, dt))
-        scale = float(self.endocrine.lr_scale(self.level))
+        scale = self.update(loss, dt)
         for g, lr0 in zip(optimizer.param_groups, self.base_lrs, strict=True):
             g["lr"] = lr0 * scale
         return scale

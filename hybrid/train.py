@@ -17,7 +17,8 @@ and perplexity are the cross-entropy alone). Each micro-batch's mean loss is div
 the gradients add (equal token counts, so this is the full-batch mean); DDP averages
 them over the ranks. The global gradient is clipped to L2 norm ``grad_clip``, then AdamW
 (decoupled weight decay on matrices only) takes a step at :math:`\eta(s)`
-(:func:`hybrid.train_config.lr_at`). Logged per update (:mod:`hybrid.train_log`): loss,
+(:func:`hybrid.train_config.lr_at`), times the endocrine factor of the losses so far when
+``model.config.endocrine_lr`` (:class:`hybrid.options.EndocrineLR`). Logged per update (:mod:`hybrid.train_log`): loss,
 perplexity :math:`e^{\mathcal{L}}`, learning rate, gradient norm before clipping, tokens
 per second over all ranks, validation loss/perplexity when evaluated, and the model's
 FFN firing rates and spike-count sparsity when it reports them (:func:`firing_rates`).
@@ -47,6 +48,7 @@ from aura_snn.errors import ParameterError, ParameterTypeError
 
 from . import checkpoint as ck
 from .ddp import DistContext, TokenWindows, all_gather, all_reduce_sum, barrier, eval_windows
+from .options import EndocrineLR
 from .train_config import TrainConfig, lr_at
 from .train_log import TrainLog, perplexity
 from .train_state import check_restorable, model_config_dict, rng_for, rng_state, set_rng_state
@@ -223,10 +225,12 @@ def train(model: nn.Module, data: Any, cfg: TrainConfig, *, out_dir: str | Path,
     params = [p for g in opt.param_groups for p in g["params"]]
     rows: list[dict[str, Any]] = []
     t_run = time.perf_counter()
+    endocrine = (EndocrineLR() if getattr(getattr(model, "config", None), "endocrine_lr", False)
+                 else None)
     try:
         for step in range(start, stop):
             t0 = time.perf_counter()
-            lr = lr_at(step, cfg)
+            lr = lr_at(step, cfg) * (endocrine.scale if endocrine else 1.0)
             for g in opt.param_groups:
                 g["lr"] = lr
             model.train()
@@ -245,6 +249,8 @@ def train(model: nn.Module, data: Any, cfg: TrainConfig, *, out_dir: str | Path,
             opt.step()
             opt.zero_grad(set_to_none=True)
             loss_mean = float(all_reduce_sum(loss_sum, ctx)) / (cfg.grad_accum * ctx.world_size)
+            if endocrine is not None:
+                endocrine.update(loss_mean)
             done = step + 1
             row: dict[str, Any] = {
                 "step": done, "tokens": done * cfg.tokens_per_step * ctx.world_size,

@@ -223,3 +223,23 @@ def test_compiled_model_trains_like_the_eager_one(tmp_path) -> None:
         saved = ck.load_checkpoint(res.checkpoint).model
         assert saved.keys() == model.state_dict().keys()  # no "_orig_mod." prefixes
     np.testing.assert_allclose(losses[True], losses[False], rtol=1e-5)
+
+
+def test_endocrine_lr_multiplies_the_cosine_schedule(tmp_path) -> None:
+    """Logged rate = closed-form schedule x endocrine factor of the losses so far, with the
+    hormone written here: h <- h + (1 - e^{-1/60})(loss - h), f = clip(e^{-0.5 h}, 0.1, 10)
+    (rel 1e-6: the gate computes in float32)."""
+    import types
+
+    torch.manual_seed(2)
+    model = TinyLM()
+    model.config = types.SimpleNamespace(endocrine_lr=True)
+    cfg = TrainConfig(lr=1e-2, min_lr=1e-3, warmup_steps=2, max_steps=5, batch_size=2,
+                      seq_len=12, seed=3, tensorboard=False, device="cpu")
+    res = train(model, {"train": corpus(), "val": None}, cfg, out_dir=tmp_path)
+    h, f = 0.0, 1.0
+    for s, row in enumerate(res.rows):
+        assert row["lr"] == pytest.approx(closed_form_lr(s, 1e-2, 1e-3, 2, 5) * f, rel=1e-6)
+        h = h + (1 - math.exp(-1 / 60)) * (row["loss"] - h)
+        f = min(max(math.exp(-0.5 * h), 0.1), 10.0)
+    assert f < 0.99  # the factor really moved the rate
