@@ -18,14 +18,16 @@ the gradients add (equal token counts, so this is the full-batch mean); DDP aver
 them over the ranks. The global gradient is clipped to L2 norm ``grad_clip``, then AdamW
 (decoupled weight decay on matrices only) takes a step at :math:`\eta(s)`
 (:func:`hybrid.train_config.lr_at`), times the endocrine factor of the losses so far when
-``model.config.endocrine_lr`` (:class:`hybrid.options.EndocrineLR`). Logged per update (:mod:`hybrid.train_log`): loss,
-perplexity :math:`e^{\mathcal{L}}`, learning rate, gradient norm before clipping, tokens
-per second over all ranks, validation loss/perplexity when evaluated, and the model's
-FFN firing rates and spike-count sparsity when it reports them (:func:`firing_rates`).
+``model.config.endocrine_lr`` (:class:`hybrid.options.EndocrineLR`). Logged per update
+(:mod:`hybrid.train_log`): loss, perplexity :math:`e^{\mathcal{L}}`, learning rate,
+gradient norm before clipping, tokens per second over all ranks, validation
+loss/perplexity when evaluated, and the model's FFN firing rates and spike-count sparsity
+when it reports them (:func:`firing_rates`).
 
 Exact resume: a checkpoint (:mod:`hybrid.checkpoint`) holds weights, AdamW moments, the
-step (which fixes both the schedule and the data position) and every rank's RNG states;
-a resumed run repeats the straight run's losses and weights bit for bit on CPU.
+step (which fixes both the schedule and the data position), every rank's RNG states and
+the episodic memory stores (:mod:`hybrid.memory_state`); a resumed run repeats the
+straight run's losses and weights bit for bit on CPU.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from aura_snn.errors import ParameterError, ParameterTypeError
 
 from . import checkpoint as ck
 from .ddp import DistContext, TokenWindows, all_gather, all_reduce_sum, barrier, eval_windows
+from .memory_state import memory_files, restore_memories
 from .options import EndocrineLR
 from .train_config import TrainConfig, lr_at
 from .train_log import TrainLog, perplexity
@@ -202,6 +205,7 @@ def train(model: nn.Module, data: Any, cfg: TrainConfig, *, out_dir: str | Path,
         sd = check_restorable(saved, model, opt, cfg)
         rng = rng_for(saved, ctx)
         model.load_state_dict(saved.model, strict=True)
+        restore_memories(model, saved)
         opt.load_state_dict(sd)
         if rng is not None:
             set_rng_state(rng, ctx.device)
@@ -297,7 +301,9 @@ def _save(model: nn.Module, opt: torch.optim.Optimizer, cfg: TrainConfig, ctx: D
                  type(model).__qualname__, "model_config": model_config_dict(model),
                  "train_config": cfg.to_dict(), "torch": torch.__version__}
         ck.save_checkpoint(root, step, model=model.state_dict(), optimizer=opt.state_dict(),
-                           rng=rng, state=state, extra_files=extra, keep_last=cfg.keep_last)
+                           rng=rng, state=state,
+                           extra_files={**(extra or {}), **memory_files(model)},
+                           keep_last=cfg.keep_last)
     barrier(ctx)
     return path
 
