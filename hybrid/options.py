@@ -140,6 +140,11 @@ class EndocrineLR:
         self.scale = float(self.endocrine.lr_scale(self.level))
         return self.scale
 
+    def restore(self, level: float) -> None:
+        """Set :math:`h` (a resumed run's saved level) and its factor."""
+        self.level = float(level)
+        self.scale = float(self.endocrine.lr_scale(self.level))
+
     def __call__(self, optimizer: torch.optim.Optimizer, loss: float, dt: float = 1.0) -> float:
         if self.base_lrs is None:
             self.base_lrs = [float(g["lr"]) for g in optimizer.param_groups]

@@ -196,6 +196,8 @@ def train(model: nn.Module, data: Any, cfg: TrainConfig, *, out_dir: str | Path,
     opt = build_optimizer(model, cfg)
     _seed_all(cfg.seed + ctx.rank)
     start, last = 0, None
+    endocrine = (EndocrineLR() if getattr(getattr(model, "config", None), "endocrine_lr", False)
+                 else None)
     newest = ck.latest(root)
     if newest is not None and not resume:
         raise FileExistsError(f"{root} already holds checkpoints (newest {newest.name}); "
@@ -206,6 +208,8 @@ def train(model: nn.Module, data: Any, cfg: TrainConfig, *, out_dir: str | Path,
         rng = rng_for(saved, ctx)
         model.load_state_dict(saved.model, strict=True)
         restore_memories(model, saved)
+        if endocrine is not None:
+            endocrine.restore(float(saved.state.get("endocrine_level", 0.0)))
         opt.load_state_dict(sd)
         if rng is not None:
             set_rng_state(rng, ctx.device)
@@ -229,8 +233,6 @@ def train(model: nn.Module, data: Any, cfg: TrainConfig, *, out_dir: str | Path,
     params = [p for g in opt.param_groups for p in g["params"]]
     rows: list[dict[str, Any]] = []
     t_run = time.perf_counter()
-    endocrine = (EndocrineLR() if getattr(getattr(model, "config", None), "endocrine_lr", False)
-                 else None)
     try:
         for step in range(start, stop):
             t0 = time.perf_counter()
@@ -267,7 +269,8 @@ def train(model: nn.Module, data: Any, cfg: TrainConfig, *, out_dir: str | Path,
                 row["val_loss"] = evaluate(model, val_rows, ctx, cfg.batch_size)
                 row["val_ppl"] = perplexity(row["val_loss"])
             if done == stop or _every(done, cfg.save_every):
-                last = _save(model, opt, cfg, ctx, root, done, extra_files)
+                last = _save(model, opt, cfg, ctx, root, done, extra_files,
+                             {} if endocrine is None else {"endocrine_level": endocrine.level})
             rows.append(row)
             if writer is not None:
                 writer.write(row)
@@ -284,7 +287,8 @@ def _every(done: int, k: int) -> bool:
 
 
 def _save(model: nn.Module, opt: torch.optim.Optimizer, cfg: TrainConfig, ctx: DistContext,
-          root: Path, step: int, extra: Mapping[str, bytes] | None) -> Path:
+          root: Path, step: int, extra: Mapping[str, bytes] | None,
+          more_state: Mapping[str, Any]) -> Path:
     """Gather every rank's RNG states; rank 0 writes the checkpoint; all wait for it."""
     mine = rng_state(ctx.device)
     rng = {}
@@ -299,7 +303,7 @@ def _save(model: nn.Module, opt: torch.optim.Optimizer, cfg: TrainConfig, ctx: D
                                         "seed": cfg.seed},
                  "world_size": ctx.world_size, "model_class": type(model).__module__ + "." +
                  type(model).__qualname__, "model_config": model_config_dict(model),
-                 "train_config": cfg.to_dict(), "torch": torch.__version__}
+                 "train_config": cfg.to_dict(), "torch": torch.__version__, **more_state}
         ck.save_checkpoint(root, step, model=model.state_dict(), optimizer=opt.state_dict(),
                            rng=rng, state=state,
                            extra_files={**(extra or {}), **memory_files(model)},

@@ -243,3 +243,11 @@ def test_endocrine_lr_multiplies_the_cosine_schedule(tmp_path) -> None:
         h = h + (1 - math.exp(-1 / 60)) * (row["loss"] - h)
         f = min(max(math.exp(-0.5 * h), 0.1), 10.0)
     assert f < 0.99  # the factor really moved the rate
+    torch.manual_seed(2)
+    again = TinyLM()
+    again.config = model.config
+    part = [r["lr"] for r in train(again, {"train": corpus(), "val": None}, cfg,
+                                   out_dir=tmp_path / "cut", until=3).rows]
+    part += [r["lr"] for r in train(again, {"train": corpus(), "val": None}, cfg,
+                                    out_dir=tmp_path / "cut").rows]
+    assert part == [r["lr"] for r in res.rows]  # the hormone level resumes too
