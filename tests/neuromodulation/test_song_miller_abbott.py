@@ -20,6 +20,8 @@ ours (torch stepper, one core) and 2 for Brian2.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -52,8 +54,9 @@ def run_ours(seconds: float, seed: int = 1234) -> tuple[np.ndarray, int]:
     return p.effective_weight().detach().numpy() / GMAX, int(mon.data()["t"].size)
 
 
-def run_brian2(seconds: float, seed: int = 1234) -> tuple[np.ndarray, int]:
-    """The same model in Brian2 (numpy target): final weights / gmax ``[N, N_POST]``."""
+def brian2_network(seed: int = 1234, target: str = "numpy") -> tuple[Any, Any, Any]:
+    """The same model in Brian2 on code-generation ``target``, not yet run:
+    ``(Network, Synapses, SpikeMonitor)``."""
     b2 = pytest.importorskip("brian2")
     from brian2 import (
         Network,
@@ -67,7 +70,7 @@ def run_brian2(seconds: float, seed: int = 1234) -> tuple[np.ndarray, int]:
         start_scope,
         volt,
     )
-    prefs.codegen.target = "numpy"
+    prefs.codegen.target = target
     start_scope()
     b2.seed(seed)
     defaultclock.dt = DT * second
@@ -91,10 +94,23 @@ def run_brian2(seconds: float, seed: int = 1234) -> tuple[np.ndarray, int]:
     S.connect()
     S.w = np.random.default_rng(seed).random(N * N_POST) * GMAX
     spikes = SpikeMonitor(neurons)
-    Network(inp, neurons, S, spikes).run(seconds * second)
+    return Network(inp, neurons, S, spikes), S, spikes
+
+
+def brian2_weights(S: Any) -> np.ndarray:
+    """Final weights / gmax ``[N, N_POST]`` of the Brian2 synapses ``S``."""
     w = np.zeros((N, N_POST))
     w[np.asarray(S.i), np.asarray(S.j)] = np.asarray(S.w) / GMAX
-    return w, int(spikes.num_spikes)
+    return w
+
+
+def run_brian2(seconds: float, seed: int = 1234) -> tuple[np.ndarray, int]:
+    """The same model in Brian2 (numpy target): final weights / gmax ``[N, N_POST]``."""
+    from brian2 import second
+
+    net, S, spikes = brian2_network(seed)
+    net.run(seconds * second)
+    return brian2_weights(S), int(spikes.num_spikes)
 
 
 def histogram(w: np.ndarray) -> np.ndarray:
