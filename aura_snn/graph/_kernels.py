@@ -28,26 +28,39 @@ computes every family member exactly (a missing current has :math:`b = c = 0`, a
 missing refractory period :math:`n_\text{ref} = 0`, a missing adaptation :math:`a_b =
 \beta = 0`; each is then an exact no-op); the others drop the state they do not have
 from the loop. The neuron update is memory-bound, so what a loop reads matters: each
-kind runs at one of three levels,
+kind runs at one of five levels,
 
 ===== ===================================================================================
 level coefficients read per neuron (the others are scalars held in registers)
 ===== ===================================================================================
 0     none
-1     threshold, ``v_reset``, ``beta`` (:data:`FIRING`)
-2     also ``a_m``, ``v_leak``, ``a_b``, the couplings ``k_r`` (:data:`MEMBRANE`)
+1     threshold, ``v_reset``, ``beta`` (:data:`FIRING`), through handles
+2     also ``a_m``, ``v_leak``, ``a_b``, the couplings ``k_r`` (:data:`MEMBRANE`),
+      through handles
+3     the threshold (:data:`THRESHOLD_ROWS`), as a row
+4     ``a_m``, the threshold and every ``k_r`` (:func:`membrane_rows`: what a per-neuron
+      ``tau_mem`` and threshold vary), as rows
 ===== ===================================================================================
 
 (per-neuron receptor decays :math:`b_r, c_r`, i.e. ``tau_syn``, run the generic loop).
-At levels 1 and 2 a coefficient that may vary is read through a handle: a select
-between its row of the region's per-neuron block, which holds only the coefficients
-that do vary, and its scalar; a scalar's handle points at a row the loop reads anyway,
-so only the coefficients that vary cost memory traffic. The kind and level are
-compile-time constants (one compiled function each, called by :func:`run_steps`),
-the reset code and ``late`` loop-invariant selects, so every variant is straight-line
-code that LLVM vectorises. Spikes are then collected from a byte mask, 8 neurons per
-64-bit word, and propagated event by event through a CSR table into a ring buffer of
-pending inputs (``pend[(t + 1 + d) % L]``).
+A region takes level 3 or 4 when the coefficients that vary lie in that level's set
+(its scalars then repeat along a row of the block), else level 1 or 2. At levels 3
+and 4 the loop gets each row as a 1-d array: one contiguous vector load per 8 (float64)
+or 16 (float32) neurons, nothing else. At levels 1 and 2 a coefficient that may vary is
+read through a handle: a select between its row of the region's per-neuron block,
+which holds only the coefficients that do vary, and its scalar. The select's condition
+is loop-invariant, so LLVM turns each handle into a branch around its load, with the
+row's address reloaded from the stack: measured (loaded 2-core AMD EPYC, CUBA update
+of 3,200 neurons alone, float64) per-neuron thresholds cost 1.15-1.2x the scalar loop
+through a handle and 1.0x as a row; a_m, threshold and both couplings 1.8-1.95x through
+handles and 1.35x as rows. What remains is the rows' own traffic: the scalar loop moves
+~100 bytes per neuron (inputs read and cleared, ``v``, two currents, ``ref``, the spike
+byte) and runs at the core's load/store rate, to which four float64 rows add 32 bytes.
+The kind and level are compile-time constants (one compiled function each, called by
+:func:`run_steps`), the reset code and ``late`` loop-invariant selects, so every
+variant is straight-line code that LLVM vectorises. Spikes are then collected from a
+byte mask, 8 neurons per 64-bit word, and propagated event by event through a CSR table
+into a ring buffer of pending inputs (``pend[(t + 1 + d) % L]``).
 
 Uniform numbers of Poisson regions: splitmix64 of a counter (:mod:`._rng`).
 """
@@ -87,6 +100,15 @@ FIRING = frozenset({2, 3, 5})
 #: Coefficients that may be per neuron at level 2 (with the receptors' couplings
 #: ``k_r`` of two receptors); per-neuron ``b_r, c_r`` run the generic loop.
 MEMBRANE = frozenset({0, 1, 2, 3, 4, 5, 6, 9})
+#: Coefficients read as rows at level 3 (the threshold) and 4 (what a per-neuron tau_mem
+#: and threshold vary: a_m, the threshold, the coupling k_r of each receptor).
+THRESHOLD_ROWS = frozenset({2})
+
+
+def membrane_rows(receptors: int) -> frozenset[int]:
+    """Coefficients read as rows at level 4 for a region of ``receptors`` receptors."""
+    return frozenset({0, 2, *(6 + 3 * r for r in range(receptors))})
+
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -104,14 +126,16 @@ def uniform(ctr):  # noqa: ANN001, ANN201 - compiled
 
 
 def _co(Pk, h, j):  # noqa: ANN001, ANN202
-    """Coefficient of neuron ``j``: ``h`` itself for a scalar, or for a handle ``h =
-    (row, per_neuron, value)`` row ``row`` of ``Pk`` if ``per_neuron`` else ``value``
-    (compiled by the overload)."""
+    """Coefficient of neuron ``j``: ``h`` itself for a scalar, ``h[j]`` for a row (a 1-d
+    array, levels 3 and 4), or for a handle ``h = (row, per_neuron, value)`` row ``row``
+    of ``Pk`` if ``per_neuron`` else ``value`` (compiled by the overload)."""
     raise RuntimeError("only callable from compiled code")
 
 
 @overload(_co, inline="always")
 def _co_impl(Pk, h, j):  # noqa: ANN001, ANN202
+    if isinstance(h, types.Array):
+        return lambda Pk, h, j: h[j]
     if isinstance(h, types.BaseTuple):
         # both sides are loaded; a scalar's handle points at a row the loop loads anyway
         # (the first per-neuron row), so the select costs no memory traffic
@@ -313,6 +337,70 @@ def _cr2_p(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
              True, False, zero, one)
 
 
+# Levels 3 and 4: the coefficients of a fixed set are rows of Pk, passed as 1-d arrays
+# (read with no select, :func:`_co`), the others scalars. Level 3: the threshold (Pk =
+# [th]); level 4: what a per-neuron tau_mem and threshold vary, a_m, the threshold and
+# the couplings (Pk = [am, th, k_0, ..., k_{R-1}]).
+
+
+@_jit
+def _lif_t(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
+           one):  # pragma: no cover - compiled
+    _loop_r1(n, xs, v, cur, ref, bt, flag, Pk, f[0], f[1], Pk[0], f[3], f[4], f[5], rc[0, 0],
+             rc[0, 1], rc[0, 2], reset, nref, late, False, False, False, False, zero, one)
+
+
+@_jit
+def _lif_m(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
+           one):  # pragma: no cover - compiled
+    _loop_r1(n, xs, v, cur, ref, bt, flag, Pk, Pk[0], f[1], Pk[1], f[3], f[4], f[5], Pk[2],
+             rc[0, 1], rc[0, 2], reset, nref, late, False, False, False, False, zero, one)
+
+
+@_jit
+def _alif_t(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
+            one):  # pragma: no cover - compiled
+    _loop_r1(n, xs, v, cur, ref, bt, flag, Pk, f[0], f[1], Pk[0], f[3], f[4], f[5], rc[0, 0],
+             rc[0, 1], rc[0, 2], reset, nref, late, False, False, False, True, zero, one)
+
+
+@_jit
+def _alif_m(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
+            one):  # pragma: no cover - compiled
+    _loop_r1(n, xs, v, cur, ref, bt, flag, Pk, Pk[0], f[1], Pk[1], f[3], f[4], f[5], Pk[2],
+             rc[0, 1], rc[0, 2], reset, nref, late, False, False, False, True, zero, one)
+
+
+@_jit
+def _cuba_t(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
+            one):  # pragma: no cover - compiled
+    _loop_r1(n, xs, v, cur, ref, bt, flag, Pk, f[0], f[1], Pk[0], f[3], f[4], f[5], rc[0, 0],
+             rc[0, 1], rc[0, 2], reset, nref, late, False, True, False, False, zero, one)
+
+
+@_jit
+def _cuba_m(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
+            one):  # pragma: no cover - compiled
+    _loop_r1(n, xs, v, cur, ref, bt, flag, Pk, Pk[0], f[1], Pk[1], f[3], f[4], f[5], Pk[2],
+             rc[0, 1], rc[0, 2], reset, nref, late, False, True, False, False, zero, one)
+
+
+@_jit
+def _cr2_t(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
+           one):  # pragma: no cover - compiled
+    _loop_r2(n, xs[:n], xs[n:], v, cur[:n], cur[n:], ref, bt, flag, Pk, f[0], f[1], Pk[0],
+             f[3], f[4], f[5], rc[0, 0], rc[0, 1], rc[0, 2], rc[1, 0], rc[1, 1], rc[1, 2],
+             reset, nref, late, False, True, False, zero, one)
+
+
+@_jit
+def _cr2_m(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
+           one):  # pragma: no cover - compiled
+    _loop_r2(n, xs[:n], xs[n:], v, cur[:n], cur[n:], ref, bt, flag, Pk, Pk[0], f[1], Pk[1],
+             f[3], f[4], f[5], Pk[2], rc[0, 1], rc[0, 2], Pk[3], rc[1, 1], rc[1, 2],
+             reset, nref, late, False, True, False, zero, one)
+
+
 @_jit
 def _generic(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zero,
              one):  # pragma: no cover - compiled
@@ -325,46 +413,51 @@ def _generic(n, xs, v, cur, ref, bt, flag, f, rc, P, reset, nref, late, nxt, zer
 def _update(kind, lvl, n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, nxt,
             zero, one):  # pragma: no cover - compiled
     """Update one region with the function of its kind and level (module docstring)."""
+    a = (n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero, one)
     if kind == 0:
         if lvl == 0:
-            _lif_s(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
-                   one)
+            _lif_s(*a)
         elif lvl == 1:
-            _lif_f(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
-                   one)
+            _lif_f(*a)
+        elif lvl == 2:
+            _lif_p(*a)
+        elif lvl == 3:
+            _lif_t(*a)
         else:
-            _lif_p(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
-                   one)
+            _lif_m(*a)
     elif kind == 1:
         if lvl == 0:
-            _alif_s(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
-                    one)
+            _alif_s(*a)
         elif lvl == 1:
-            _alif_f(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
-                    one)
+            _alif_f(*a)
+        elif lvl == 2:
+            _alif_p(*a)
+        elif lvl == 3:
+            _alif_t(*a)
         else:
-            _alif_p(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
-                    one)
+            _alif_m(*a)
     elif kind == 2:
         if lvl == 0:
-            _cuba_s(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
-                    one)
+            _cuba_s(*a)
         elif lvl == 1:
-            _cuba_f(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
-                    one)
+            _cuba_f(*a)
+        elif lvl == 2:
+            _cuba_p(*a)
+        elif lvl == 3:
+            _cuba_t(*a)
         else:
-            _cuba_p(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
-                    one)
+            _cuba_m(*a)
     elif kind == 3:
         if lvl == 0:
-            _cr2_s(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
-                   one)
+            _cr2_s(*a)
         elif lvl == 1:
-            _cr2_f(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
-                   one)
+            _cr2_f(*a)
+        elif lvl == 2:
+            _cr2_p(*a)
+        elif lvl == 3:
+            _cr2_t(*a)
         else:
-            _cr2_p(n, xs, v, cur, ref, bt, flag, f, rc, Pk, m, reset, nref, late, zero,
-                   one)
+            _cr2_m(*a)
     else:
         _generic(n, xs, v, cur, ref, bt, flag, f, rc, Pk, reset, nref, late, nxt, zero, one)
 

@@ -177,8 +177,14 @@ def _region_coefficients(r: SpikingRegion, dt: float, dtype: torch.dtype
     level = 0 if not per_neuron else 1 if per_neuron <= _kernels.FIRING else 2
     if not per_neuron <= _kernels.MEMBRANE:   # per-neuron b_r, c_r (tau_syn): generic loop
         kind = _kernels.GENERIC
+    # levels 3, 4: a fixed set read as rows without selects (its scalars repeated in rows)
+    fixed = {3: _kernels.THRESHOLD_ROWS, 4: _kernels.membrane_rows(R)}
+    fit = [lv for lv, rs in fixed.items() if per_neuron and per_neuron <= rs]
     if kind == _kernels.GENERIC:        # every coefficient a row (scalars repeated)
         mask = (1 << len(rows)) - 1
+    elif fit:
+        level = fit[0]
+        mask = sum(1 << q for q in fixed[level])
     else:                               # a row for each per-neuron coefficient
         mask = sum(1 << q for q in per_neuron)
     block = None

@@ -242,6 +242,18 @@ def _family_network(dtype: torch.dtype = torch.float64, seed: int = 0) -> Graph:
     g.add(SpikingRegion("Cm", 8, "cuba", CubaLIFParameters(
         tau_mem=lin(6e-3, 12e-3, 8), tau_syn=4e-3, threshold=0.2, v_leak=lin(0.0, 0.02, 8),
         order="voltage_first")))
+    # per-neuron thresholds only (level 3) and tau_mem + thresholds (level 4), the
+    # per-neuron sets read as plain rows; a per-neuron v_reset alone (level 1)
+    g.add(SpikingRegion("Lt", 8, "lif", LIFParameters(
+        tau_mem=10e-3, threshold=lin(0.3, 0.6, 8), reset="zero")))
+    g.add(SpikingRegion("Lm", 8, "lif", LIFParameters(
+        tau_mem=lin(6e-3, 12e-3, 8), threshold=lin(0.3, 0.6, 8), reset="subtract")))
+    g.add(SpikingRegion("At", 8, "alif", ALIFParameters(
+        threshold=lin(0.3, 0.6, 8), tau_mem=10e-3, tau_adapt=30e-3, beta=0.25)))
+    g.add(SpikingRegion("Cr", 8, "cuba", CubaLIFParameters(
+        tau_mem=10e-3, tau_syn=4e-3, threshold=0.2, reset="zero", v_reset=lin(-0.1, 0.0, 8))))
+    g.add(SpikingRegion("Ct", 8, "cuba", CubaLIFParameters(
+        tau_mem=lin(6e-3, 12e-3, 8), tau_syn=4e-3, threshold=lin(0.15, 0.25, 8))))
     g.add(SpikingRegion("Rp", 30, "cuba_refractory", CubaRefractoryParameters(
         threshold=lin(-0.052, -0.048, 30), tau_mem=lin(15e-3, 25e-3, 30),
         tau_syn=(lin(4e-3, 6e-3, 30), 10e-3), refractory=2e-3),
@@ -257,9 +269,15 @@ def _family_network(dtype: torch.dtype = torch.float64, seed: int = 0) -> Graph:
     g.add(SpikingRegion("R3", 10, "cuba_refractory", CubaRefractoryParameters(
         tau_syn=(5e-3, 10e-3, 3e-3), receptors=("exc", "inh", "nmda"), reset="subtract"),
         init={"v": {"uniform": [-0.060, -0.050]}}))
+    g.add(SpikingRegion("Rl", 20, "cuba_refractory", CubaRefractoryParameters(
+        v_leak=lin(-0.072, -0.068, 20), refractory=2e-3),
+        init={"v": {"uniform": [-0.060, -0.050]}}))
+    g.add(SpikingRegion("Rt", 20, "cuba_refractory", CubaRefractoryParameters(
+        threshold=lin(-0.052, -0.048, 20), refractory=2e-3),
+        init={"v": {"uniform": [-0.060, -0.050]}}))
     conn = 0
     for name in ("A", "Am", "Ap", "Lp", "Ln", "Cn", "Cp", "Cc", "L", "C", "Lf", "Af", "Cf",
-                 "Cm"):
+                 "Cm", "Lt", "Lm", "At", "Cr", "Ct"):
         n = g.regions[name].size
         conn += 1
         cuba = name.startswith("C")
@@ -286,13 +304,16 @@ def _family_network(dtype: torch.dtype = torch.float64, seed: int = 0) -> Graph:
                                                  0.25, seed=30 + k))
     g.connect("drive", "Rp", torch.full((6, 30), 2 * W, dtype=dtype), receptor="exc")
     g.connect("drive", "R3", torch.full((6, 10), 2 * W, dtype=dtype), receptor="exc")
-    for name in ("R", "Rf", "Rm"):
+    for name in ("R", "Rf", "Rm", "Rl", "Rt"):
         g.connect("drive", name, torch.full((6, 20), 2 * W, dtype=dtype), receptor="exc")
+    for k, name in enumerate(("Rl", "Rt")):
+        g.connect("noise", name, 8 * W, receptor="exc", delay=k,
+                  connectivity=fixed_probability(40, 20, 0.25, seed=50 + k))
     return g
 
 
 FAMILY = ("A", "Am", "Ap", "Lp", "Ln", "Cn", "Cp", "Cc", "L", "C", "Lf", "Af", "Cf", "Cm",
-          "Rp", "R", "Rf", "Rm", "R3")
+          "Lt", "Lm", "At", "Cr", "Ct", "Rp", "R", "Rf", "Rm", "R3", "Rl", "Rt")
 
 
 def _run_family(g: Graph, T: int, B: int, backend: str,
@@ -319,7 +340,7 @@ def test_engine_equals_torch_on_alif_per_neuron_parameters_and_next_step_resets(
     assert unsupported_reason(_family_network(dtype)) is None
     lay = build_layout(_family_network(dtype))       # every compiled loop is exercised
     assert set(zip(lay.sp_kind.tolist(), lay.sp_lvl.tolist(), strict=True)) >= {
-        (kind, lvl) for kind in range(_kernels.GENERIC) for lvl in range(3)}
+        (kind, lvl) for kind in range(_kernels.GENERIC) for lvl in range(5)}
     assert _kernels.GENERIC in lay.sp_kind
     ref = _run_family(_family_network(dtype), T, B, "torch", dtype)
     eng = _run_family(_family_network(dtype), T, B, "engine", dtype)

@@ -83,7 +83,7 @@ def test_engine_per_neuron_tau_mem_and_thresholds_equal_numpy_cuba(n: int) -> No
     s = _setup(n, n_in, T)
     ref_spikes, ref_v = _numpy_cuba(s, T)
     g = _graph(s)
-    assert build_layout(g).sp_lvl.tolist() == [2]   # the per-neuron membrane loop
+    assert build_layout(g).sp_lvl.tolist() == [4]   # the per-neuron membrane rows loop
     with torch.no_grad():
         r = g.run(T, inputs={"in": torch.tensor(s["fed"])[:, None]}, record=["E"],
                   backend="engine")
@@ -119,7 +119,7 @@ def test_engine_rows_and_state_start_on_a_cache_line() -> None:
                                  threshold=torch.tensor(s64["theta"]))
     g.add(SpikingRegion("F", 64, "cuba_refractory", p))
     lay = build_layout(g)
-    assert lay.sp_lvl.tolist() == [2, 2]
+    assert lay.sp_lvl.tolist() == [4, 4]
     base = lay.pn.ctypes.data
     for g_, n in enumerate(lay.sp_n.tolist()):
         off = int(lay.sp_poff[g_])
