@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 from torch import nn
+from torch.utils.weak import WeakTensorKeyDictionary
 
 from ..errors import ParameterTypeError
 from ..graph.observer import Chunk, Observer
@@ -137,6 +138,11 @@ def out_degree(projection: Any) -> np.ndarray:
     return np.bincount(pre, minlength=projection.n_pre).astype(np.int64)
 
 
+#: out-degrees of sparse projections by their pre index tensor: ``((version, n_pre),
+#: degree)``, dropped with the tensor (:meth:`GraphOpCounter._degree`).
+_DEGREES: Any = WeakTensorKeyDictionary()
+
+
 def _state_owner(key: str) -> str | None:
     """The region or projection a flat state key belongs to (``None``: the graph)."""
     parts = key.split(".")
@@ -172,7 +178,6 @@ class GraphOpCounter(Observer):
         self._run_batch = 0
         self._watching: Any = None
         self._hooks: list[tuple[str, OpCounter]] = []
-        self._degrees: dict[str, tuple[Any, np.ndarray]] = {}  # projection: (key, degree)
         self._run_degrees: dict[str, tuple[str, np.ndarray]] | None = None
 
     @property
@@ -185,16 +190,20 @@ class GraphOpCounter(Observer):
             return True
         return any(not g.regions[p.pre].spiking for p in g.projections.values())
 
-    def _degree(self, p: Any) -> np.ndarray:
+    @staticmethod
+    def _degree(p: Any) -> np.ndarray:
         """:func:`out_degree` of ``p``, kept while its connectivity is unchanged (a
-        sparse projection's index tensor and its version; a dense one's weights can
+        sparse projection's index tensor and its version, shared by every counter, so
+        a counter made per run does not recompute them; a dense one's weights can
         change between runs, so it is recomputed)."""
         if not p.sparse:
             return out_degree(p)
-        key = (p.pre_idx, p.pre_idx._version, p.n_pre)
-        got = self._degrees.get(p.name)
-        if got is None or got[0][0] is not key[0] or got[0][1:] != key[1:]:
-            got = self._degrees[p.name] = (key, out_degree(p))
+        key = (p.pre_idx._version, p.n_pre)
+        got = _DEGREES.get(p.pre_idx)
+        if got is None or got[0] != key:
+            deg = out_degree(p)
+            deg.setflags(write=False)
+            got = _DEGREES[p.pre_idx] = (key, deg)
         return got[1]
 
     # -- context manager ----------------------------------------------------------

@@ -204,3 +204,25 @@ def test_events_follow_rewired_sparse_indices_between_runs(backend: str) -> None
     e1, e2 = r1.outputs["E"].numpy(), r2.outputs["E"].numpy()
     assert oc.counts.layers["E-E"].acs == _expected_events(e1, deg["E-E"]) + \
         _expected_events(e2, deg["E-E"])
+
+
+def test_fresh_counters_share_degrees_and_see_rewiring() -> None:
+    """Out-degrees are kept per index tensor across counters (a counter made per run
+    reuses them); a fresh counter after an in-place rewiring, or after the index tensor
+    is replaced, counts the new connectivity. Oracle: the test's bincounts times the
+    recorded spikes."""
+    g, deg = _spiking_graph()
+    p = g.projections["in-E"]
+    for rewire in (None, "in_place", "replace"):
+        if rewire is not None:
+            new_pre = (p.pre_idx * 7 + 3) % 50
+            with torch.no_grad():
+                if rewire == "in_place":
+                    p.pre_idx.copy_(new_pre)
+                else:
+                    p.pre_idx = new_pre.clone()
+            deg["in-E"] = np.bincount(new_pre.numpy(), minlength=50)
+        with GraphOpCounter(g) as oc:
+            r = g.run(T, batch_size=B, record=["in"], backend="engine")
+        assert oc.counts.layers["in-E"].acs == _expected_events(r.outputs["in"].numpy(),
+                                                                deg["in-E"])

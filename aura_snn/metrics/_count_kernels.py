@@ -1,0 +1,68 @@
+r"""One pass over a layer's input for :mod:`aura_snn.metrics.ops`: compiled counts of
+its non-zero entries, of its entries equal to :math:`1` and to :math:`-1`, and (for a
+``[rows, cols]`` view) of the non-zero entries of each column.
+
+For ``x`` with entries :math:`x_k` (float32 or float64, C-contiguous):
+
+.. math:: n_{nz} = \sum_k [x_k \ne 0], \quad n_{+} = \sum_k [x_k = 1], \quad
+          n_{-} = \sum_k [x_k = -1], \quad c_j = \sum_r [x_{rj} \ne 0]
+
+(NaN is non-zero and neither :math:`1` nor :math:`-1`; :math:`-0` is zero). The input is
+spikes in NeuroBench's sense (every entry in :math:`\{-1, 0, 1\}`) exactly when
+:math:`n_+ + n_- = n_{nz}`. Counts are int64, so they stay exact at any size. numpy's
+boolean kernels need one pass (and one temporary array) per comparison; this loop reads
+the input once.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+_jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+
+
+@_jit
+def flat_counts(a):  # pragma: no cover (compiled)
+    """``(n_nz, n_plus, n_minus)`` of the 1-D array ``a`` (int64 accumulators: the loop
+    LLVM vectorises; int32 blocks measured 5x slower)."""
+    nz = one = mone = 0
+    for k in range(a.size):
+        x = a[k]
+        nz += x != 0
+        one += x == 1
+        mone += x == -1
+    return nz, one, mone
+
+
+@_jit
+def column_counts(a):  # pragma: no cover (compiled)
+    """``(n_nz, n_plus, n_minus, c)`` of the 2-D array ``a`` ``[rows, cols]``; ``c``
+    int64 ``[cols]``."""
+    rows, cols = a.shape
+    col = np.zeros(cols, np.int64)
+    one = mone = 0
+    for r in range(rows):
+        for j in range(cols):
+            x = a[r, j]
+            col[j] += x != 0
+            one += x == 1
+            mone += x == -1
+    return col.sum(), one, mone, col
+
+
+def counts(a: np.ndarray, cols: int, per_column: bool
+           ) -> tuple[int, int, int, np.ndarray | None]:
+    """``(n_nz, n_plus, n_minus, c)`` (module docstring) of ``a`` seen as ``[rows,
+    cols]``; ``c`` only if ``per_column``, else None. ``a``: a float16, float32 or
+    float64 array (float16 is widened to float32, exactly)."""
+    if a.dtype == np.float16:
+        a = a.astype(np.float32)
+    if a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"a: expected a float16, float32 or float64 array, got {a.dtype}")
+    a = np.ascontiguousarray(a)
+    if per_column:
+        nz, one, mone, col = column_counts(a.reshape(-1, cols))
+        return int(nz), int(one), int(mone), col
+    nz, one, mone = flat_counts(a.reshape(-1))
+    return int(nz), int(one), int(mone), None
