@@ -31,7 +31,9 @@ demo classifier's energy per target (issue 11).
    ``--model`` a saved folder such as ``out/demo/model``): per-inference energy per
    target (:mod:`hardware.energy`: compute, with memory access, dense-ANN equivalent),
    and NeuroBench 2.3's synaptic operations, activation sparsity and membrane updates
-   on an snnTorch twin of the same model against ours.
+   on an snnTorch twin of the same model against ours (membrane updates as
+   ``OpCounter(membrane_updates="changed")``, NeuroBench's definition; our default,
+   every neuron-step, is the row after them).
 
 Goals: 100 % ``fixed_pt`` spike agreement for every network; twin >= 50x faster than
 Lava's simulator (the smallest speed-up over Lava's ``Process.run``, i.e. compile,
@@ -429,13 +431,14 @@ def neurobench_rows(model: nn.Module, x: torch.Tensor) -> list[dict[str, Any]]:
     ref = Benchmark(SNNTorchModel(peer), loader, [], [],
                     [[ConnectionSparsity, Footprint],
                      [ActivationSparsity, SynapticOperations, MembraneUpdates]]).run()
-    got = count_ops(model, x)
+    got = count_ops(model, x, membrane_updates="changed")  # NeuroBench's definition
+    every = count_ops(model, x).per_sample("membrane_updates")  # ours: every neuron-step
     syn = ref["SynapticOperations"]
     pairs = [("effective MACs per sample", got.per_sample("macs"), syn["Effective_MACs"]),
              ("effective ACs per sample", got.per_sample("acs"), syn["Effective_ACs"]),
              ("dense synaptic ops per sample", got.per_sample("dense"), syn["Dense"]),
-             ("membrane updates per sample", got.per_sample("membrane_updates"),
-              ref["MembraneUpdates"]),
+             ('membrane updates per sample (membrane_updates="changed")',
+              got.per_sample("membrane_updates"), ref["MembraneUpdates"]),
              ("activation sparsity", got.activation_sparsity, ref["ActivationSparsity"]),
              ("connection sparsity", connection_sparsity(model), ref["ConnectionSparsity"]),
              ("footprint of the snnTorch twin (bytes)", float(footprint(peer)),
@@ -446,6 +449,9 @@ def neurobench_rows(model: nn.Module, x: torch.Tensor) -> list[dict[str, Any]]:
     rows += [{"metric": k, "ours": a, "neurobench": float(b),
               "equal": math.isclose(a, float(b), rel_tol=1e-12, abs_tol=0.0)}
              for k, a, b in pairs]
+    rows.append({"metric": 'membrane updates per sample, ours (membrane_updates="all", '
+                 "every neuron-step; not a NeuroBench figure)", "ours": every,
+                 "neurobench": None, "equal": None})
     return rows
 
 
@@ -471,9 +477,10 @@ def make_goals(nets: list[dict[str, Any]], counters: list[dict[str, Any]],
         goals.append(Goal("NeuroBench-equivalent figures equal NeuroBench's", "all equal",
                           nb, False))
     else:
-        n_eq = sum(bool(r["equal"]) for r in nb)
+        cmp = [r for r in nb if r["equal"] is not None]  # rows with a NeuroBench figure
+        n_eq = sum(bool(r["equal"]) for r in cmp)
         goals.append(Goal("NeuroBench-equivalent figures equal NeuroBench's", "all equal",
-                          f"{n_eq}/{len(nb)} equal", bool(nb) and n_eq == len(nb)))
+                          f"{n_eq}/{len(cmp)} equal", bool(cmp) and n_eq == len(cmp)))
     return goals
 
 

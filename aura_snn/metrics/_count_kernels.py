@@ -21,6 +21,10 @@ import numpy as np
 
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
+#: Inputs of at least this many entries are counted by all of numba's threads: on 2
+#: cores a 1.5 M-entry float32 input took 0.22 ms on one thread and 0.12 ms on two.
+PARALLEL_MIN = 1 << 18
+
 
 @_jit
 def flat_counts(a):  # pragma: no cover (compiled)
@@ -28,6 +32,19 @@ def flat_counts(a):  # pragma: no cover (compiled)
     LLVM vectorises; int32 blocks measured 5x slower)."""
     nz = one = mone = 0
     for k in range(a.size):
+        x = a[k]
+        nz += x != 0
+        one += x == 1
+        mone += x == -1
+    return nz, one, mone
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", parallel=True)
+def flat_counts_parallel(a):  # pragma: no cover (compiled)
+    """:func:`flat_counts` with the loop split over numba's threads (a sum reduction
+    of each accumulator: the same integers in any order)."""
+    nz = one = mone = 0
+    for k in numba.prange(a.size):
         x = a[k]
         nz += x != 0
         one += x == 1
@@ -64,5 +81,7 @@ def counts(a: np.ndarray, cols: int, per_column: bool
     if per_column:
         nz, one, mone, col = column_counts(a.reshape(-1, cols))
         return int(nz), int(one), int(mone), col
-    nz, one, mone = flat_counts(a.reshape(-1))
+    flat = a.reshape(-1)
+    kernel = flat_counts_parallel if flat.size >= PARALLEL_MIN else flat_counts
+    nz, one, mone = kernel(flat)
     return int(nz), int(one), int(mone), None

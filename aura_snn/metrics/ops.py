@@ -27,7 +27,18 @@ non-zeros, of 1s and of -1s, and per-column non-zeros), about twice as fast as t
 boolean passes they replace on the demo classifier's hidden spikes.
 
 For each :class:`aura_snn.neurons.base.SpikingNeuron` with output spikes ``[T, B, ...]``:
-membrane updates ``T * B * n`` and spikes ``sum S``. Activation sparsity of a layer is
+spikes ``sum S`` and membrane updates, by ``membrane_updates``:
+
+* ``"all"`` (default): ``T * B * n``, every neuron-step, which is what a clocked chip
+  or a dense kernel does (each membrane is read, decayed and written every step);
+* ``"changed"``: NeuroBench 2.3's ``MembraneUpdates``, ``B * n`` for the first step of
+  each call plus the entries whose recorded membrane differs from the step before,
+  :math:`\#\{(t, b, i) : t \ge 1,\ v_t \ne v_{t-1}\}`, with ``v`` the membrane the
+  module reports (``run(..., record_v=True)``; after the reset for ``reset_at="spike"``),
+  so a neuron reset to ``v_reset`` two steps running, or resting at 0 with no input, is
+  not counted. It needs the membrane trace, which the counter asks the module for.
+
+ Activation sparsity of a layer is
 the fraction of zero spikes. Connection sparsity is the fraction of zero weights over
 all Linear/Conv2d weights. Footprint is parameter plus buffer bytes. Counts are totals
 over the batch; :meth:`OpCounts.per_sample` divides by the batch size.
@@ -91,6 +102,7 @@ class OpCounts:
         return 1.0 - self.total("spikes") / out if out else float("nan")
 
 
+_MEMBRANE_MODES = ("all", "changed")
 _NUMPY_DTYPES = (torch.float16, torch.float32, torch.float64)
 
 
@@ -100,23 +112,29 @@ def _numpy_view(x: torch.Tensor) -> np.ndarray | None:
 
 
 def _input_counts(x: torch.Tensor, cols: int, per_column: bool
-                  ) -> tuple[bool, int, torch.Tensor | None]:
-    """``(spiking, nnz, c)`` of a layer input ``x`` seen as ``[rows, cols]``: spiking when
-    every entry is in {-1, 0, 1} (NaN is not), ``nnz`` the non-zero entries (NaN is one),
-    ``c[j]`` (float64, if ``per_column``) the non-zero entries of column ``j``. On CPU
-    one compiled pass (:mod:`._count_kernels`), else torch's boolean kernels."""
+                  ) -> tuple[bool, int, torch.Tensor | None, int]:
+    """``(spiking, nnz, c, signed)`` of a layer input ``x`` seen as ``[rows, cols]``:
+    spiking when every entry is in {-1, 0, 1} (NaN is not), ``nnz`` the non-zero entries
+    (NaN is one), ``c[j]`` (float64, if ``per_column``) the non-zero entries of column
+    ``j``, ``signed`` the 1s minus the -1s (the sum of ``x`` when spiking). On CPU one
+    compiled pass (:mod:`._count_kernels`), else torch's boolean kernels."""
     a = _numpy_view(x)
     if a is None:
         nz = x != 0
         nnz = int(nz.sum())
-        spiking = int((x.abs() == 1).sum()) == nnz
+        plus, minus = int((x == 1).sum()), int((x == -1).sum())
         col = nz.reshape(-1, cols).sum(0).double().cpu() if per_column else None
-        return spiking, nnz, col
+        return plus + minus == nnz, nnz, col, plus - minus
     from ._count_kernels import counts
 
     nnz, plus, minus, c = counts(a, cols, per_column)
     col = None if c is None else torch.from_numpy(c.astype(np.float64))
-    return plus + minus == nnz, nnz, col
+    return plus + minus == nnz, nnz, col, plus - minus
+
+
+def _tensor_key(x: torch.Tensor) -> tuple:
+    """Identity of ``x``'s current contents: storage, layout, dtype and version."""
+    return (x.data_ptr(), tuple(x.shape), x.stride(), x.dtype, x.device, x._version)
 
 
 @functools.lru_cache(maxsize=256)
@@ -128,25 +146,43 @@ def _taps(h: int, w: int, kernel: tuple[int, int], stride: tuple[int, int],
     return int(F.conv2d(ones, k, stride=stride, padding=padding, dilation=dilation).sum())
 
 
-def _synaptic(mod: nn.Module, x: torch.Tensor) -> tuple[float, float, bool]:
-    """``(dense, effective, spiking)`` of one call of ``mod`` on ``x`` (module docstring)."""
+def _weight_degrees(mod: nn.Module) -> tuple[torch.Tensor, bool]:
+    """Non-zero weights of ``mod`` per input: Linear ``d[i]`` (float64 ``[n_in]``, over
+    the outputs) and whether every entry is ``n_out``; Conv2d ``D[g, c, u, v]`` summed
+    over the output channels of group ``g`` (float64), and False. Recomputed at every
+    call: a write through ``.data`` is invisible to torch's version counter, so no cache
+    could tell that the weights changed."""
     nz_w = mod.weight.detach() != 0
     if isinstance(mod, nn.Linear):
-        n_out, n_in = mod.weight.shape
         deg = nz_w.sum(0)
-        full = bool((deg == n_out).all())
-        spiking, nnz, col = _input_counts(x, n_in, per_column=not full)
-        eff = nnz * n_out if col is None else float(col @ deg.double().cpu())
+        return deg.double().cpu(), bool((deg == mod.weight.shape[0]).all())
+    g, c_out = mod.groups, mod.out_channels
+    return nz_w.reshape(g, c_out // g, *mod.weight.shape[1:]).sum(1).double().cpu(), False
+
+
+def _synaptic(mod: nn.Module, x: torch.Tensor, degrees: tuple[torch.Tensor, bool],
+              flat: tuple[bool, int] | None = None) -> tuple[float, float, bool]:
+    """``(dense, effective, spiking)`` of one call of ``mod`` on ``x`` (module docstring),
+    ``degrees`` from :func:`_weight_degrees` of ``mod``'s current weight; ``flat`` the
+    ``(spiking, nnz)`` of ``x`` when already counted (used where no per-column count is
+    needed)."""
+    deg, full = degrees
+    if isinstance(mod, nn.Linear):
+        n_out, n_in = mod.weight.shape
+        if full and flat is not None:
+            (spiking, nnz), col = flat, None
+        else:
+            spiking, nnz, col, _ = _input_counts(x, n_in, per_column=not full)
+        eff = nnz * n_out if col is None else float(col @ deg)
         return float(x.numel() * n_out), float(eff), spiking
     if mod.padding_mode != "zeros":
         raise ValueError(f"padding_mode: only 'zeros' is counted, got {mod.padding_mode!r}")
     c_in, h, w = x.shape[-3:]
     n = x.numel() // (c_in * h * w)
-    spiking, _, col = _input_counts(x, c_in * h * w, per_column=True)
+    spiking, _, col, _ = _input_counts(x, c_in * h * w, per_column=True)
     g, c_out = mod.groups, mod.out_channels
-    d = nz_w.reshape(g, c_out // g, *mod.weight.shape[1:]).sum(1).double().cpu()
     kw = dict(stride=mod.stride, padding=mod.padding, dilation=mod.dilation, groups=g)
-    eff = float(F.conv2d(col.reshape(1, c_in, h, w), d, **kw).sum())
+    eff = float(F.conv2d(col.reshape(1, c_in, h, w), deg, **kw).sum())
     taps = _taps(h, w, mod.kernel_size, mod.stride, mod.padding, mod.dilation)
     return float(n * c_out * (c_in // g) * taps), eff, spiking
 
@@ -154,13 +190,21 @@ def _synaptic(mod: nn.Module, x: torch.Tensor) -> tuple[float, float, bool]:
 class OpCounter:
     """Context manager that hooks every Linear, Conv2d and SpikingNeuron of ``model``.
 
-    ``batch_dim`` is the axis of the batch in the model's input (1 for time-major).
+    ``batch_dim`` is the axis of the batch in the model's input (1 for time-major);
+    ``membrane_updates`` is ``"all"`` or NeuroBench's ``"changed"`` (module docstring).
     """
 
-    def __init__(self, model: nn.Module, *, batch_dim: int = 1) -> None:
+    def __init__(self, model: nn.Module, *, batch_dim: int = 1,
+                 membrane_updates: str = "all") -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model: expected torch.nn.Module, got {type(model).__name__}")
+        if membrane_updates not in _MEMBRANE_MODES:
+            raise ValueError(f"membrane_updates: expected one of {_MEMBRANE_MODES}, "
+                             f"got {membrane_updates!r}")
         self.model, self.batch_dim = model, batch_dim
+        self.membrane_updates = membrane_updates
+        # (key, spiking, nnz) of the last neuron output counted: the next layer's input
+        self._last_output: tuple[tuple, bool, int] | None = None
         self.counts = OpCounts()
         self._handles: list[Any] = []
 
@@ -170,7 +214,8 @@ class OpCounter:
                 self._handles.append(mod.register_forward_hook(self._syn_hook(name or "model")))
             elif isinstance(mod, SpikingNeuron):  # observers see run() as well as forward()
                 hook = self._neuron_hook(name or "model")
-                self._handles.append(mod.add_observer(lambda m, out, h=hook: h(m, (), out)))
+                self._handles.append(mod.add_observer(
+                    hook, needs_v=self.membrane_updates == "changed"))
         self._handles.append(self.model.register_forward_pre_hook(self._root_hook))
         return self
 
@@ -189,7 +234,9 @@ class OpCounter:
         def hook(mod: nn.Module, args: tuple, _out: Any) -> None:
             x = args[0].detach()
             c = self._layer(name, type(mod).__name__)
-            dense, eff, spiking = _synaptic(mod, x)
+            last = self._last_output
+            flat = last[1:] if last is not None and last[0] == _tensor_key(x) else None
+            dense, eff, spiking = _synaptic(mod, x, _weight_degrees(mod), flat)
             c.dense += dense
             c.effective += eff
             if spiking:
@@ -200,12 +247,21 @@ class OpCounter:
         return hook
 
     def _neuron_hook(self, name: str):
-        def hook(_mod: nn.Module, _args: tuple, out: Any) -> None:
-            s = out.detach() if isinstance(out, torch.Tensor) else out[0].detach()
+        changed = self.membrane_updates == "changed"
+
+        def hook(_mod: nn.Module, out: Any) -> None:
+            s = out.spikes.detach()
             c = self._layer(name, "neuron")
-            c.membrane_updates += float(s.numel())
+            if changed:
+                v = out.v.detach()
+                c.membrane_updates += float(v[0].numel()
+                                            + int(torch.count_nonzero(v[1:] - v[:-1])))
+            else:
+                c.membrane_updates += float(s.numel())
             c.outputs += float(s.numel())
-            c.spikes += float(s.sum())
+            spiking, nnz, _, signed = _input_counts(s, 1, per_column=False)
+            c.spikes += float(signed) if spiking else float(s.sum())
+            self._last_output = (_tensor_key(s), spiking, nnz)
             c.neurons = int(s[0, 0].numel()) if s.dim() >= 2 else int(s.numel())
         return hook
 
@@ -223,8 +279,10 @@ def footprint(model: nn.Module) -> int:
     return int(sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()]))
 
 
-def count_ops(model: nn.Module, x: torch.Tensor, *, batch_dim: int = 1) -> OpCounts:
+def count_ops(model: nn.Module, x: torch.Tensor, *, batch_dim: int = 1,
+              membrane_updates: str = "all") -> OpCounts:
     """Run ``model(x)`` under an :class:`OpCounter` and return the counts."""
-    with torch.no_grad(), OpCounter(model, batch_dim=batch_dim) as oc:
+    with torch.no_grad(), OpCounter(model, batch_dim=batch_dim,
+                                    membrane_updates=membrane_updates) as oc:
         model(x)
     return oc.counts

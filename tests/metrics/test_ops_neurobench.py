@@ -104,3 +104,54 @@ def test_conv2d_effective_by_brute_force() -> None:
                                            and conv.weight[o, c, u, v] != 0)
     assert got.total("acs") == eff and got.total("macs") == 0
     assert got.total("dense") == dense
+
+
+def _resting_nets() -> tuple[nn.Module, nn.Module, torch.Tensor]:
+    """Zero-reset LIFs (reset in the spike's step) with no bias, a weight row of zeros
+    and strong drive: resting membranes (0 in, 0 out) and neurons that spike two steps
+    running (reset to 0 twice) keep their recorded membrane, which NeuroBench does not
+    count as an update. snnTorch twin: ``Leaky(beta, reset_mechanism="zero",
+    reset_delay=False)`` is ``LIF(tau_from_beta(beta), input_scaling="direct",
+    reset="zero", reset_at="spike")``."""
+    g = torch.Generator().manual_seed(3)
+    l1, l2 = nn.Linear(NIN, NH, bias=False), nn.Linear(NH, NOUT, bias=False)
+    with torch.no_grad():
+        l1.weight.copy_(torch.randn(NH, NIN, generator=g).abs() * 0.5)
+        l1.weight[:4] = 0.0  # four hidden neurons never leave rest
+        l2.weight.copy_(torch.randn(NOUT, NH, generator=g))
+    m = dict(dt=DT, threshold=THR, input_scaling="direct", reset="zero", reset_at="spike")
+    tau = tau_from_beta(BETA, DT)
+    ours = nn.Sequential(l1, LIF(tau, **m), l2, LIF(tau, **m))
+    z = dict(beta=BETA, threshold=THR, reset_mechanism="zero", reset_delay=False,
+             init_hidden=True)
+    peer = nn.Sequential(l1, snn.Leaky(**z), l2, snn.Leaky(**z, output=True))
+    x = (torch.rand(B, T, NIN, generator=g) < 0.4).float()
+    x[:, :3] = 0.0  # silent first steps: every membrane rests at 0
+    return peer, ours, x
+
+
+@pytest.mark.parametrize("mode", ["changed", "all"])
+def test_membrane_updates_modes_against_neurobench(mode: str) -> None:
+    """``"changed"`` is NeuroBench's MembraneUpdates exactly; ``"all"`` is every
+    neuron-step, ``T * B * n`` (oracle: the arithmetic), and more than NeuroBench's here."""
+    peer, ours, x = _resting_nets()
+    with torch.no_grad():  # the twin computes what ours does
+        assert torch.equal(SNNTorchModel(peer)(x), ours(x.transpose(0, 1)).transpose(0, 1))
+    full = _neurobench(peer, x)
+    ref = full["MembraneUpdates"]
+    got = count_ops(ours, x.transpose(0, 1).contiguous(), membrane_updates=mode)
+    # the hidden spikes feed a Linear with no zero weight: counted once, in the neuron's
+    # observer, and reused for that Linear's input
+    assert got.per_sample("acs") == full["SynapticOperations"]["Effective_ACs"]
+    assert got.activation_sparsity == pytest.approx(full["ActivationSparsity"], rel=1e-12)
+    if mode == "changed":
+        assert got.per_sample("membrane_updates") == ref
+    else:
+        assert got.per_sample("membrane_updates") == T * (NH + NOUT)
+        assert ref < T * (NH + NOUT) - 3 * (NH + NOUT)  # the resting steps at least
+
+
+def test_membrane_updates_mode_is_checked() -> None:
+    with pytest.raises(ValueError, match="membrane_updates"):
+        count_ops(nn.Sequential(LIF(0.02, dt=DT)), torch.zeros(2, 1, 3),
+                  membrane_updates="some")
