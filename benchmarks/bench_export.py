@@ -233,10 +233,11 @@ def networks(steps: int, repeats: int) -> list[dict[str, Any]]:
 
 # -- 2. counter overhead -------------------------------------------------------------------
 
-def _interleaved(fa: Callable[[], Any], fb: Callable[[], Any], repeats: int
-                 ) -> tuple[float, float]:
+def _interleaved(fa: Callable[[], Any], fb: Callable[[], Any], repeats: int,
+                 paired: bool = False) -> tuple[float, ...]:
     """Median seconds of ``fa`` and ``fb``, run alternately after one warm-up each (so
-    a change of machine load hits both alike)."""
+    a change of machine load hits both alike); with ``paired`` also the median of the
+    per-pair ratios ``t_b / t_a``."""
     fa()
     fb()
     ta, tb = [], []
@@ -245,6 +246,9 @@ def _interleaved(fa: Callable[[], Any], fb: Callable[[], Any], repeats: int
             t0 = time.perf_counter()
             f()
             out.append(time.perf_counter() - t0)
+    if paired:
+        return (statistics.median(ta), statistics.median(tb),
+                statistics.median(b / a for a, b in zip(ta, tb, strict=True)))
     return statistics.median(ta), statistics.median(tb)
 
 
@@ -257,10 +261,14 @@ def op_counter_overhead(model: nn.Module, x: torch.Tensor, repeats: int) -> dict
         with torch.no_grad():
             model(x)
 
-    base, counted = _interleaved(plain, lambda: count_ops(model, x), repeats)
+    # a forward is a few ms, so the machine's noise is of the size of the overhead: many
+    # interleaved pairs, overhead as the median of the per-pair ratios
+    pairs = 20 * repeats
+    base, counted, ratio = _interleaved(plain, lambda: count_ops(model, x), pairs,
+                                        paired=True)
     return {"counter": "OpCounter (module forward)",
-            "workload": f"demo classifier, T={x.shape[0]}, B={x.shape[1]}",
-            "run_s": base, "counted_s": counted, "overhead": counted / base - 1.0}
+            "workload": f"demo classifier, T={x.shape[0]}, B={x.shape[1]}, {pairs} pairs",
+            "run_s": base, "counted_s": counted, "overhead": ratio - 1.0}
 
 
 def graph_counter_overhead(steps: int, repeats: int) -> dict[str, Any]:
