@@ -38,7 +38,9 @@ spikes ``sum S`` and membrane updates, by ``membrane_updates``:
   so a neuron reset to ``v_reset`` two steps running, or resting at 0 with no input, is
   not counted. It needs the membrane trace, which the counter asks the module for.
 
- Activation sparsity of a layer is
+A neuron's output is counted once, in its observer (spikes, and whether every entry is
+in {-1, 0, 1}); a Linear with no zero weight that takes that same tensor next (same
+storage, layout and version) reuses those counts. Activation sparsity of a layer is
 the fraction of zero spikes. Connection sparsity is the fraction of zero weights over
 all Linear/Conv2d weights. Footprint is parameter plus buffer bytes. Counts are totals
 over the batch; :meth:`OpCounts.per_sample` divides by the batch size.

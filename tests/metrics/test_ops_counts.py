@@ -196,3 +196,26 @@ def test_counts_exact_beyond_float32_integers() -> None:
     x = torch.ones(n, 2)
     got = count_ops(nn.Sequential(lin), x, batch_dim=0).layers["0"]
     assert got.acs == n and got.dense == 2 * n
+
+
+class _HalveInPlace(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mul_(0.5)
+
+
+def test_neuron_output_changed_in_place_before_the_linear_is_counted_again() -> None:
+    """The Linear after a neuron reuses the neuron's counts only for the same contents:
+    halved in place in between (version bumped), its input is {0, 0.5}, real-valued, so
+    every effective op is a MAC (oracle: the non-zeros of the halved spikes, by hand)."""
+    from aura_snn.neurons import LIF
+
+    g = torch.Generator().manual_seed(4)
+    lif, lin = LIF(0.005, dt=1e-3), nn.Linear(8, 3)
+    x = torch.rand(6, 2, 8, generator=g) * 3.0
+    with torch.no_grad():
+        nnz = int((lif(x) != 0).sum())
+    assert nnz > 0
+    got = count_ops(nn.Sequential(lif, _HalveInPlace(), lin), x).layers["2"]
+    assert (got.macs, got.acs) == (nnz * 3, 0)
+    plain = count_ops(nn.Sequential(lif, lin), x).layers["1"]
+    assert (plain.macs, plain.acs) == (0, nnz * 3)
