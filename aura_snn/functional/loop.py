@@ -26,11 +26,16 @@ class MultiStep(NamedTuple):
         spikes: ``[T, B, ...]`` spikes (0/1).
         v: ``[T, B, ...]`` membrane trace (the state's ``v`` after each step) or ``None``.
         state: the state after the last step.
+        spike_count: ``int(spikes.sum())`` when the kernel that wrote the spikes was
+            asked to count them and could (the CPU fused kernel with ``count_spikes``,
+            outside autograd), else ``None``; counters read it instead of passing over
+            ``spikes`` again.
     """
 
     spikes: torch.Tensor
     v: torch.Tensor | None
     state: Any
+    spike_count: int | None = None
 
 
 def cast_state(state: Any, dtype: torch.dtype) -> Any:

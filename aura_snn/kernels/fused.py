@@ -68,17 +68,24 @@ def _gpu() -> ModuleType:
     return gpu
 
 
-def _launch_forward(kernel: str, x: torch.Tensor, *args: Any) -> int:
+def _launch_forward(kernel: str, x: torch.Tensor, *args: Any, count: bool = False
+                    ) -> tuple[int, int | None]:
+    """Run the forward kernel; returns the neurons that saw a non-finite input and, with
+    ``count``, the number of spikes (counted by the CPU kernel as it writes them; None
+    on CUDA or without ``count``)."""
     if kernel == "triton":
-        return _gpu().forward(x, *args)
+        return _gpu().forward(x, *args), None
     tensors = [a for a in args if isinstance(a, torch.Tensor)]
     coeffs = tensors[:9]                      # v0, i0, a_m, b, c, k, v_leak, theta, v_reset
     reset, nxt, late = args[9:12]
     outs = tensors[9:]                        # s, u, v trace, i trace, v_T, i_T
     bad = np.zeros((x.shape[1] + cpu.CHUNK - 1) // cpu.CHUNK, dtype=np.int64)
+    count = count and x.shape[0] <= cpu.COUNT_MAX_STEPS  # else not exact: not counted
+    nspk = np.zeros(bad.shape[0] if count else 0, dtype=np.int64)
     run = cpu.forward_serial if cpu.serial(*x.shape) else cpu.forward
-    run(_np(x), *(_np(t) for t in coeffs), reset, nxt, late, *(_np(t) for t in outs), bad)
-    return int(bad.sum())
+    run(_np(x), *(_np(t) for t in coeffs), reset, nxt, late, *(_np(t) for t in outs), bad,
+        nspk)
+    return int(bad.sum()), int(nspk.sum()) if count else None
 
 
 def _launch_backward(kernel: str, *args: Any) -> None:
@@ -93,21 +100,23 @@ def _launch_backward(kernel: str, *args: Any) -> None:
 def _forward(x: torch.Tensor, v0: torch.Tensor, i0: torch.Tensor, am: torch.Tensor,
              bb: torch.Tensor, cc: torch.Tensor, k: torch.Tensor, vl: torch.Tensor,
              th: torch.Tensor, vr: torch.Tensor, cfg: tuple, need_grad: bool,
-             pgrad: bool) -> tuple[torch.Tensor, ...]:
-    """Run the forward kernel: ``(S, u, v_trace, i_trace, v_T, i_T)`` (``u`` kept only for
-    ``need_grad``, the current trace only for parameter grads ``pgrad``)."""
+             pgrad: bool, count: bool = False) -> tuple[Any, ...]:
+    """Run the forward kernel: ``(S, u, v_trace, i_trace, v_T, i_T, n_spikes)`` (``u``
+    kept only for ``need_grad``, the current trace only for parameter grads ``pgrad``;
+    ``n_spikes`` the sum of ``S`` where ``count`` asked the kernel for it and it can,
+    else None)."""
     reset, nxt, late, sid, slope, detach, has_cur, record_v, kernel = cfg
     s = _buffer(x)
     u = _buffer(x) if need_grad else _empty(x)
     vtr = _buffer(x) if record_v else _empty(x)
     cur = _buffer(x) if (pgrad and has_cur) else _empty(x)
     vT, iT = torch.empty_like(v0), torch.empty_like(i0)
-    nbad = _launch_forward(kernel, x, v0, i0, am, bb, cc, k, vl, th, vr, reset, nxt, late,
-                           s, u, vtr, cur, vT, iT)
+    nbad, nspk = _launch_forward(kernel, x, v0, i0, am, bb, cc, k, vl, th, vr, reset, nxt, late,
+                           s, u, vtr, cur, vT, iT, count=count)
     if nbad:
         raise InputValueError(
             f"input x contains NaN or infinite values (at {nbad} neuron(s) of {x.shape[1]})")
-    return s, u, vtr, cur, vT, iT
+    return s, u, vtr, cur, vT, iT, nspk
 
 
 class _FusedCuba(torch.autograd.Function):
@@ -126,7 +135,7 @@ class _FusedCuba(torch.autograd.Function):
                 cfg: tuple) -> tuple[torch.Tensor, ...]:
         need_grad = any(ctx.needs_input_grad[:10])
         pgrad = any(ctx.needs_input_grad[3:10])
-        s, u, vtr, cur, vT, iT = _forward(x, v0, i0, am, bb, cc, k, vl, th, vr, cfg,
+        s, u, vtr, cur, vT, iT, _ = _forward(x, v0, i0, am, bb, cc, k, vl, th, vr, cfg,
                                           need_grad, pgrad)
         ctx.cfg = cfg
         ctx.pgrad = pgrad
@@ -189,7 +198,7 @@ _warned: set[str] = set()
 
 
 def _run(x: torch.Tensor, state: Any, p: F_lif.LIFParameters, dt: float, record_v: bool,
-         kernel: str, is_lif: bool) -> MultiStep:
+         kernel: str, is_lif: bool, count_spikes: bool = False) -> MultiStep:
     F = F_lif if is_lif else F_cuba
     if x.dtype in HALF:
         return _run_upcast(x, state, p, dt, record_v, kernel, is_lif)
@@ -217,12 +226,13 @@ def _run(x: torch.Tensor, state: Any, p: F_lif.LIFParameters, dt: float, record_
             i0.reshape(-1).contiguous(), *params)
     if torch.is_grad_enabled() and any(a.requires_grad for a in args):
         s, vtr, vT, iT = _FusedCuba.apply(*args, cfg)
+        nspk = None
     else:  # nothing to differentiate: the same kernel without an autograd node
-        s, _, vtr, _, vT, iT = _forward(*args, cfg, False, False)
+        s, _, vtr, _, vT, iT, nspk = _forward(*args, cfg, False, False, count_spikes)
     v = vtr.view(x.shape) if record_v else None
     new_state = F_lif.LIFState(vT.view(shape)) if is_lif else \
         F_cuba.CubaLIFState(vT.view(shape), iT.view(shape))
-    return MultiStep(s.view(x.shape), v, new_state)
+    return MultiStep(s.view(x.shape), v, new_state, nspk)
 
 
 #: Half-precision dtypes, computed in float32 (:func:`_run_upcast`).
@@ -242,7 +252,8 @@ def _run_upcast(x: torch.Tensor, state: Any, p: F_lif.LIFParameters, dt: float,
 
 
 def lif_multistep(x: torch.Tensor, state: F_lif.LIFState | None, p: F_lif.LIFParameters,
-                  dt: float, record_v: bool = False, kernel: str = "auto") -> MultiStep:
+                  dt: float, record_v: bool = False, kernel: str = "auto",
+                  count_spikes: bool = False) -> MultiStep:
     """Fused equivalent of ``loop.run(functional.lif.step, x, state, p, dt, record_v)``.
 
     ``x``: ``[T, B, ...]`` input (V) in float16, bfloat16 (computed in float32), float32
@@ -251,15 +262,17 @@ def lif_multistep(x: torch.Tensor, state: F_lif.LIFState | None, p: F_lif.LIFPar
     ``T = 0`` gives empty ``[0, B, ...]`` spikes (and trace) and the initial state
     (``state``, or rest when ``None``), without launching a kernel.
     ``kernel``: ``"auto"`` (numba on CPU, Triton on CUDA), or force one (tests run the
-    Triton kernels on CPU tensors in Triton's interpreter).
+    Triton kernels on CPU tensors in Triton's interpreter). ``count_spikes``: the CPU
+    kernel also counts the spikes it writes (``MultiStep.spike_count``; not under
+    autograd, nor on CUDA, where it stays None).
     """
-    return _run(x, state, p, dt, record_v, kernel, True)
+    return _run(x, state, p, dt, record_v, kernel, True, count_spikes)
 
 
 def cuba_multistep(x: torch.Tensor, state: F_cuba.CubaLIFState | None,
                    p: F_cuba.CubaLIFParameters, dt: float, record_v: bool = False,
-                   kernel: str = "auto") -> MultiStep:
+                   kernel: str = "auto", count_spikes: bool = False) -> MultiStep:
     """Fused equivalent of ``loop.run(functional.cuba.step, x, state, p, dt, record_v)``.
 
-    Dtypes, ``T = 0`` and ``kernel`` as in :func:`lif_multistep`."""
-    return _run(x, state, p, dt, record_v, kernel, False)
+    Dtypes, ``T = 0``, ``kernel`` and ``count_spikes`` as in :func:`lif_multistep`."""
+    return _run(x, state, p, dt, record_v, kernel, False, count_spikes)

@@ -67,6 +67,11 @@ class SpikingNeuron(nn.Module):
     spec: ModelSpec | None = None
     time_constants: tuple[str, ...] = ()
     fused: Callable[..., MultiStep] | None = None
+    #: Every spike is exactly 0 or 1: the spike function's forward is the step
+    #: :math:`[u - \vartheta > 0]` in the reference loop and in every fused kernel.
+    #: Counters (:class:`aura_snn.metrics.ops.OpCounter`) rely on it to count spikes by
+    #: a sum instead of testing each value; a subclass with graded output sets False.
+    binary_spikes: bool = True
 
     def __init__(self, *, dt: float, threshold: float | torch.Tensor, reset: str,
                  reset_at: str, v_reset: float, surrogate: str, slope: float | None,
@@ -95,7 +100,7 @@ class SpikingNeuron(nn.Module):
         self._store("threshold", threshold, learn_threshold)
         for name, tau in time_constants.items():
             self._store(name, tau, learn_tau)
-        self._observers: list[tuple[Observer, bool]] = []
+        self._observers: list[tuple[Observer, bool, bool]] = []
         self.neuron_parameters()  # validate the combination once, at construction
 
     @property
@@ -135,11 +140,14 @@ class SpikingNeuron(nn.Module):
         return self.params_cls(**values, **self._static)
 
     # -- observers ------------------------------------------------------------------
-    def add_observer(self, fn: Observer, needs_v: bool = False) -> _ObserverHandle:
+    def add_observer(self, fn: Observer, needs_v: bool = False,
+                     needs_count: bool = False) -> _ObserverHandle:
         """Call ``fn(module, MultiStep)`` after every ``run``/``forward``. With
-        ``needs_v`` the membrane trace is computed for it. Outputs are unchanged.
-        Returns a handle with ``remove()``."""
-        entry = (fn, bool(needs_v))
+        ``needs_v`` the membrane trace is computed for it; with ``needs_count`` the fused
+        CPU kernel also counts the spikes it writes (``MultiStep.spike_count``, else
+        None: other backends, autograd). Outputs are unchanged. Returns a handle with
+        ``remove()``."""
+        entry = (fn, bool(needs_v), bool(needs_count))
         self._observers.append(entry)
         return _ObserverHandle(self, entry)
 
@@ -188,17 +196,18 @@ class SpikingNeuron(nn.Module):
             return out._replace(state=state if state is not None
                                 else self.initial_state(one_step))
         p = self.neuron_parameters()
-        record = record_v or any(needs for _, needs in self._observers)
+        record = record_v or any(needs for _, needs, _ in self._observers)
         if self._use_fused(x):
             if x.device.type != "cpu":
                 check_tensor("x", x)
-            out = type(self).fused(x, state, p, self.dt, record_v=record)
+            count = any(wants for _, _, wants in self._observers)
+            out = type(self).fused(x, state, p, self.dt, record_v=record, count_spikes=count)
         else:
             check_tensor("x", x)
             out = reference_run(self.functional.step, x, state, p, self.dt, record_v=record)
-        for fn, _ in self._observers:
+        for fn, _, _ in self._observers:
             fn(self, out)
-        return out if (record_v or out.v is None) else MultiStep(out.spikes, None, out.state)
+        return out if (record_v or out.v is None) else out._replace(v=None)
 
     def forward(self, x: torch.Tensor, state: Any = None) -> torch.Tensor:
         """Spikes ``[T, B, ...]`` of time-major input ``x``; see :meth:`run`."""

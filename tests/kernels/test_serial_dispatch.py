@@ -91,3 +91,31 @@ def test_serial_and_pool_give_the_same_bits(monkeypatch: pytest.MonkeyPatch) -> 
 
     for a, b in zip(run(True), run(False), strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(("T", "M", "path"), SIZES)
+@pytest.mark.parametrize("model", ["lif", "cuba"])
+def test_kernel_spike_count_equals_the_reference_spikes(T: int, M: int, path: str,
+                                                        model: str, calls: list[str]) -> None:
+    """``MultiStep.spike_count`` (each chunk's int32 per-neuron counts, summed) is the
+    number of spikes of the step-by-step reference run on either path, float32 and
+    float64; None when not asked for, or where autograd runs the kernel."""
+    torch.manual_seed(T + 3 * M)
+    fn, multi, p = ((lif.step, lif_multistep, lif.LIFParameters(
+                        tau_mem=0.02, threshold=0.8, input_scaling="direct"))
+                    if model == "lif" else
+                    (cuba.step, cuba_multistep, cuba.CubaLIFParameters(
+                        tau_mem=0.02, tau_syn=0.005, threshold=0.9)))
+    gain = 0.9 if model == "lif" else 40.0
+    for dtype in (torch.float32, F64):
+        x = torch.randn(T, 1, M, dtype=dtype) * gain + 0.4 * gain
+        ref = loop.run(fn, x, None, p, 1e-3)
+        want = int((ref.spikes == 1).sum())
+        assert 0 < want < ref.spikes.numel()
+        with torch.no_grad():
+            assert multi(x, None, p, 1e-3, count_spikes=True).spike_count == want
+            assert multi(x, None, p, 1e-3).spike_count is None  # not asked
+    suffix = "_serial" if path == "serial" else ""
+    assert calls == [f"forward{suffix}"] * 4
+    xg = x.clone().requires_grad_()
+    assert multi(xg, None, p, 1e-3, count_spikes=True).spike_count is None

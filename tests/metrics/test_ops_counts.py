@@ -219,3 +219,29 @@ def test_neuron_output_changed_in_place_before_the_linear_is_counted_again() -> 
     assert (got.macs, got.acs) == (nnz * 3, 0)
     plain = count_ops(nn.Sequential(lif, lin), x).layers["1"]
     assert (plain.macs, plain.acs) == (0, nnz * 3)
+
+
+@pytest.mark.parametrize("path", ["kernel_count", "sum", "chunked_sum", "value_test"])
+def test_neuron_spike_counts_on_every_path(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A neuron's spikes and the next Linear's accumulates equal the spikes counted here
+    by hand, whichever way the counter gets them: the fused kernel's own count, a float32
+    sum (reference backend: no kernel count), the sum in chunks (chunk size shrunk to 7
+    entries so the loop runs), or the value-by-value test of a module whose
+    ``binary_spikes`` is off."""
+    from aura_snn.neurons import LIF
+
+    backend = "fused" if path == "kernel_count" else "reference"
+    lif, lin = LIF(0.01, dt=1e-3, backend=backend), nn.Linear(8, 3)
+    if path == "kernel_count":  # the kernel's count is used, not a sum over the spikes
+        monkeypatch.setattr(ops, "_count_binary", lambda s: pytest.fail("summed"))
+    if path == "chunked_sum":
+        monkeypatch.setattr(ops, "_EXACT_F32", 7)
+    if path == "value_test":
+        lif.binary_spikes = False
+    x = torch.rand(9, 4, 8, generator=torch.Generator().manual_seed(2)) * 3.0
+    with torch.no_grad():
+        nnz = int((lif(x) == 1).sum())
+    assert 0 < nnz < x.numel()
+    got = count_ops(nn.Sequential(lif, lin), x).layers
+    assert (got["0"].spikes, got["0"].outputs) == (nnz, x.numel())
+    assert (got["1"].acs, got["1"].macs) == (nnz * 3, 0)
