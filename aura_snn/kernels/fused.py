@@ -80,7 +80,6 @@ def _launch_forward(kernel: str, x: torch.Tensor, *args: Any, count: bool = Fals
     reset, nxt, late = args[9:12]
     outs = tensors[9:]                        # s, u, v trace, i trace, v_T, i_T
     bad = np.zeros((x.shape[1] + cpu.CHUNK - 1) // cpu.CHUNK, dtype=np.int64)
-    count = count and x.shape[0] <= cpu.COUNT_MAX_STEPS  # else not exact: not counted
     nspk = np.zeros(bad.shape[0] if count else 0, dtype=np.int64)
     run = cpu.forward_serial if cpu.serial(*x.shape) else cpu.forward
     run(_np(x), *(_np(t) for t in coeffs), reset, nxt, late, *(_np(t) for t in outs), bad,

@@ -97,7 +97,7 @@ def test_serial_and_pool_give_the_same_bits(monkeypatch: pytest.MonkeyPatch) -> 
 @pytest.mark.parametrize("model", ["lif", "cuba"])
 def test_kernel_spike_count_equals_the_reference_spikes(T: int, M: int, path: str,
                                                         model: str, calls: list[str]) -> None:
-    """``MultiStep.spike_count`` (each chunk's int32 per-neuron counts, summed) is the
+    """``MultiStep.spike_count`` (each step's integer count, summed per chunk) is the
     number of spikes of the step-by-step reference run on either path, float32 and
     float64; None when not asked for, or where autograd runs the kernel."""
     torch.manual_seed(T + 3 * M)
