@@ -52,7 +52,7 @@ from aura_snn.errors import ParameterError, ParameterTypeError, ShapeError
 from .config import HybridConfig
 from .memory_layer import LayerMemory, Retrieved, attend
 from .options import MoDBlock, PlaceCodeLayer, PlasticBranch, ThalamicGate
-from .rotary import apply_rotary, rotary_tables
+from .rotary import full_tables, rotary_tables, rotate
 from .spiking_ffn import DenseFFN, FFNStats, SpikingFFN
 
 
@@ -75,6 +75,10 @@ class KVCache(NamedTuple):
         return int(self.keys[0].shape[0])
 
 
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention with optional rotary positions and a KV cache."""
 
@@ -90,12 +94,15 @@ class CausalSelfAttention(nn.Module):
                 memory: Retrieved | None = None, score_scale: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """``x`` ``[B, L, d]`` -> ``(y [B, L, d], (K, V))`` with ``K, V`` ``[B, H, P + L, d_h]``;
+        ``rope``: the :func:`hybrid.rotary.full_tables` ``[L, d_h]`` of the positions;
         ``memory`` (with ``score_scale`` :math:`\\beta` ``[H]``): see
         :func:`hybrid.memory_layer.attend`."""
         B, L, d = x.shape
-        q, k, v = self.qkv(x).view(B, L, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        if rope is not None:
-            q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
+        qkv = self.qkv(x).view(B, L, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        if rope is not None:  # queries and keys rotated in one call
+            (q, k), v = rotate(qkv[:2], *rope), qkv[2]
+        else:
+            q, k, v = qkv
         P = 0
         if past is not None:
             P = past[0].shape[2]
@@ -161,8 +168,11 @@ class Block(nn.Module):
             a, kv = self.attn(xn, rope, past, self.memory.retrieve(xn), self.memory.score_scale)
             self.memory.write(xn, prev)
             last = xn[:, -1].detach()
-        x = x + self.drop(a)
-        x = x + self.drop(self.ffn(self.ln2(x)))
+        # nn.Dropout is the identity in eval; skipping its call saves a module call per
+        # use, which a one-token decode step is made of
+        drop = self.drop if self.training and self.drop.p > 0 else _identity
+        x = x + drop(a)
+        x = x + drop(self.ffn(self.ln2(x)))
         return (x if self.plastic is None else self.plastic(x)), kv, last
 
 
@@ -251,8 +261,8 @@ class HippocampalTransformer(nn.Module):
             h = self.theta_gamma(h * math.sqrt(self.config.d_model), offset=P)
         else:
             positions = torch.arange(P, P + L, device=tokens.device)
-            rope = rotary_tables(positions, self.config.head_dim, self.config.rotary_base,
-                                 h.dtype)
+            rope = full_tables(*rotary_tables(positions, self.config.head_dim,
+                                              self.config.rotary_base, h.dtype))
         keys, values, lasts = [], [], []
         for i, block in enumerate(self.blocks):
             past = None if cache is None else (cache.keys[i], cache.values[i])

@@ -10,7 +10,7 @@ import torch
 
 from hybrid.config import HybridConfig
 from hybrid.model import CausalSelfAttention, HippocampalTransformer
-from hybrid.rotary import apply_rotary, rotary_tables
+from hybrid.rotary import apply_rotary, full_tables, rotary_tables
 
 
 def _rope_complex(x: torch.Tensor, positions: torch.Tensor, base: float) -> torch.Tensor:
@@ -66,7 +66,7 @@ def test_attention_equals_explicit_softmax_with_and_without_cache() -> None:
         attn.qkv.weight.normal_(0, 0.5)
     x = torch.randn(2, 10, 24, dtype=torch.float64)
     ref = _explicit_attention(attn, x, 1000.0)
-    rope = rotary_tables(torch.arange(10), cfg.head_dim, 1000.0, torch.float64)
+    rope = full_tables(*rotary_tables(torch.arange(10), cfg.head_dim, 1000.0, torch.float64))
     y, _ = attn(x, rope, None)
     torch.testing.assert_close(y, ref, rtol=0, atol=1e-12)
     # 4 cached positions, then 6 queries at once: the offset causal mask
@@ -162,3 +162,19 @@ def test_bad_tokens_and_context() -> None:
         model(torch.zeros(1, 2))
     with pytest.raises(ValueError, match=r"\[B, L\]"):
         model(torch.zeros(3, dtype=torch.long))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_rotate_equals_the_pairwise_formula_bit_for_bit(dtype: torch.dtype) -> None:
+    """The four-kernel form the model runs (:func:`hybrid.rotary.rotate` on
+    ``full_tables``) equals the pair rotation written out here, x1 cos - x2 sin and
+    x1 sin + x2 cos, exactly (not to a tolerance), queries and keys stacked together."""
+    from hybrid.rotary import rotate
+
+    torch.manual_seed(1)
+    d = 12
+    x = torch.randn(2, 3, 4, 9, d, dtype=dtype)
+    cos, sin = rotary_tables(torch.arange(30, 39), d, 10000.0, dtype)
+    x1, x2 = x[..., :d // 2], x[..., d // 2:]
+    want = torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+    assert torch.equal(rotate(x, *full_tables(cos, sin)), want)

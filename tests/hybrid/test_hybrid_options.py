@@ -17,7 +17,7 @@ from aura_snn.errors import ParameterError, ParameterTypeError
 from hybrid.config import HybridConfig
 from hybrid.model import HippocampalTransformer
 from hybrid.options import EndocrineLR
-from hybrid.rotary import rotary_tables
+from hybrid.rotary import full_tables, rotary_tables
 
 BASE = dict(vocab_size=30, d_model=16, n_heads=2, n_layers=2, d_ff=24, context=16)
 
@@ -48,7 +48,7 @@ def test_mod_changes_exactly_ceil_cn_tokens_the_block_on_them(capacity: float) -
     block, router = model.blocks[0], model.routers["0"]
     B, L, d = 2, 10, 16
     x = torch.randn(B, L, d, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-    rope = rotary_tables(torch.arange(L), 8, 10000.0, torch.float64)
+    rope = full_tables(*rotary_tables(torch.arange(L), 8, 10000.0, torch.float64))
     with torch.no_grad():
         out = router(x, rope, lambda xs, r: block(xs, r, None, None))
         n = math.ceil(capacity * L)
