@@ -28,9 +28,11 @@ compiled (or loaded from cache) by a short warm-up run before timing. The goals
 compare ``wall``. ``--quick`` repeats each run 3 times interleaved (medians), the
 full run once.
 
-Snapshots and recovery after a killed worker are measured only where the
-checkpoint API (``checkpoint_every`` / ``resume``) is in the committed code;
-otherwise those goals read "not measured" and are not met.
+Snapshots and recovery after a killed worker (the smallest size, ``ray-2``): the same
+run with a snapshot every ``steps // 8`` steps (size, slowest worker's write time,
+the run's overhead, spikes equal to the run without), then again with worker 1's
+process killed by SIGKILL in the middle; the run must recover on a new worker, lose at
+most two snapshot intervals and finish with the same spikes.
 
 Expected time: ``--quick`` about 40 s. The full run (100k and 1M neurons, 0.2 s and
 0.05 s simulated, one repeat) is estimated, not measured, at 5-15 min on the shared
@@ -47,7 +49,9 @@ propagates every step through all cut synapses with torch) and Ray's task round 
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -145,8 +149,6 @@ def run_once(g: Any, steps: int, run: str) -> dict[str, Any]:
 def run_size(n: int, steps: int, cross_delay: int, repeats: int) -> list[dict[str, Any]]:
     """The three runs of one size, interleaved ``repeats`` times so that load drifts
     hit them alike (module docstring); medians, one row per run."""
-    import statistics
-
     import torch
 
     t0 = time.perf_counter()
@@ -191,6 +193,73 @@ def run_size(n: int, steps: int, cross_delay: int, repeats: int) -> list[dict[st
     return rows
 
 
+def faults(n: int, steps: int, every: int, cross_delay: int, tmp: Path) -> dict[str, Any]:
+    """Snapshots and a killed worker on the ``ray-2`` run (module docstring): the run
+    without snapshots is the reference; with a snapshot every ``every`` steps it reports
+    their size and write time and its overhead; then worker 1's process is killed
+    (SIGKILL) when the observers reach step ``steps // 2 + every // 2``, and the run must
+    finish with the reference's spikes, having lost at most two snapshot intervals."""
+    import signal
+    import warnings
+
+    import ray
+
+    from aura_snn.graph import Observer
+    from aura_snn.graph.distributed import cluster
+    from aura_snn.graph.distributed.worker import RegionWorker
+
+    kill_at = steps // 2 + every // 2
+
+    class KillAt(Observer):
+        spike_regions = frozenset()
+
+        def __init__(self, pid: int) -> None:
+            self.pid, self.done = pid, False
+
+        def observe(self, chunk: Any) -> None:
+            if not self.done and chunk.t0 >= kill_at:
+                self.done = True
+                os.kill(self.pid, signal.SIGKILL)
+
+    g = build(n, cross_delay=cross_delay)
+    mon = Spikes(g)
+    part = {"backend": "ray", "partition": PARTS["ray-2"]}
+    g.run(20, reset=True, **part)
+    mon.take()
+    t0 = time.perf_counter()
+    g.run(steps, reset=True, **part)
+    plain_s = time.perf_counter() - t0
+    ref = mon.take()
+    t0 = time.perf_counter()
+    r = g.run(steps, reset=True, checkpoint_every=every, checkpoint_dir=tmp / "snap", **part)
+    snap_s = time.perf_counter() - t0
+    snaps = r.distributed.snapshots
+    snap_same = same(mon.take(), ref)
+    on_disk = sum(f.stat().st_size for f in (tmp / "snap").rglob("*") if f.is_file())
+    pids = ray.get([a.pid.remote() for a in cluster.workers(ray, 2, RegionWorker)])
+    killer = g.add_observer(KillAt(pids[1]))
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = g.run(steps, reset=True, checkpoint_every=every, checkpoint_dir=tmp / "kill",
+                  **part)
+    kill_s = time.perf_counter() - t0
+    g.remove_observer(killer)
+    rc = r.distributed.recoveries
+    return {"N": n, "steps": steps, "every": every, "snapshots": len(snaps),
+            "snapshot_MB": statistics.median(x.bytes for x in snaps) / 1e6 if snaps else None,
+            "snapshot_write_s": statistics.median(x.write_s for x in snaps) if snaps else None,
+            "on_disk_MB": on_disk / 1e6, "plain_s": plain_s, "with_snapshots_s": snap_s,
+            "snapshot_overhead": snap_s / plain_s - 1.0, "snapshot_run_identical": snap_same,
+            "killed_at_step": kill_at, "recoveries": len(rc),
+            "failed_at": rc[0].failed_at if rc else None,
+            "restarted_from": rc[0].restarted_from if rc else None,
+            "lost_steps": rc[0].lost_steps if rc else None,
+            "restart_s": rc[0].restart_s if rc else None, "killed_run_s": kill_s,
+            "killed_run_identical": same(mon.take(), ref),
+            "warnings": [str(w.message)[:120] for w in caught]}
+
+
 def checkpoint_api_committed() -> bool:
     """Whether ``checkpoint_every`` is in ``Graph.run`` at HEAD (not only local edits)."""
     out = subprocess.run(["git", "grep", "-q", "checkpoint_every", "HEAD", "--",
@@ -208,8 +277,9 @@ def ratio(rows: list[dict[str, Any]], n: int, num: str, den: str) -> float | str
     return a["wall_per_s"] / b["wall_per_s"]
 
 
-def goals(rows: list[dict[str, Any]], big: int, quick: bool) -> list[Goal]:
-    """The issue's three goals, computed from the rows."""
+def goals(rows: list[dict[str, Any]], big: int, quick: bool,
+          fault: dict[str, Any] | None = None) -> list[Goal]:
+    """The issue's goals, computed from the rows and the :func:`faults` row."""
     speed = ratio(rows, big, "ray-1", "ray-2")
     over = ratio(rows, big, "ray-1", "engine")
     tag = f" (N={big}{', --quick: not the 1M target' if quick else ''})"
@@ -217,12 +287,26 @@ def goals(rows: list[dict[str, Any]], big: int, quick: bool) -> list[Goal]:
                 isinstance(speed, float) and speed >= 1.5),
            Goal("Ray 1 worker over in-process engine" + tag, "<= 1.20x", over,
                 isinstance(over, float) and over <= 1.20 and not quick)]
-    why = ("not measured: the checkpoint/resume API is not in the committed code"
-           if not checkpoint_api_committed() else
-           "not measured: snapshot/recovery rows not written in this benchmark yet")
-    out += [Goal("snapshot time and size", "reported", why, False),
-            Goal("recovery after a killed worker", "<= 2 snapshot intervals lost, "
-                 "identical spikes", why, False)]
+    target = "<= 2 snapshot intervals lost, identical spikes"
+    if fault is None or not checkpoint_api_committed():
+        why = "not measured: the checkpoint/resume API is not in the committed code"
+        return out + [Goal("snapshot time and size", "reported", why, False),
+                      Goal("recovery after a killed worker", target, why, False)]
+    f = fault
+    reported = f["snapshots"] > 0 and f["snapshot_run_identical"]
+    out.append(Goal(f"snapshot time and size (N={f['N']}, every {f['every']} steps)",
+                    "reported, identical spikes",
+                    (f"{f['snapshots']} snapshots, {f['snapshot_MB']:.2f} MB each, "
+                     f"{f['snapshot_write_s'] * 1e3:.0f} ms write, run +"
+                     f"{f['snapshot_overhead']:.0%}") if f["snapshots"] else "no snapshot",
+                    reported))
+    ok = (f["recoveries"] == 1 and f["killed_run_identical"]
+          and f["lost_steps"] is not None and f["lost_steps"] <= 2 * f["every"])
+    spikes = "identical" if f["killed_run_identical"] else "DIFFER"
+    got = (f"{f['lost_steps']} steps lost (interval {f['every']}), restart "
+           f"{f['restart_s']:.2f} s, spikes {spikes}"
+           if f["recoveries"] else f"no recovery recorded ({f['recoveries']})")
+    out.append(Goal(f"recovery after a killed worker (N={f['N']})", target, got, ok))
     return out
 
 
@@ -268,23 +352,31 @@ def main() -> None:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": THREAD_ENV})
     rows: list[dict[str, Any]] = []
+    fault = None
     try:
         for n, steps in plan:
             rows += run_size(n, steps, args.cross_delay, 3 if args.quick else 1)
+        with tempfile.TemporaryDirectory() as tmp:
+            n, steps = plan[0]
+            fault = faults(n, steps, steps // 8, args.cross_delay, Path(tmp))
     finally:
         release_workers()
         ray.shutdown()
     print_table(rows, ["N", "run", "synapses", "rate_hz", "wall_per_s", "sim_per_s",
                        "setup_s", "window", "exch_per_s", "MB_per_s", "result"],
                 title="CUBA two columns: seconds per simulated second")
-    gs = goals(rows, plan[-1][0], args.quick)
+    print_table([fault], ["N", "every", "snapshots", "snapshot_MB", "snapshot_write_s",
+                          "on_disk_MB", "snapshot_overhead", "killed_at_step",
+                          "restarted_from", "lost_steps", "restart_s",
+                          "killed_run_identical"], title="Snapshots and a killed worker")
+    gs = goals(rows, plan[-1][0], args.quick, fault)
     print_goals(gs)
     load1 = os.getloadavg()
     print(f"load average before {load0[0]:.2f}, after {load1[0]:.2f} (shared 2-core machine)")
     meta = {"quick": args.quick, "steps": {str(n): s for n, s in plan}, "dt": DT,
             "cross_delay_steps": args.cross_delay, "worker_threads": THREAD_ENV,
             "in_process_torch_threads": 1, "loadavg_before": load0, "loadavg_after": load1}
-    write_report(args.json, rows, gs, meta)
+    write_report(args.json, rows + [{"section": "faults", **fault}], gs, meta)
     if args.json:
         plot(rows, Path(args.json).with_suffix(".png"))
 
