@@ -37,6 +37,8 @@ from ._coeffs import coefficient_rows
 from ._memory import BUFFERS
 
 KERNELS = ("auto", "numba", "triton")
+#: The kernels' per-chunk spike counts when nobody asked for them: empty, never written.
+_NOT_COUNTED = np.zeros(0, dtype=np.int64)
 SMALL_BYTES = 64 << 10  # outputs up to this size skip the buffer pool (see _forward)
 
 
@@ -80,7 +82,7 @@ def _launch_forward(kernel: str, x: torch.Tensor, *args: Any, count: bool = Fals
     reset, nxt, late = args[9:12]
     outs = tensors[9:]                        # s, u, v trace, i trace, v_T, i_T
     bad = np.zeros((x.shape[1] + cpu.CHUNK - 1) // cpu.CHUNK, dtype=np.int64)
-    nspk = np.zeros(bad.shape[0] if count else 0, dtype=np.int64)
+    nspk = np.zeros(bad.shape[0], dtype=np.int64) if count else _NOT_COUNTED
     run = cpu.forward_serial if cpu.serial(*x.shape) else cpu.forward
     run(_np(x), *(_np(t) for t in coeffs), reset, nxt, late, *(_np(t) for t in outs), bad,
         nspk)

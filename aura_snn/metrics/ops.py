@@ -207,18 +207,17 @@ def _linear(mod: nn.Linear, x: torch.Tensor, flat: tuple[bool, int] | None
     a, w = _compiled_view(x, n_in), _compiled_view(mod.weight.detach(), n_in)
     if a is None or w is None:
         deg, full = _weight_degrees(mod)
-        if full and flat is not None:
-            spiking, nnz = flat
-            return dense, float(nnz * n_out), spiking
-        spiking, nnz, col, _ = _input_counts(x, n_in, per_column=not full)
-        return dense, float(nnz * n_out if col is None else col @ deg), spiking
-    from ._count_kernels import linear_counts
+        if not (full and flat is not None):
+            spiking, nnz, col, _ = _input_counts(x, n_in, per_column=not full)
+            return dense, float(nnz * n_out if col is None else col @ deg), spiking
+    else:
+        from ._count_kernels import linear_counts
 
-    eff, nnz, plus, minus, full = linear_counts(a, w, flat is not None)
-    if full and flat is not None:
-        spiking, nnz = flat
-        return dense, float(nnz * n_out), spiking
-    return dense, float(eff), plus + minus == nnz
+        eff, nnz, plus, minus, full = linear_counts(a, w, flat is not None)
+        if not (full and flat is not None):
+            return dense, float(eff), plus + minus == nnz
+    spiking, nnz = flat  # no zero weight and the input already counted: reuse its counts
+    return dense, float(nnz * n_out), spiking
 
 
 def _synaptic(mod: nn.Module, x: torch.Tensor, flat: tuple[bool, int] | None = None
@@ -317,10 +316,10 @@ class OpCounter:
             else:
                 c.membrane_updates += n
             c.outputs += n
-            if mod.binary_spikes:  # 0/1 by construction: nothing to test, only to sum
-                nnz = out.spike_count  # counted by the kernel that wrote them, if it did
-                spiking, nnz = True, _count_binary(s) if nnz is None else nnz
-                signed = nnz
+            if mod.binary_spikes:  # 0/1 by construction: nothing to test, only to count
+                spiking = True  # counted by the kernel that wrote them, else summed here
+                nnz = signed = (_count_binary(s) if out.spike_count is None
+                                else out.spike_count)
             else:
                 spiking, nnz, _, signed = _input_counts(s, 1, per_column=False)
             c.spikes += signed if spiking else float(s.sum())
