@@ -200,8 +200,9 @@ class SpikingNeuron(nn.Module):
         if self._use_fused(x):
             if x.device.type != "cpu":
                 check_tensor("x", x)
-            count = any(wants for _, _, wants in self._observers)
-            out = type(self).fused(x, state, p, self.dt, record_v=record, count_spikes=count)
+            # a fused function of a subclass need not know count_spikes unless asked
+            count = {"count_spikes": True} if any(w for _, _, w in self._observers) else {}
+            out = type(self).fused(x, state, p, self.dt, record_v=record, **count)
         else:
             check_tensor("x", x)
             out = reference_run(self.functional.step, x, state, p, self.dt, record_v=record)
