@@ -14,8 +14,10 @@ no gradient) on the CPU, the block is looked up by the coefficients' exact value
 miss; the kernels only read it. The cache keeps the most recently used blocks up to
 ``CACHE_BYTES`` in all. The values are those of ``torch.as_tensor(value, dtype)``
 broadcast (a float64 value rounded once to the dtype), so results are bit for bit the
-same as without the cache. Any other case (per-neuron tensors, a coefficient that
-requires grad, a CUDA tensor) broadcasts each coefficient as before, keeping autograd.
+same as without the cache. Blocks are ordinary tensors even when first asked for under
+``torch.inference_mode`` (autograd calls reuse them and save them for backward). Any
+other case (per-neuron tensors, a coefficient that requires grad, a CUDA tensor)
+broadcasts each coefficient as before, keeping autograd.
 """
 
 from __future__ import annotations
@@ -60,9 +62,12 @@ def coefficient_rows(values: Sequence[Any], shape: torch.Size, like: torch.Tenso
         if rows is not None:
             _cache.move_to_end(key)
     if rows is None:
-        # float64 first, then one rounding to the dtype: what as_tensor(float64 0-d) does
-        col = torch.tensor(floats, dtype=torch.float64).to(like.dtype).view(-1, 1)
-        rows = col.expand(len(floats), m).contiguous().unbind(0)
+        # float64 first, then one rounding to the dtype: what as_tensor(float64 0-d) does.
+        # Built as normal tensors even inside torch.inference_mode: an inference tensor
+        # in the cache would make a later autograd call fail to save it for backward.
+        with torch.inference_mode(False):
+            col = torch.tensor(floats, dtype=torch.float64).to(like.dtype).view(-1, 1)
+            rows = col.expand(len(floats), m).contiguous().unbind(0)
         if _nbytes(rows) <= CACHE_BYTES:
             with _lock:
                 _cache[key] = rows

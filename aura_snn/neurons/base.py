@@ -15,6 +15,7 @@ State belongs to the caller (no hidden registry). Learnable values are
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +35,11 @@ from ..functional.loop import MultiStep
 from ..functional.loop import run as reference_run
 from ..functional.registry import ModelSpec
 from ..functional.surrogate import SURROGATES
+from ..kernels.cpu import serial
+from ..kernels.fused import run_planned
+
+#: Launch plans a neuron module keeps (one per input shape and dtype) before starting over.
+_MAX_PLANS = 8
 
 BACKENDS = ("auto", "fused", "reference")
 
@@ -67,6 +73,10 @@ class SpikingNeuron(nn.Module):
     spec: ModelSpec | None = None
     time_constants: tuple[str, ...] = ()
     fused: Callable[..., MultiStep] | None = None
+    #: Makes the fused CPU kernel's launch plan (:func:`aura_snn.kernels.fused.
+    #: launch_plan`) for small no-grad calls; a subclass that replaces ``fused`` sets
+    #: this to ``None`` (or to its own plan maker).
+    fused_plan: Callable[..., Any] | None = None
     #: Every spike is exactly 0 or 1: the spike function's forward is the step
     #: :math:`[u - \vartheta > 0]` in the reference loop and in every fused kernel.
     #: Counters (:class:`aura_snn.metrics.ops.OpCounter`) rely on it to count spikes by
@@ -101,6 +111,7 @@ class SpikingNeuron(nn.Module):
         for name, tau in time_constants.items():
             self._store(name, tau, learn_tau)
         self._observers: list[tuple[Observer, bool, bool]] = []
+        self._plans: dict[tuple, tuple[tuple[float, ...], Any]] = {}
         self.neuron_parameters()  # validate the combination once, at construction
 
     @property
@@ -157,16 +168,47 @@ class SpikingNeuron(nn.Module):
             return False
         return x.device.type == "cpu" or x.device.type == "cuda"
 
-    def _check_state(self, state: Any, like: torch.Tensor) -> None:
+    def _check_state(self, state: Any, shape: torch.Size) -> None:
         if state is None:
             return
         for name, t in zip(state._fields, state, strict=True):
-            if not isinstance(t, torch.Tensor) or t.shape != like.shape:
+            if not isinstance(t, torch.Tensor) or t.shape != shape:
                 got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
                 raise ShapeError(
-                    f"state.{name} must have shape {tuple(like.shape)} (one step of the "
+                    f"state.{name} must have shape {tuple(shape)} (one step of the "
                     f"input), got {got}"
                 )
+
+    def _plan(self, x: torch.Tensor, state: Any) -> Any:
+        """The fused CPU kernel's :class:`~aura_snn.kernels.fused.LaunchPlan` for ``x``,
+        or ``None`` where a call goes the general way: autograd, a device other than the
+        CPU, per-neuron parameters, a problem big enough for the thread pool (whose
+        preparation is small beside its kernel), or a model without a plan. Plans are
+        kept per neuron shape and dtype, keyed by the exact parameter values and ``dt``
+        (an in-place change of a buffer, a ``.data`` write included, makes a new one)."""
+        maker = type(self).fused_plan
+        if (maker is None or self.backend == "reference" or x.device.type != "cpu"
+                or x.dtype not in (torch.float32, torch.float64)):
+            return None
+        tensors = [getattr(self, n) for n in self.time_constants]
+        tensors.append(self.threshold)
+        if any(t.dim() for t in tensors) or not serial(x.shape[0], math.prod(x.shape[1:])):
+            return None
+        if torch.is_grad_enabled() and (
+                x.requires_grad or any(t.requires_grad for t in tensors)
+                or (state is not None and any(t.requires_grad for t in state))):
+            return None
+        key = (x.shape[1:], x.dtype)
+        values = (self.dt, *(float(t) for t in tensors))
+        hit = self._plans.get(key)
+        if hit is not None and hit[0] == values:
+            return hit[1]
+        with torch.inference_mode(False):  # ordinary tensors, whatever mode asked first
+            plan = maker(self.neuron_parameters(), self.dt, x.shape[1:], x.dtype)
+        if len(self._plans) >= _MAX_PLANS:
+            self._plans.clear()
+        self._plans[key] = (values, plan)
+        return plan
 
     def run(self, x: torch.Tensor, state: Any = None, record_v: bool = False) -> MultiStep:
         """Run all ``T`` steps of time-major ``x`` (``[T, B, ...]``).
@@ -188,24 +230,28 @@ class SpikingNeuron(nn.Module):
             return MultiStep(out.spikes.to(x.dtype),
                              None if out.v is None else out.v.to(x.dtype),
                              type(out.state)(*(t.to(x.dtype) for t in out.state)))
-        one_step = x.new_zeros(x.shape[1:])
-        self._check_state(state, one_step)
+        self._check_state(state, x.shape[1:])
         if x.shape[0] == 0:
             out = reference_run(self.functional.step, x, state, None, self.dt,
                                 record_v=record_v)
             return out._replace(state=state if state is not None
-                                else self.initial_state(one_step))
-        p = self.neuron_parameters()
+                                else self.initial_state(x.new_zeros(x.shape[1:])))
         record = record_v or any(needs for _, needs, _ in self._observers)
-        if self._use_fused(x):
+        counted = any(w for _, _, w in self._observers)
+        plan = self._plan(x, state)
+        if plan is not None:
+            out = run_planned(plan, x, state, record, counted)
+        elif self._use_fused(x):
             if x.device.type != "cpu":
                 check_tensor("x", x)
             # a fused function of a subclass need not know count_spikes unless asked
-            count = {"count_spikes": True} if any(w for _, _, w in self._observers) else {}
-            out = type(self).fused(x, state, p, self.dt, record_v=record, **count)
+            count = {"count_spikes": True} if counted else {}
+            out = type(self).fused(x, state, self.neuron_parameters(), self.dt,
+                                   record_v=record, **count)
         else:
             check_tensor("x", x)
-            out = reference_run(self.functional.step, x, state, p, self.dt, record_v=record)
+            out = reference_run(self.functional.step, x, state, self.neuron_parameters(),
+                                self.dt, record_v=record)
         for fn, _, _ in self._observers:
             fn(self, out)
         return out if (record_v or out.v is None) else out._replace(v=None)
@@ -218,7 +264,7 @@ class SpikingNeuron(nn.Module):
         """One step: ``x_t`` is ``[B, ...]``; returns ``(spikes_t, new_state)``."""
         check_tensor("x_t", x_t)
         check_min_ndim("x_t", x_t, 1, "[B, ...]")
-        self._check_state(state, x_t)
+        self._check_state(state, x_t.shape)
         return self.functional.step(x_t, state, self.neuron_parameters(), self.dt)
 
     def initial_state(self, x_t: torch.Tensor) -> Any:

@@ -6,6 +6,7 @@ import torch
 
 from ..functional import cuba as F
 from ..kernels import cuba_multistep
+from ..kernels.fused import launch_plan
 from .base import SpikingNeuron
 
 
@@ -31,6 +32,7 @@ class CubaLIF(SpikingNeuron):
     spec = F.SPEC
     time_constants = ("tau_mem", "tau_syn")
     fused = staticmethod(cuba_multistep)
+    fused_plan = staticmethod(launch_plan)
 
     def __init__(self, tau_mem: float | torch.Tensor = 10e-3,
                  tau_syn: float | torch.Tensor = 5e-3, *, dt: float = 1e-3,

@@ -6,6 +6,7 @@ import torch
 
 from ..functional import lif as F
 from ..kernels import lif_multistep
+from ..kernels.fused import launch_plan
 from .base import SpikingNeuron
 
 
@@ -47,6 +48,7 @@ class LIF(SpikingNeuron):
     spec = F.SPEC
     time_constants = ("tau_mem",)
     fused = staticmethod(lif_multistep)
+    fused_plan = staticmethod(launch_plan)
 
     def __init__(self, tau_mem: float | torch.Tensor = 10e-3, *, dt: float = 1e-3,
                  threshold: float | torch.Tensor = 1.0, reset: str = "subtract",
