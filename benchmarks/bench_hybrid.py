@@ -113,7 +113,7 @@ def validate(model: HippocampalTransformer, windows: torch.Tensor, batch: int = 
             "ffn_zero_count_share": zero_counts / counts if counts else float("nan")}
 
 
-def generation_speed(model: HippocampalTransformer, prompt: list[int], repeats: int = 3
+def generation_speed(model: HippocampalTransformer, prompt: list[int], repeats: int = 5
                      ) -> dict[str, float]:
     """Tokens/s of ``NEW`` greedy tokens with and without the KV cache: ``repeats``
     alternating pairs of runs (a load change hits both modes alike), each mode's median,
