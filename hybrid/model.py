@@ -289,7 +289,7 @@ class HippocampalTransformer(nn.Module):
         if P + tokens.shape[1] > self.config.context:
             raise ParameterError(f"tokens: {tokens.shape[1]} new + {P} cached positions exceed "
                                  f"the context of {self.config.context}")
-        lo, hi = int(tokens.min()), int(tokens.max())
+        lo, hi = (int(t) for t in torch.aminmax(tokens))
         if lo < 0 or hi >= self.config.vocab_size:
             raise ParameterError(f"tokens must lie in [0, {self.config.vocab_size}), got "
                                  f"{lo if lo < 0 else hi}")

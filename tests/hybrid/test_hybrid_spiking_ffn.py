@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import torch
 
-from hybrid.spiking_ffn import SpikingFFN
+from hybrid.spiking_ffn import DenseFFN, SpikingFFN, gelu
 
 
 class _HeavisideFastSigmoid(torch.autograd.Function):
@@ -154,3 +154,25 @@ def test_last_rate_carries_the_surrogate_gradient_of_the_mean_spike() -> None:
     with torch.no_grad():
         ffn(x)
     assert ffn.last_rate is None                     # nothing recorded, nothing kept
+
+
+def test_dense_ffn_gelu_is_the_exact_gelu() -> None:
+    """The dense twin's GELU against :math:`x\\Phi(x)` from Python's ``math.erf`` per
+    value (float64), against torch's own exact GELU (float32, a few ulp), and against the
+    tanh form it is not (their difference reaches ~1e-3 near |x| = 2)."""
+    x = torch.linspace(-8.0, 8.0, 4001, dtype=torch.float64)
+    want = torch.tensor([v * 0.5 * (1.0 + math.erf(v / math.sqrt(2.0))) for v in x.tolist()],
+                        dtype=torch.float64)
+    torch.testing.assert_close(gelu(x), want, rtol=0, atol=2e-15)
+    x32 = x.float()
+    torch.testing.assert_close(gelu(x32), torch.nn.functional.gelu(x32), rtol=0, atol=1e-6)
+    tanh = torch.nn.functional.gelu(x, approximate="tanh")
+    assert float((gelu(x) - tanh).abs().max()) > 1e-4
+    torch.manual_seed(3)
+    ffn = DenseFFN(6, 10).double()
+    h = torch.randn(4, 6, dtype=torch.float64)
+    ref = ffn.fc2.bias + torch.stack([ffn.fc2.weight @ torch.tensor(
+        [u * 0.5 * (1.0 + math.erf(u / math.sqrt(2.0)))
+         for u in (ffn.fc1.weight @ r + ffn.fc1.bias).tolist()], dtype=torch.float64)
+        for r in h])
+    torch.testing.assert_close(ffn(h), ref, rtol=0, atol=1e-14)
