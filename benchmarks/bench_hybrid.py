@@ -27,7 +27,7 @@ Measured per model:
 
     python benchmarks/bench_hybrid.py [--quick] [--json out/bench_hybrid.json]
 
-Expected time on 2 CPU cores: ``--quick`` ~2 min, the full run ~12-15 min (300 updates
+Expected time on 2 CPU cores: ``--quick`` ~2 min, the full run ~5 min (300 updates
 of 1,024 tokens per model at d_model 128, 4 layers). The figure goes next to the JSON
 (``.png``) or to ``--figure``. Speeds on a shared machine move with its load (the JSON
 records the load average). One-token calls of the fused CPU LIF kernel (d_ff 256,
