@@ -321,11 +321,13 @@ class Projection(nn.Module):
         if not self.plastic:
             self.register_buffer("plastic_weight", torch.zeros_like(self.weight.detach()))
 
-    def effective_weight(self) -> torch.Tensor:
-        """The weights a step uses: learned + plastic, clamped to the sign constraint."""
-        w = self.weight
+    def effective_weight(self, synapses: torch.Tensor | None = None) -> torch.Tensor:
+        """The weights a step uses: learned + plastic, clamped to the sign constraint;
+        with ``synapses`` (indices into a sparse projection's synapses) only theirs."""
+        w = self.weight if synapses is None else self.weight[synapses]
         if self.plastic:
-            w = w + self.plastic_weight.to(w.dtype)
+            pw = self.plastic_weight if synapses is None else self.plastic_weight[synapses]
+            w = w + pw.to(w.dtype)
         if self.sign == "exc":
             return w.clamp_min(0.0)
         if self.sign == "inh":
@@ -387,6 +389,47 @@ class Projection(nn.Module):
                 x = y @ (w if sel is None else w * sel.to(w.dtype))
             out.append((d, x))
         return out
+
+    def propagate_events(self, y: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
+        """:meth:`propagate` outside autograd, visiting only the synapses of the pre
+        neurons whose output ``y`` ``[B, n_pre]`` is nonzero: a sparse projection then
+        costs O(synapses of the active neurons) instead of O(all synapses). The sums are
+        :meth:`propagate`'s bit for bit: a skipped term is an exact zero and the others
+        are added in the same (synapse) order. Dense projections: :meth:`propagate`."""
+        if not self.sparse:
+            with torch.no_grad():
+                return self.propagate(y)
+        with torch.no_grad():
+            order, start = self._synapses_by_pre()
+            active = y.ne(0).any(0).nonzero(as_tuple=True)[0]
+            first, count = start[active], start[active + 1] - start[active]
+            total = int(count.sum())
+            skip = torch.repeat_interleave(count.cumsum(0) - count - first, count)
+            syn = order[torch.arange(total, device=y.device) - skip].sort().values
+            w = self.effective_weight(syn).to(y.dtype)
+            out = []
+            delays = None if self.uniform_delay else self.delay[syn]
+            for d, _ in self._groups():    # a group's synapses in ascending id order
+                keep = slice(None) if delays is None else delays == d
+                s, wd = syn[keep], w[keep]
+                x = y.new_zeros(y.shape[0], self.n_post).index_add(
+                    1, self.post_idx[s], y[:, self.pre_idx[s]] * wd)
+                out.append((d, x))
+            return out
+
+    def _synapses_by_pre(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(order, start)``: synapse ids sorted by pre neuron (stable) and the CSR
+        offsets ``[n_pre + 1]`` into them; kept while ``pre_idx`` is the same tensor,
+        unchanged in place (its version counter)."""
+        pre = self.pre_idx
+        cached = getattr(self, "_by_pre", None)
+        if cached is not None and cached[0] is pre and cached[1] == pre._version:
+            return cached[2], cached[3]
+        order = torch.argsort(pre, stable=True)
+        start = torch.zeros(self.n_pre + 1, dtype=torch.long, device=pre.device)
+        start[1:] = torch.bincount(pre, minlength=self.n_pre).cumsum(0)
+        self._by_pre = (pre, pre._version, order, start)
+        return order, start
 
     def at_synapses(self, history: list[torch.Tensor], current: torch.Tensor
                     ) -> tuple[torch.Tensor, torch.Tensor | None]:

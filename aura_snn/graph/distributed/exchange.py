@@ -14,7 +14,8 @@ regions that destination needs, one message per destination and window:
 
 The receiver injects them (:func:`inject`): for each emission step :math:`e` in order,
 and each projection :math:`p` from that region into the worker in the graph's order,
-:meth:`~aura_snn.graph.projection.Projection.propagate` gives the contribution
+:meth:`~aura_snn.graph.projection.Projection.propagate_events` (event by event: only
+the synapses of the neurons that fired) gives the contribution
 :math:`y_\text{pre}[e] W` per delay :math:`d`, added to the pending input of step
 :math:`e + 1 + d` of the receptor :math:`p` drives, ``k = e + 1 + d - t`` slots ahead of
 the worker's next step :math:`t` (:math:`k \ge 0` because :math:`1 + d \ge D \ge n`).
@@ -81,7 +82,7 @@ def inject(sub: Graph, st: GraphState, cross_in: list[str],
             post = sub.regions[p.post]
             r_i = post.receptors.index(p.receptor)
             ring = st.pending[p.post]
-            for d, contrib in p.propagate(y[k].to(sub.dtype)):
+            for d, contrib in p.propagate_events(y[k].to(sub.dtype)):
                 ahead = e + 1 + d - st.t
                 if not 0 <= ahead < len(ring):
                     raise RuntimeError(f"projection {p.name!r}: an input of step {e + 1 + d} "
