@@ -54,7 +54,7 @@ def test_events_equal_the_synapse_sum_and_propagate_bit_for_bit() -> None:
         assert torch.equal(a, b)
         np.testing.assert_allclose(a.numpy(), hand[d], rtol=1e-13, atol=1e-15)
         assert float(a.abs().sum()) > 0
-    for d, x in p.propagate_events(torch.zeros(2, 40, dtype=F64)):   # silence
+    for _, x in p.propagate_events(torch.zeros(2, 40, dtype=F64)):   # silence
         assert torch.equal(x, torch.zeros(2, 30, dtype=F64))
 
 
