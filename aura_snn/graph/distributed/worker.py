@@ -7,8 +7,8 @@ r"""One worker of a partitioned run: a sub-graph stepped window by window.
    state, its fed inputs and modulators, and which local backend to use;
 2. :meth:`~RegionWorker.run_window` (once per window, in order) injects the messages
    of the previous window (:func:`.exchange.inject`), runs ``n`` steps with
-   :meth:`aura_snn.graph.Graph.run` (the compiled engine, with the layout it built at
-   the first window, :func:`aura_snn.graph.engine.build_layout`; or the torch stepper), and
+   :meth:`aura_snn.graph.Graph.run` (the compiled engine, with the layout built once in
+   ``load``, :func:`aura_snn.graph.engine.build_layout`; or the torch stepper), and
    returns a small report (recorded outputs, what the observers asked for, bytes sent)
    followed by one message per destination worker (:func:`.exchange.encode`);
 3. :meth:`~RegionWorker.finish` injects the last window's messages (inputs already on
@@ -112,7 +112,11 @@ class RegionWorker:
         self.relay = next(o for o in sub.observers if isinstance(o, Relay))
         self.t_first = state.t        # first step of the current window
         self.done = 0                 # steps run in this run
-        self.layout: Any = None       # the engine's, built once (windows are short)
+        self.layout: Any = None       # the engine's, built once (windows are short) ...
+        if backend == "engine":       # ... here, so the run's setup time includes it
+            from ..engine import build_layout
+
+            self.layout = build_layout(sub)
         return backend
 
     def _receive(self, payloads: tuple[dict[str, exchange.Entry], ...], steps: int) -> None:
@@ -140,10 +144,6 @@ class RegionWorker:
         modulation = {r: {k: v[k0:k0 + n] for k, v in m.items()}
                       for r, m in self.modulation.items()}
         want = list(dict.fromkeys([*self.record, *self.plan.sent_regions]))
-        if self.backend == "engine" and self.layout is None:
-            from ..engine import build_layout
-
-            self.layout = build_layout(sub)
         with torch.no_grad():
             res = sub.run(n, fed, record=want, backend=self.backend, state=self.st,
                           modulators=mods or None, modulation=modulation or None,
