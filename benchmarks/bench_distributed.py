@@ -34,14 +34,11 @@ the run's overhead, spikes equal to the run without), then again with worker 1's
 process killed by SIGKILL in the middle; the run must recover on a new worker, lose at
 most two snapshot intervals and finish with the same spikes.
 
-Expected time: ``--quick`` about 40 s. The full run (100k and 1M neurons, 0.2 s and
-0.05 s simulated, one repeat) is estimated, not measured, at 5-15 min on the shared
-2-core machine, scaled from ``--quick``: the graph build (~0.8 s per 20k neurons, so
-~40 s at 1M, 80M synapses, a few GB with the workers' copies) and the 2-worker runs.
-Each worker builds its engine layout once per run (``Graph.run(layout=)``); what is
-left per window at 20k neurons is, measured in-process under load, ~1.5 ms of engine
-call per worker plus ~5 ms injecting the received spikes (``exchange.inject``
-propagates every step through all cut synapses with torch) and Ray's task round trip.
+Expected time: ``--quick`` about 40 s; the full run (100k and 1M neurons, 0.2 s and
+0.05 s simulated, one repeat) took 2.5-3 min on the shared 2-core machine at 09ed28e
+(7 min at e5224ae, before the received spikes were delivered event by event), about
+half of it building the 1M graph (80M synapses) and shipping it to the workers. Each
+worker builds its engine layout once per run, when loaded (``Graph.run(layout=)``).
 
     python benchmarks/bench_distributed.py [--quick] [--json out/bench_distributed.json]
 """
