@@ -297,7 +297,7 @@ class PlasticLinear(nn.Module):
         neuron = neuron_coefficients(post, one_step)
         if neuron is None:
             return None
-        post._check_state(post_state, one_step)
+        post._check_state(post_state, one_step.shape)
         st = post.initial_state(one_step) if post_state is None else post_state
         dt = x.dtype
         xw = x @ self.weight.to(dt)
