@@ -24,10 +24,13 @@ Windows already fed to the observers are run again but not fed twice; the recove
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
 import warnings
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -147,16 +150,22 @@ class RunLog:
             self.bar.advance(n)
 
     def commit(self, job: Job, step: int, entries: list[dict[str, Any]]) -> None:
-        """Write the manifest of the snapshot of ``step`` from its parts' entries."""
+        """Write the manifest of the snapshot of ``step`` from its parts' entries.
+
+        Ctrl+C is held back from writing the manifest until the snapshot is off the
+        unfinished list: an interrupt in between made the run discard the snapshot it
+        had just completed, after ``prune`` had removed the one before (a run left with
+        no complete snapshot, seen once in the test suite under load)."""
         extra = {"run": self.run_id, "run_t0": self.t0, "run_steps": self.steps,
                  **job.checkpoint_meta}
         if self.history is not None:
             entry, extra["observed"] = self.history.write(snapshot_dir(job.checkpoint_dir,
                                                                        step))
             entries = [*entries, entry]
-        commit_snapshot(job.checkpoint_dir, step, entries,
-                        run_meta(job.graph, job.partition.assignment, extra))
-        self.unfinished.pop(step, None)
+        meta = run_meta(job.graph, job.partition.assignment, extra)
+        with _interrupts_held():
+            commit_snapshot(job.checkpoint_dir, step, entries, meta)
+            self.unfinished.pop(step, None)
         self.snapshots.append(SnapshotInfo(step, sum(e["bytes"] for e in entries),
                                            max(e.get("seconds", 0.0) for e in entries)))
 
@@ -179,10 +188,32 @@ class RunLog:
             self.bar = None
 
 
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back until the block is left, then raise them again
+    for the handlers that were installed (Python's handlers run in the main thread;
+    elsewhere a plain block). A signal mask would not do: the process's other threads
+    (numba's, torch's, Ray's) would take the signal instead."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    names = (signal.SIGINT, signal.SIGTERM)
+    before = [signal.signal(s, lambda signum, frame: held.append(signum)) for s in names]
+    try:
+        yield
+    finally:
+        for s, handler in zip(names, before, strict=True):
+            signal.signal(s, handler)
+        for s in dict.fromkeys(held):
+            signal.raise_signal(s)
+
+
 def _folder(job: Job, step: int, run: RunLog, refs: list[Any]) -> str:
     folder = snapshot_dir(job.checkpoint_dir, step)
-    folder.mkdir(parents=True, exist_ok=True)
-    run.unfinished[step] = refs
+    with _interrupts_held():   # a folder made is a folder booked, to be discarded
+        folder.mkdir(parents=True, exist_ok=True)
+        run.unfinished[step] = refs
     return str(folder)
 
 
