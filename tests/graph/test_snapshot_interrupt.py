@@ -16,6 +16,16 @@ import pytest
 from aura_snn.graph.distributed import stream
 
 
+@pytest.fixture(autouse=True)
+def _python_sigint():  # noqa: ANN202
+    """Python's own SIGINT handler for the test: another library imported in the same
+    test process (Brian2) may have installed its own, which fails when the handler it
+    wrapped is SIG_DFL or SIG_IGN (as under pytest-xdist)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 def _interrupt_now() -> None:
     os.kill(os.getpid(), signal.SIGINT)
     time.sleep(0.05)   # the handler would run here, at the next bytecode
