@@ -215,21 +215,27 @@ class LaunchPlan(NamedTuple):
     nothing: np.ndarray                   # [0, 0] of the dtype: traces not written
 
 
-def launch_plan(p: Any, dt: float, shape: torch.Size, dtype: torch.dtype) -> LaunchPlan:
+def _kernel_coefficients(fam: registry.CompiledFamily) -> tuple[Any, ...]:
+    """The seven per-neuron coefficients of a one-receptor family in the kernels' order:
+    :math:`a_m, b, c, k, v_\text{leak}, \vartheta, v_\text{reset}`."""
+    (k, bb, cc), = fam.receptors
+    return (fam.a_m, bb, cc, k, fam.v_leak, fam.threshold, fam.v_reset)
+
+
+def launch_plan(p: Any, dt: float, shape: torch.Size, dtype: torch.dtype,
+                fam: registry.CompiledFamily | None = None) -> LaunchPlan:
     """The :class:`LaunchPlan` of parameters ``p`` (LIF or CubaLIF) for a CPU input of
     neuron shape ``shape`` and ``dtype`` (float32/float64); coefficients from the
-    model's compiled family (``spec.compile(p, dt)``), the one source of them."""
+    model's compiled family (``spec.compile(p, dt)``, the one source of them; ``fam``
+    when the caller has compiled it already)."""
     spec = registry.spec_of(p)
     if spec is None or spec.module not in (F_lif, F_cuba):
         raise ParameterTypeError(f"p must be LIFParameters or CubaLIFParameters, got "
                                  f"{type(p).__name__}")
     F = spec.module
     is_lif = F is F_lif
-    fam = spec.compile(p, dt)
-    (k, bb, cc), = fam.receptors
-    like = torch.empty((), dtype=dtype)
-    rows = coefficient_rows((fam.a_m, bb, cc, k, fam.v_leak, fam.threshold, fam.v_reset),
-                            shape, like)
+    fam = spec.compile(p, dt) if fam is None else fam
+    rows = coefficient_rows(_kernel_coefficients(fam), shape, torch.empty((), dtype=dtype))
     rest = F.initial_state(torch.zeros(shape, dtype=dtype), p)
     v_rest = rest.v.reshape(-1).contiguous()
     i_rest = torch.zeros_like(v_rest) if is_lif else rest.i.reshape(-1).contiguous()
@@ -292,13 +298,12 @@ def _run(x: torch.Tensor, state: Any, p: F_lif.LIFParameters, dt: float, record_
     T, shape = x.shape[0], x.shape[1:]
     spec = registry.spec_of(F)
     fam = spec.compile(p, dt)                           # the one source of the coefficients
-    (k, bb, cc), = fam.receptors
-    params = (fam.a_m, bb, cc, k, fam.v_leak, fam.threshold, fam.v_reset)
+    params = _kernel_coefficients(fam)
     grad = torch.is_grad_enabled() and (
         x.requires_grad or any(isinstance(v, torch.Tensor) and v.requires_grad
                                for v in (*params, *(state or ()))))
     if chosen == "numba" and not grad:  # nothing to differentiate: no autograd node
-        return run_planned(launch_plan(p, dt, shape, x.dtype), x, state, record_v,
+        return run_planned(launch_plan(p, dt, shape, x.dtype, fam), x, state, record_v,
                            count_spikes)
     if state is None:
         state = F.initial_state(x.new_zeros(shape), p)
