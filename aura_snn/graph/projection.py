@@ -382,9 +382,8 @@ class Projection(nn.Module):
         out = []
         for d, sel in self._groups():
             if self.sparse:
-                pre, post, wd = (self.pre_idx, self.post_idx, w) if sel is None else \
-                    (self.pre_idx[sel], self.post_idx[sel], w[sel])
-                x = y.new_zeros(y.shape[0], self.n_post).index_add(1, post, y[:, pre] * wd)
+                x = self._deliver(y, slice(None) if sel is None else sel,
+                                  w if sel is None else w[sel])
             else:
                 x = y @ (w if sel is None else w * sel.to(w.dtype))
             out.append((d, x))
@@ -411,11 +410,15 @@ class Projection(nn.Module):
             delays = None if self.uniform_delay else self.delay[syn]
             for d, _ in self._groups():    # a group's synapses in ascending id order
                 keep = slice(None) if delays is None else delays == d
-                s, wd = syn[keep], w[keep]
-                x = y.new_zeros(y.shape[0], self.n_post).index_add(
-                    1, self.post_idx[s], y[:, self.pre_idx[s]] * wd)
-                out.append((d, x))
+                out.append((d, self._deliver(y, syn[keep], w[keep])))
             return out
+
+    def _deliver(self, y: torch.Tensor, synapses: torch.Tensor | slice,
+                 w: torch.Tensor) -> torch.Tensor:
+        """:math:`x_j = \\sum_s y_{\\text{pre}(s)} w_s` over ``synapses`` with
+        :math:`\\text{post}(s) = j`, added in synapse order: ``[B, n_post]``."""
+        return y.new_zeros(y.shape[0], self.n_post).index_add(
+            1, self.post_idx[synapses], y[:, self.pre_idx[synapses]] * w)
 
     def _synapses_by_pre(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(order, start)``: synapse ids sorted by pre neuron (stable) and the CSR
