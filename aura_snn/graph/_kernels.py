@@ -483,6 +483,15 @@ def _deliver(j, val, t, L, pend, indptr, tgt, w, dl, has_dl):  # pragma: no cove
 
 
 @_jit
+def deliver_events(t_ev, j_ev, v_ev, L, pend, indptr, tgt, w, dl, has_dl):  # pragma: no cover
+    """Deliver outputs ``j_ev`` of value ``v_ev`` emitted at steps ``t_ev`` (in order)
+    through their synapses, as :func:`run_steps` delivers its own: what an input region
+    emitted in another process (:meth:`~aura_snn.graph.engine.EngineRun.deliver`)."""
+    for q in range(t_ev.shape[0]):
+        _deliver(j_ev[q], v_ev[q], t_ev[q], L, pend, indptr, tgt, w, dl, has_dl)
+
+
+@_jit
 def run_steps(n_steps, t0, L, batch, bidx,
               v, cur, ref, bt, pend, flag,
               sp_off, sp_n, sp_R, sp_coff, sp_kof, sp_kind, sp_lvl, sp_mask, sp_poff,

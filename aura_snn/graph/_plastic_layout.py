@@ -103,7 +103,6 @@ class _Plastic:
     p: Any
     key: str
     form: CompiledForm
-    base: int = 0          # first entry of the projection in the concatenated COO
     pos: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
@@ -141,32 +140,34 @@ def plan(graph: Graph, n_out: int) -> PlasticLayout:
     return PlasticLayout(rules, stp, row)
 
 
-def entries(pl: PlasticLayout, p: Any, out_off: int, base: int
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(rows, pre, post, weight, delay)`` of ``p``'s engine synapses (all of a plastic
-    dense projection; the nonzeros of other dense ones), rows virtual with a synapse
-    model; ``base`` is where they start in the concatenation."""
-    plastic = next((r for r in pl.rules if r.p is p), None)
-    if plastic is not None and not p.sparse:
+def entries(pl: PlasticLayout, p: Any, out_off: int
+            ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, int | np.ndarray, bool]:
+    """``(row offset, pre, post, weight, delay, plastic)`` of ``p``'s engine synapses
+    (all of a plastic dense projection; the nonzeros of other dense ones): synapse ``q``
+    sits in row ``pre[q] +`` the offset (a virtual row with a synapse model); ``delay``
+    is an int when every synapse has it."""
+    plastic = any(r.p is p for r in pl.rules)
+    if plastic and not p.sparse:
         w = p.effective_weight().detach().cpu().numpy()
         pre = np.repeat(np.arange(p.n_pre), p.n_post)
         post = np.tile(np.arange(p.n_post), p.n_pre)
-        w, d = w.reshape(-1), np.full(pre.size, int(p.delay), np.int64)
+        w, d = w.reshape(-1), int(p.delay)
+    elif p.sparse:
+        w = p.effective_weight().detach().cpu().numpy()
+        pre, post = p.pre_idx.cpu().numpy(), p.post_idx.cpu().numpy()
+        delay = p.delay.cpu()
+        d = int(delay) if delay.dim() == 0 else delay.numpy().astype(np.int64)
     else:
         pre, post, w, d = p.to_coo()
-    if plastic is not None:
-        plastic.base = base
     vrow = next((r for q, _, r in pl.stp if q is p), None)
-    rows = pre + (out_off if vrow is None else vrow)
-    return rows, pre, post, w, d
+    return (out_off if vrow is None else vrow), pre, post, w, d, plastic
 
 
-def finish(pl: PlasticLayout, graph: Graph, out_off: dict[str, int], order: np.ndarray,
-           n_out: int, dtype: np.dtype) -> None:
-    """Fill ``pl``'s tables once the merged CSR's sort ``order`` is known (``n_out``:
-    the engine's outputs)."""
-    inv = np.empty_like(order)
-    inv[order] = np.arange(order.size)
+def finish(pl: PlasticLayout, graph: Graph, out_off: dict[str, int],
+           positions: dict[str, np.ndarray], n_out: int, dtype: np.dtype) -> None:
+    """Fill ``pl``'s tables once the merged CSR is built: ``positions[p]`` the CSR index
+    of each synapse of plastic projection ``p`` (in :func:`entries`' order), ``n_out``
+    the engine's outputs."""
     pl.Lh = max((int(r.p.delay) for r in pl.rules), default=0) + 2
     mask = np.zeros(n_out, np.uint8)
     rows_i, rows_f, ptrs, syns = [], [], [], []
@@ -175,7 +176,7 @@ def finish(pl: PlasticLayout, graph: Graph, out_off: dict[str, int], order: np.n
         p, f = r.p, r.form
         pre, post = local_indices(p)
         nnz = pre.size
-        r.pos = inv[r.base:r.base + nnz].astype(np.int64)
+        r.pos = positions[p.name]
         csyn = np.argsort(post, kind="stable")
         rptr = np.searchsorted(pre, np.arange(p.n_pre + 1))
         cptr = np.searchsorted(post[csyn], np.arange(p.n_post + 1))

@@ -67,11 +67,11 @@ import torch
 
 from ..errors import ParameterError
 from ..functional.registry import CompiledFamily
-from . import _align, _kernels, _plastic_state
+from . import _align, _csr, _engine_chunk, _kernels, _plastic_state
 from . import _kernels_models as _models
 from . import _plastic_layout as _plastic
 from ._rng import MASK64, region_key
-from .observer import Chunk, Probe, count_events, out_degrees, spike_regions_wanted
+from .observer import Probe, out_degrees, spike_regions_wanted
 from .projection import Projection
 from .regions import InputRegion, PoissonRegion, SpikingRegion
 from .state import GraphState
@@ -278,24 +278,30 @@ class _Layout:
     dtype: np.dtype
     pl: _plastic.PlasticLayout
     key: tuple[Any, ...] = ()      # the graph it was built for (:func:`_layout_key`)
+    silent: frozenset[str] = frozenset()      # input regions fed no values (EngineRun)
+    silent_min_delay: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
-def _layout_key(graph: Graph) -> tuple[Any, ...]:
+def _layout_key(graph: Graph, silent: frozenset[str] = frozenset()) -> tuple[Any, ...]:
     """What a layout must match to run ``graph``: the graph object, its regions and
-    projections in order, its dtype (a cheap check; weights are not compared)."""
-    return (id(graph), tuple(graph.regions), tuple(graph.projections), graph.dtype)
+    projections in order, its dtype, its silent inputs (a cheap check; weights are not
+    compared)."""
+    return (id(graph), tuple(graph.regions), tuple(graph.projections), graph.dtype,
+            tuple(sorted(silent)))
 
 
-def check_layout(graph: Graph, layout: Any) -> _Layout:
+def check_layout(graph: Graph, layout: Any, silent: frozenset[str] = frozenset()
+                 ) -> _Layout:
     """``layout`` if it was built by :func:`build_layout` for ``graph`` as it is now
-    (same object, regions, projections and dtype); ``ParameterError`` otherwise."""
+    (same object, regions, projections, dtype and ``silent``); ``ParameterError``
+    otherwise."""
     if not isinstance(layout, _Layout):
         raise ParameterError(f"layout must come from aura_snn.graph.engine.build_layout, "
                              f"got {type(layout).__name__}")
-    if layout.key != _layout_key(graph):
+    if layout.key != _layout_key(graph, frozenset(silent)):
         raise ParameterError("layout was built for another graph (or before its regions, "
-                             "projections or dtype changed): build it again with "
-                             "build_layout(graph)")
+                             "projections or dtype changed, or with other silent inputs): "
+                             "build it again with build_layout(graph)")
     return layout
 
 
@@ -314,8 +320,11 @@ def _per_neuron_block(blocks: list[tuple[int, np.ndarray]], size: int,
     return out
 
 
-def build_layout(graph: Graph) -> _Layout:
+def build_layout(graph: Graph, silent: frozenset[str] = frozenset()) -> _Layout:
     """Flatten ``graph`` (regions, coefficients, merged CSR) for the kernel.
+
+    ``silent``: input regions that are fed no values (:class:`EngineRun`); their outputs
+    have synapses in the table but no fed column.
 
     :func:`run_graph` builds one per run unless given one (``layout=``, also
     :meth:`Graph.run`): many short runs of one graph (the windows of a partitioned
@@ -326,6 +335,11 @@ def build_layout(graph: Graph) -> _Layout:
     reason = unsupported_reason(graph)
     if reason is not None:
         raise ParameterError(f"the engine cannot run this graph: {reason}")
+    silent = frozenset(silent)
+    for name in sorted(silent):
+        if name not in graph.regions or not isinstance(graph.regions[name], InputRegion):
+            raise ParameterError(f"silent={sorted(silent)}: {name!r} is not an input region "
+                                 f"of the graph")
     dtype = np.float64 if graph.dtype == torch.float64 else np.float32
     names = list(graph.regions)
     out_off, o = {}, 0
@@ -379,40 +393,32 @@ def build_layout(graph: Graph) -> _Layout:
             po_key.append(region_key(r.seed if r.seed is not None else 0) & MASK64)
             po_p.append(r.probability(graph.dt).numpy())
             npp += r.size
-        else:
+        elif n not in silent:
             fd.append(n)
             fd_out.append(out_off[n])
             fd_n.append(r.size)
             fd_voff.append(nfd)
             nfd += r.size
-    rows, tgts, ws, dls = [], [], [], []
-    max_d = n_entries = 0
+    parts, max_d = [], 0
     pl = _plastic.plan(graph, n_out)
     for p in graph.projections.values():
         assert isinstance(p, Projection)
         post = graph.regions[p.post]
         r_idx = post.receptors.index(p.receptor)
-        row_p, _, post_i, w, d = _plastic.entries(pl, p, out_off[p.pre], n_entries)
-        n_entries += row_p.size
-        rows.append(row_p)
-        tgts.append(post_i + cur_off[p.post] + r_idx * post.size)
-        ws.append(w)
-        dls.append(d)
+        row_off, pre_i, post_i, w, d, plastic = _plastic.entries(pl, p, out_off[p.pre])
+        parts.append(_csr.Part(pre_i, row_off, post_i, cur_off[p.post] + r_idx * post.size,
+                               w, d, plastic))
         max_d = max(max_d, p.max_delay)
-    if rows:
-        row = np.concatenate(rows)
-        order = np.argsort(row, kind="stable")
-        row = row[order]
-        tgt = np.concatenate(tgts)[order]
-        w = np.concatenate(ws)[order].astype(dtype)
-        dl = np.concatenate(dls)[order].astype(np.int32)
-    else:
-        row, order = np.zeros(0, np.int64), np.zeros(0, np.int64)
-        tgt, w, dl = np.zeros(0, np.int64), np.zeros(0, dtype), np.zeros(0, np.int32)
-    indptr = np.searchsorted(row, np.arange(pl.n_rows + 1)).astype(np.int64)
-    _plastic.finish(pl, graph, out_off, order, n_out, dtype)
-    tgt = tgt.astype(np.int32 if nin < 2**31 else np.int64)
-    has_dl = bool(dl.size and dl.max() > 0)
+    indptr, tgt, w, dl, has_dl, pos = _csr.build(parts, pl.n_rows, dtype,
+                                                 np.int32 if nin < 2**31 else np.int64)
+    del parts
+    _plastic.finish(pl, graph, out_off, {p: x for p, x in zip(graph.projections, pos,
+                                                              strict=True) if x is not None},
+                    n_out, dtype)
+    min_delay = {}
+    for n in silent:
+        lo, hi = indptr[out_off[n]], indptr[out_off[n] + graph.regions[n].size]
+        min_delay[n] = int(dl[lo:hi].min()) if has_dl and hi > lo else 0
     return _Layout(
         names, out_off, n_out, sp, _i64(sp_off), _i64(sp_n), _i64(sp_R), _i64(sp_coff),
         _i64(sp_kof), _i64(sp_kind), _i64(sp_lvl), _i64(sp_mask), _i64(sp_poff), _i64(sp_reset),
@@ -424,8 +430,8 @@ def build_layout(graph: Graph) -> _Layout:
         np.asarray(po_key, dtype=np.uint64),
         np.concatenate(po_p) if po_p else np.zeros(0, np.float64),
         fd, _i64(fd_out), _i64(fd_n), _i64(fd_voff), nfd,
-        indptr, tgt, w, dl if has_dl else np.zeros(0, np.int32), has_dl, max_d + 2, dtype, pl,
-        _layout_key(graph))
+        indptr, tgt, w, dl, has_dl, max_d + 2, dtype, pl,
+        _layout_key(graph, silent), silent, min_delay)
 
 
 class _Element:
@@ -557,196 +563,224 @@ def _probe_table(graph: Graph, lay: _Layout, probes: list[Probe]
     return plan, _i64(src), _i64(idx), max(every, 1)
 
 
+class EngineRun:
+    r"""A compiled-engine run whose arrays stay loaded between calls.
+
+    :func:`run_graph` is one :meth:`advance` between loading the state and storing it.
+    A caller that runs a graph in many short pieces (the windows of a partitioned run,
+    :mod:`.distributed.worker`) keeps one ``EngineRun`` instead: the state, the ring of
+    pending inputs, the plastic arrays and the event buffers are converted once, each
+    :meth:`advance` continues where the last stopped, :meth:`deliver` adds spikes that
+    an input region emitted elsewhere to the ring event by event (the same synapse loop
+    as the engine's own spikes), and :meth:`state` gives the
+    :class:`~aura_snn.graph.state.GraphState` when one is needed (a snapshot, the end).
+
+    Args:
+        graph: a graph the engine supports (:func:`unsupported_reason`).
+        st: the state to start from.
+        layout: one from :func:`build_layout` to reuse (checked by :func:`check_layout`),
+            else built here.
+        silent: input regions fed no values: their outputs reach the ring only through
+            :meth:`deliver` (a worker's ghosts); :meth:`advance` does not take them.
+    """
+
+    def __init__(self, graph: Graph, st: GraphState, layout: _Layout | None = None,
+                 silent: frozenset[str] = frozenset()) -> None:
+        clock = time.perf_counter
+        tic = clock()
+        self.graph = graph
+        self.lay = build_layout(graph, silent) if layout is None else \
+            check_layout(graph, layout, silent)
+        self.profile = {"layout": clock() - tic, "steps": 0.0, "monitors": 0.0,
+                        "state": 0.0}
+        tic = clock()
+        self.st0, self.t_load, self.t = st, st.t, st.t
+        self.els = _load_state(graph, self.lay, st)
+        self.ev_cap = max(1 << 20, 4 * self.lay.n_out)
+        for el in self.els:
+            el.ev_t = np.zeros(self.ev_cap, np.int64)
+            el.ev_i = np.zeros(self.ev_cap, np.int32)
+        self.profile["state"] += clock() - tic
+
+    def deliver(self, spikes: Mapping[str, tuple[np.ndarray, ...]]) -> None:
+        r"""Add what silent input regions emitted to the pending inputs:
+        ``spikes[region] = (t, b, i, value)``, output ``i`` of batch element ``b`` had
+        ``value`` (1 for a spike) at step ``t``. Through each synapse of weight :math:`w`
+        and delay :math:`d`, :math:`w \cdot value` goes to the input of step
+        :math:`t + 1 + d`, in the order the engine delivers its own outputs (by step, then
+        output index). Every ``t`` must be a step already run whose synapses all reach a
+        step not yet run (:math:`t + 1 + d_{min} \ge` the next step)."""
+        lay = self.lay
+        ts, bs, js, vs = [], [], [], []
+        for name, (t, b, i, v) in spikes.items():
+            if name not in lay.silent:
+                raise ParameterError(f"deliver: {name!r} is not a silent input region of "
+                                     f"this run (silent: {sorted(lay.silent)})")
+            if t.size == 0:
+                continue
+            first, last = int(t.min()), int(t.max())
+            if last >= self.t or first + 1 + lay.silent_min_delay[name] < self.t:
+                raise RuntimeError(f"region {name!r}: outputs of steps {first}..{last} "
+                                   f"arrived when the run is at step {self.t} (minimum "
+                                   f"delay {lay.silent_min_delay[name]} steps)")
+            ts.append(t)
+            bs.append(b)
+            js.append(i + lay.out_off[name])
+            vs.append(v)
+        if not ts:
+            return
+        t, b, j, v = (np.concatenate(x) for x in (ts, bs, js, vs))
+        order = np.lexsort((j, t, b))
+        t, b, j, v = t[order], b[order], j[order], v[order]
+        cuts = np.flatnonzero(np.diff(b)) + 1
+        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, t.size], strict=True):
+            _kernels.deliver_events(t[lo:hi].astype(np.int64), j[lo:hi].astype(np.int64),
+                                    v[lo:hi].astype(lay.dtype), lay.L,
+                                    self.els[int(b[lo])].pend, lay.indptr, lay.tgt, lay.w,
+                                    lay.dl, lay.has_dl)
+
+    def advance(self, steps: int, inputs: Mapping[str, torch.Tensor], record: list[str],
+                progress: bool = False, events: tuple[str, ...] = ()
+                ) -> tuple[dict[str, torch.Tensor], dict[str, tuple[np.ndarray, ...]]]:
+        """Run ``steps`` steps; returns the recorded outputs (``[steps, B, size]``) and,
+        for each region in ``events``, its spikes ``(t, b, i)`` ordered by step, batch
+        element and neuron. The graph's observers get one chunk per kernel call."""
+        graph, lay, els, prof = self.graph, self.lay, self.els, self.profile
+        clock = time.perf_counter
+        batch, t0 = self.st0.batch, self.t
+        fed_np = {}
+        for name in lay.fd:
+            r = graph.regions[name]
+            assert isinstance(r, InputRegion)
+            x = inputs.get(name)
+            r.check_fed(x, steps, batch)
+            assert x is not None
+            fed_np[name] = x.detach().to(torch.float64 if lay.dtype == np.float64
+                                         else torch.float32).cpu().numpy()
+        observers = graph.all_observers()
+        probes = [pr for o in observers for pr in o.probes]
+        counting = any(o.count_events for o in observers)
+        want = spike_regions_wanted(observers, [n for n, r in graph.regions.items()
+                                                if r.spiking])
+        if counting:  # event counts need the outputs of every presynaptic region
+            want |= {p.pre for p in graph.projections.values()}
+        degrees = out_degrees(graph) if counting else None
+        rec_mask = np.zeros(lay.n_out, np.uint8)
+        for name in (*want, *record, *events):
+            o = lay.out_off[name]
+            rec_mask[o:o + graph.regions[name].size] = 1
+        plan, pr_src, pr_idx, pr_every = _probe_table(graph, lay, probes)
+        outputs = {n: torch.zeros(steps, batch, graph.regions[n].size, dtype=graph.dtype)
+                   for n in record}
+        got_events: dict[str, list[tuple[np.ndarray, ...]]] = {n: [] for n in events}
+        # steps per kernel call: bounded by the probe/fed buffers (<= 4M values), and small
+        # enough for the progress bar to move (~20 updates) without Python overhead mattering
+        chunk = min(steps, 10_000, max(50, 4_000_000 // max(1, len(pr_src) + lay.n_fed)),
+                    max(500, steps // 20))
+        bar = None
+        if progress:
+            from .progress import SimProgress
+
+            bar = SimProgress(steps, graph.dt)
+        pool = None
+        if batch > 1 and (os.cpu_count() or 1) > 1:
+            # batch elements are independent and the kernel releases the GIL: one thread each
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool = ThreadPoolExecutor(max_workers=min(batch, os.cpu_count() or 1))
+
+        def advance(b: int, n: int, t_start: int, done: int
+                    ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+            """Run ``n`` steps of batch element ``b``; its events and probe rows."""
+            el, pl = els[b], lay.pl
+            ps = el.ps
+            assert ps is not None
+            fd_vals = np.zeros((n, lay.n_fed), lay.dtype)
+            for g, name in enumerate(lay.fd):
+                vo = int(lay.fd_voff[g])
+                fd_vals[:, vo:vo + graph.regions[name].size] = fed_np[name][done:done + n, b]
+            pr_out = np.zeros((n // pr_every + 2, len(pr_src)), np.float64)
+            k = npr_total = 0
+            evs = []
+            while k < n:
+                got, ne, npr = _kernels.run_steps(
+                    n - k, t_start + k, lay.L, batch, b,
+                    el.v, el.cur, el.ref, el.bt, el.pend, el.flag,
+                    lay.sp_off, lay.sp_n, lay.sp_R, lay.sp_coff, lay.sp_kof, lay.sp_kind,
+                    lay.sp_lvl, lay.sp_mask, lay.sp_poff, lay.sp_reset, lay.sp_nref,
+                    lay.sp_late, lay.sp_nxt,
+                    lay.sp_f, lay.rc, lay.pn, lay.sp_out,
+                    lay.po_out, lay.po_n, lay.po_poff, lay.po_key, lay.po_p,
+                    lay.fd_out, lay.fd_n, lay.fd_voff, fd_vals[k:],
+                    lay.indptr, lay.tgt, lay.w, lay.dl, lay.has_dl,
+                    rec_mask, el.ev_t, el.ev_i, self.ev_cap,
+                    pr_src, pr_idx, pr_every, pr_out[npr_total:],
+                    pl.mask, pl.Lh, t_start + k == self.t_load, pl.pl_i, pl.pl_f, pl.ptr,
+                    pl.syn, ps.tr, ps.tl, ps.ring_i, ps.ring_v, ps.ring_n, ps.touch, pl.st_i,
+                    pl.st_f, ps.st_u, ps.st_x, ps.st_tl)
+                evs.append((el.ev_t[:ne].copy(), el.ev_i[:ne].copy()))
+                npr_total += npr
+                k += got
+            t_ev = np.concatenate([e[0] for e in evs])
+            i_ev = np.concatenate([e[1] for e in evs])
+            return (t_ev, np.full(t_ev.size, b, np.int32), i_ev), pr_out[:npr_total]
+
+        done = 0
+        try:
+            while done < steps:
+                n = min(chunk, steps - done)
+                t_start = t0 + done
+                tic = clock()
+                if pool is not None:
+                    parts = list(pool.map(advance, range(batch), [n] * batch,
+                                          [t_start] * batch, [done] * batch))
+                else:
+                    parts = [advance(b, n, t_start, done) for b in range(batch)]
+                self.t = t_start + n
+                prof["steps"] += clock() - tic
+                tic = clock()
+                ev = _engine_chunk.merge([p[0] for p in parts])
+                chunk_ = _engine_chunk.chunk(graph, lay.out_off, plan, probes, want, ev,
+                                             [p[1] for p in parts], t_start, n, pr_every,
+                                             batch, fed_np, done, outputs, degrees)
+                for name in events:
+                    got_events[name].append(_engine_chunk.select(
+                        ev, lay.out_off[name], graph.regions[name].size))
+                for o in observers:
+                    o.observe(chunk_)
+                prof["monitors"] += clock() - tic
+                done += n
+                if bar is not None:
+                    bar.advance(n)
+        finally:
+            if bar is not None:
+                bar.close()
+            if pool is not None:
+                pool.shutdown()
+        joined = {name: tuple(np.concatenate([p[k] for p in parts_]) if parts_
+                              else np.zeros(0, np.int64) for k in range(3))
+                  for name, parts_ in got_events.items()}
+        return outputs, joined
+
+    def state(self) -> GraphState:
+        """The graph state after the last step run (before any spike :meth:`deliver`
+        added for later steps: those are in its pending inputs)."""
+        tic = time.perf_counter()
+        st = _store_state(self.graph, self.lay, self.st0, self.els, self.t)
+        self.profile["state"] += time.perf_counter() - tic
+        return st
+
+
 def run_graph(graph: Graph, st: GraphState, steps: int, inputs: Mapping[str, torch.Tensor],
               record: list[str], progress: bool, layout: _Layout | None = None
               ) -> tuple[dict[str, torch.Tensor], GraphState, dict[str, float]]:
     """Run ``steps`` steps of ``graph`` from ``st`` with the compiled kernel; returns the
     recorded outputs, the new state and where the time went (s). ``layout``: one from
     :func:`build_layout` to reuse (checked by :func:`check_layout`), else built here."""
-    clock = time.perf_counter
-    tic = clock()
-    lay = build_layout(graph) if layout is None else check_layout(graph, layout)
-    prof = {"layout": clock() - tic, "steps": 0.0, "monitors": 0.0, "state": 0.0}
-    tic = clock()
-    batch, t0 = st.batch, st.t
-    els = _load_state(graph, lay, st)
-    prof["state"] += clock() - tic
-    fed_np = {}
-    for name in lay.fd:
-        r = graph.regions[name]
-        assert isinstance(r, InputRegion)
-        x = inputs.get(name)
-        r.check_fed(x, steps, batch)
-        assert x is not None
-        fed_np[name] = x.detach().to(torch.float64 if lay.dtype == np.float64
-                                     else torch.float32).cpu().numpy()
-    observers = graph.all_observers()
-    probes = [pr for o in observers for pr in o.probes]
-    counting = any(o.count_events for o in observers)
-    want = spike_regions_wanted(observers, [n for n, r in graph.regions.items() if r.spiking])
-    if counting:  # event counts need the outputs of every presynaptic region
-        want |= {p.pre for p in graph.projections.values()}
-    degrees = out_degrees(graph) if counting else None
-    rec_mask = np.zeros(lay.n_out, np.uint8)
-    for name in (*want, *record):
-        o = lay.out_off[name]
-        rec_mask[o:o + graph.regions[name].size] = 1
-    plan, pr_src, pr_idx, pr_every = _probe_table(graph, lay, probes)
-    outputs = {n: torch.zeros(steps, batch, graph.regions[n].size, dtype=graph.dtype)
-               for n in record}
-    # steps per kernel call: bounded by the probe/fed buffers (<= 4M values), and small
-    # enough for the progress bar to move (~20 updates) without Python overhead mattering
-    chunk = min(steps, 10_000, max(50, 4_000_000 // max(1, len(pr_src) + lay.n_fed)),
-                max(500, steps // 20))
-    ev_cap = max(1 << 20, 4 * lay.n_out)
-    for el in els:
-        el.ev_t = np.zeros(ev_cap, np.int64)
-        el.ev_i = np.zeros(ev_cap, np.int32)
-    bar = None
-    if progress:
-        from .progress import SimProgress
-
-        bar = SimProgress(steps, graph.dt)
-    pool = None
-    if batch > 1 and (os.cpu_count() or 1) > 1:
-        # batch elements are independent and the kernel releases the GIL: one thread each
-        from concurrent.futures import ThreadPoolExecutor
-
-        pool = ThreadPoolExecutor(max_workers=min(batch, os.cpu_count() or 1))
-
-    def advance(b: int, n: int, t_start: int, done: int
-                ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
-        """Run ``n`` steps of batch element ``b``; its events and probe rows."""
-        el, pl = els[b], lay.pl
-        ps = el.ps
-        assert ps is not None
-        fd_vals = np.zeros((n, lay.n_fed), lay.dtype)
-        for g, name in enumerate(lay.fd):
-            vo = int(lay.fd_voff[g])
-            fd_vals[:, vo:vo + graph.regions[name].size] = fed_np[name][done:done + n, b]
-        pr_out = np.zeros((n // pr_every + 2, len(pr_src)), np.float64)
-        k = npr_total = 0
-        evs = []
-        while k < n:
-            got, ne, npr = _kernels.run_steps(
-                n - k, t_start + k, lay.L, batch, b,
-                el.v, el.cur, el.ref, el.bt, el.pend, el.flag,
-                lay.sp_off, lay.sp_n, lay.sp_R, lay.sp_coff, lay.sp_kof, lay.sp_kind,
-                lay.sp_lvl, lay.sp_mask, lay.sp_poff, lay.sp_reset, lay.sp_nref, lay.sp_late,
-                lay.sp_nxt,
-                lay.sp_f, lay.rc, lay.pn, lay.sp_out,
-                lay.po_out, lay.po_n, lay.po_poff, lay.po_key, lay.po_p,
-                lay.fd_out, lay.fd_n, lay.fd_voff, fd_vals[k:],
-                lay.indptr, lay.tgt, lay.w, lay.dl, lay.has_dl,
-                rec_mask, el.ev_t, el.ev_i, ev_cap,
-                pr_src, pr_idx, pr_every, pr_out[npr_total:],
-                pl.mask, pl.Lh, t_start + k == t0, pl.pl_i, pl.pl_f, pl.ptr, pl.syn, ps.tr,
-                ps.tl, ps.ring_i, ps.ring_v, ps.ring_n, ps.touch, pl.st_i, pl.st_f, ps.st_u,
-                ps.st_x, ps.st_tl)
-            evs.append((el.ev_t[:ne].copy(), el.ev_i[:ne].copy()))
-            npr_total += npr
-            k += got
-        t_ev = np.concatenate([e[0] for e in evs])
-        i_ev = np.concatenate([e[1] for e in evs])
-        return (t_ev, np.full(t_ev.size, b, np.int32), i_ev), pr_out[:npr_total]
-
-    done = 0
-    while done < steps:
-        n = min(chunk, steps - done)
-        t_start = t0 + done
-        tic = clock()
-        if pool is not None:
-            parts = list(pool.map(advance, range(batch), [n] * batch, [t_start] * batch,
-                                  [done] * batch))
-        else:
-            parts = [advance(b, n, t_start, done) for b in range(batch)]
-        prof["steps"] += clock() - tic
-        ev_all = [p[0] for p in parts]
-        rows_all = [p[1] for p in parts]
-        progressed = n
-        tic = clock()
-        chunk_ = _chunk(graph, lay, plan, probes, want, ev_all, rows_all, t_start, n,
-                        pr_every, batch, fed_np, done, outputs, degrees)
-        for o in observers:
-            o.observe(chunk_)
-        prof["monitors"] += clock() - tic
-        done += progressed
-        if bar is not None:
-            bar.advance(progressed)
-    if bar is not None:
-        bar.close()
-    if pool is not None:
-        pool.shutdown()
-    tic = clock()
-    new_state = _store_state(graph, lay, st, els, t0 + steps)
-    prof["state"] += clock() - tic
-    return outputs, new_state, prof
+    run = EngineRun(graph, st, layout)
+    outputs, _ = run.advance(steps, inputs, record, progress)
+    return outputs, run.state(), run.profile
 
 
-def _sorted_events(t: np.ndarray, b: np.ndarray, i: np.ndarray) -> bool:
-    """Whether events are already ordered by ``(t, b, i)`` (an O(n) check that saves the
-    O(n log n) sort, most of what observing spikes cost the engine)."""
-    if t.size < 2:
-        return True
-    dt, db, di = np.diff(t), np.diff(b), np.diff(i)
-    return bool(np.all((dt > 0) | ((dt == 0) & ((db > 0) | ((db == 0) & (di > 0))))))
-
-
-def _chunk(graph: Graph, lay: _Layout, plan: list[Any], probes: list[Probe],
-           want: set[str], ev_all: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-           rows_all: list[np.ndarray], t_start: int, n: int, every: int, batch: int,
-           fed_np: Mapping[str, np.ndarray], done: int, outputs: dict[str, torch.Tensor],
-           degrees: Mapping[str, np.ndarray] | None) -> Chunk:
-    """What ``n`` steps from ``t_start`` produced, as the observers' :class:`Chunk`;
-    also fills the recorded outputs."""
-    if ev_all:
-        t = np.concatenate([e[0] for e in ev_all])
-        b = np.concatenate([e[1] for e in ev_all])
-        i = np.concatenate([e[2] for e in ev_all])
-        if not _sorted_events(t, b, i):   # one batch element: usually in order already
-            order = np.lexsort((i, b, t))
-            t, b, i = t[order], b[order], i[order]
-        b, i = b.astype(np.int64), i.astype(np.int64)
-    else:
-        t = b = i = np.zeros(0, np.int64)
-    chunk = Chunk(t_start, n, batch, graph.dt)
-    for name in want:
-        o, size = lay.out_off[name], graph.regions[name].size
-        sel = (i >= o) & (i < o + size)
-        chunk.spikes[name] = (t[sel], b[sel], i[sel] - o)
-    for name, out in outputs.items():
-        o, size = lay.out_off[name], graph.regions[name].size
-        if name in fed_np:
-            out[done:done + n] = torch.from_numpy(fed_np[name][done:done + n]).to(out.dtype)
-            continue
-        sel = (i >= o) & (i < o + size)
-        out[torch.from_numpy(t[sel] - t_start + done), torch.from_numpy(b[sel]),
-            torch.from_numpy(i[sel] - o)] = 1.0
-    steps_t = np.arange(t_start, t_start + n)
-    row_t = steps_t[steps_t % every == 0]
-    planned = set()
-    for m, c0, ncol, shape in plan:
-        planned.add(id(m))
-        vals = np.stack([r[:, c0:c0 + ncol] for r in rows_all], axis=1)  # [rows, B, ncol]
-        keep = row_t % m.every == 0
-        vals = vals[keep]
-        if shape is not None:
-            vals = vals.reshape(vals.shape[0], batch, *shape).transpose(0, 2, 1, 3)
-        chunk.values[m] = (row_t[keep], vals.astype(np.float64))
-    for m in probes:
-        if id(m) in planned:
-            continue
-        keep_t = steps_t[steps_t % m.every == 0]
-        if m.target in graph.projections:
-            w = m.select(graph.projections[m.target].effective_weight().detach().cpu().numpy())
-            chunk.values[m] = (keep_t, np.broadcast_to(w, (keep_t.size, *w.shape)).copy())
-        else:  # output of an input region
-            x = fed_np[m.target][done:done + n][(steps_t % m.every) == 0]
-            chunk.values[m] = (keep_t, m.select(x).astype(np.float64))
-    if degrees is not None:
-        chunk.events = count_events(graph, chunk.spikes, degrees, t_start, n)
-    return chunk
-
-
-__all__ = ["build_layout", "check_layout", "run_graph", "state_reason",
+__all__ = ["EngineRun", "build_layout", "check_layout", "run_graph", "state_reason",
            "unsupported_reason"]

@@ -77,7 +77,7 @@ def test_observer_gets_spikes_probes_and_synaptic_event_counts(backend: str) -> 
 def test_engine_skips_the_event_sort_only_when_events_are_in_order() -> None:
     """The O(n) order check against np.lexsort on random, sorted and nearly sorted
     event lists (the engine sorts whenever the check says no)."""
-    from aura_snn.graph.engine import _sorted_events
+    from aura_snn.graph._engine_chunk import sorted_events as _sorted_events
 
     rng = np.random.default_rng(0)
     for trial in range(300):
