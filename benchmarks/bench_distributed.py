@@ -23,10 +23,14 @@ run's event for event; otherwise the row reads "wrong result" and gets no speed.
 
 Times are per simulated second: ``wall`` is the whole ``Graph.run`` call; ``sim``
 excludes the one-off setup (in-process: the engine loop, ``profile["steps"]``; Ray:
-``wall - setup_time``, i.e. the windows with their exchanges). Numba kernels are
-compiled (or loaded from cache) by a short warm-up run before timing. The goals
-compare ``wall``. ``--quick`` repeats each run 3 times interleaved (medians), the
-full run once.
+``wall - setup_time``, i.e. the windows with their exchanges); ``busy`` is the busiest
+worker's time inside its windows (``DistributedReport.busy``: stepping, taking in and
+making messages), so ``sim - busy`` is what waiting on Ray and on the other worker
+cost. Numba kernels are compiled (or loaded from cache) by a short warm-up run before
+timing. The goals compare ``wall``. ``--quick`` repeats each run 3 times interleaved
+(medians), the full run once. Sizes and simulated times: 100k neurons for 0.2 s, 1M
+for 1 s (the goals' size: one simulated second, so the per-run setup, shipping 1.9 GB
+of synapses to a worker, counts as much as it would in a one-second run).
 
 Snapshots and recovery after a killed worker (the smallest size, ``ray-2``): the same
 run with a snapshot every ``steps // 8`` steps (size, slowest worker's write time,
@@ -34,11 +38,16 @@ the run's overhead, spikes equal to the run without), then again with worker 1's
 process killed by SIGKILL in the middle; the run must recover on a new worker, lose at
 most two snapshot intervals and finish with the same spikes.
 
-Expected time: ``--quick`` about 40 s; the full run (100k and 1M neurons, 0.2 s and
-0.05 s simulated, one repeat) took 2.5-3 min on the shared 2-core machine at 09ed28e
-(7 min at e5224ae, before the received spikes were delivered event by event), about
-half of it building the 1M graph (80M synapses) and shipping it to the workers. Each
-worker builds its engine layout once per run, when loaded (``Graph.run(layout=)``).
+Each engine worker keeps its run loaded from start to end
+(:class:`aura_snn.graph.engine.EngineRun`): received spikes go into its ring event by
+event and its own spikes leave as the kernel reported them, so a window costs its
+steps plus a few milliseconds. The sub-graphs travel to the workers with their
+tensors' storages as arrays beside the pickle
+(:class:`aura_snn.graph.distributed.transport.Shipped`), and the engine's synapse table
+is built by a counting sort (:mod:`aura_snn.graph._csr`).
+
+Expected time: ``--quick`` about 40 s; the full run about 4 min on the shared 2-core
+machine, a quarter of it building the 1M graph (80M synapses).
 
     python benchmarks/bench_distributed.py [--quick] [--json out/bench_distributed.json]
 """
@@ -180,6 +189,8 @@ def run_size(n: int, steps: int, cross_delay: int, repeats: int) -> list[dict[st
             "window": None if rep is None else rep.window,
             "backends": "engine" if rep is None else ",".join(rep.backends),
             "exch_per_s": 0.0 if rep is None else rep.exchanges / sim_s,
+            "busy_per_s": None if rep is None else
+            statistics.median(max(t["rep"].busy) for t in ts) / sim_s,
             "MB_per_s": 0.0 if rep is None else rep.bytes / sim_s / 1e6,
             "rate_hz": n_sp / n / sim_s if run == "engine" else None,
             "result": "wrong result" if run in wrong else "ok"}
@@ -338,7 +349,7 @@ def main() -> None:
     ap.add_argument("--cross-delay", type=int, default=CROSS_DELAY,
                     help="delay (steps) between the columns; window = 1 + this")
     args = ap.parse_args()
-    plan = [(20_000, 2000)] if args.quick else [(100_000, 2000), (1_000_000, 500)]
+    plan = [(20_000, 2000)] if args.quick else [(100_000, 2000), (1_000_000, 10_000)]
     import ray
     import torch
 
@@ -360,7 +371,8 @@ def main() -> None:
         release_workers()
         ray.shutdown()
     print_table(rows, ["N", "run", "synapses", "rate_hz", "wall_per_s", "sim_per_s",
-                       "setup_s", "window", "exch_per_s", "MB_per_s", "result"],
+                       "busy_per_s", "setup_s", "window", "exch_per_s", "MB_per_s",
+                       "result"],
                 title="CUBA two columns: seconds per simulated second")
     print_table([fault], ["N", "every", "snapshots", "snapshot_MB", "snapshot_write_s",
                           "on_disk_MB", "snapshot_overhead", "killed_at_step",

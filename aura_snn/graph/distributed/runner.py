@@ -66,6 +66,9 @@ class DistributedReport:
         bytes: bytes of the arrays in those messages (:mod:`.exchange`).
         setup_time, run_time: seconds to connect and load the workers (every attempt),
             and to run.
+        busy: seconds each worker spent in its windows (taking in messages, stepping,
+            making its messages), every attempt; ``run_time`` minus this is the time it
+            waited (for its inputs, for Ray, for a core).
         snapshots: the snapshots completed (:class:`.stream.SnapshotInfo`: step, bytes,
             write time), with ``checkpoint_dir``.
         recoveries: each lost worker (:class:`.stream.Recovery`: the step reached, the
@@ -85,6 +88,7 @@ class DistributedReport:
     loads: tuple[int, ...]
     setup_time: float
     run_time: float
+    busy: tuple[float, ...] = ()
     snapshots: tuple[stream.SnapshotInfo, ...] = ()
     recoveries: tuple[stream.Recovery, ...] = ()
 
@@ -184,7 +188,7 @@ class Job:
         report = DistributedReport(
             part.workers, dict(part.assignment), tuple(backends), part.window, window,
             run.windows, run.exchanges, run.nbytes, part.cut, part.cut_synapses, part.loads,
-            run.setup_time, time.perf_counter() - tic - run.setup_time,
+            run.setup_time, time.perf_counter() - tic - run.setup_time, tuple(run.busy),
             tuple(run.snapshots), tuple(run.recoveries))
         return run.outputs(), new_state, report
 

@@ -43,6 +43,7 @@ from .checkpoint import restore, run_meta
 from .observed import History
 from .plan import merge_states, split_state
 from .snapshot import commit_snapshot, discard, latest_snapshot, snapshot_dir
+from .transport import Shipped
 from .worker import RegionWorker
 
 if TYPE_CHECKING:
@@ -98,6 +99,7 @@ class RunLog:
     windows: int = 0
     exchanges: int = 0
     nbytes: int = 0
+    busy: list[float] = field(default_factory=list)
     setup_time: float = 0.0
     recorded: dict[str, list[torch.Tensor]] = field(default_factory=dict)
     inflight: deque = field(default_factory=deque)
@@ -130,6 +132,10 @@ class RunLog:
         _, t0, n, refs = item
         reports = ray.get(refs)
         self.nbytes += sum(sum(rep["bytes"].values()) for rep in reports)
+        if len(self.busy) < len(reports):
+            self.busy = [0.0] * len(reports)
+        for w, rep in enumerate(reports):
+            self.busy[w] += rep["busy"]
         if t0 < self.observed:       # run again after a recovery: seen already
             return
         chunk = Chunk(t0, n, batch, self.dt)
@@ -239,9 +245,9 @@ def attempt(ray: Any, job: Job, run: RunLog, cur: GraphState, subs: list[Any],
         mine = set(wp.regions)
         outdeg = {} if degrees is None else \
             {p: (g.projections[p].pre, degrees[p]) for p in wp.cross_out}
-        loads.append(actor.load.remote(
+        loads.append(actor.load_shipped.remote(Shipped((
             sub, wp, split_state(g, cur, wp), be, {n: x for n, x in fed.items() if n in mine},
-            static, mods, {n: m for n, m in mdl.items() if n in mine}, run.record, outdeg))
+            static, mods, {n: m for n, m in mdl.items() if n in mine}, run.record, outdeg))))
     ray.get(loads)
     run.setup_time += time.perf_counter() - tic
     if run.recover_tic is not None:

@@ -4,13 +4,19 @@ r"""One worker of a partitioned run: a sub-graph stepped window by window.
 (``ray.remote(RegionWorker)``), so this module imports no Ray. Per run:
 
 1. :meth:`~RegionWorker.load` takes the sub-graph (:mod:`.plan`), its part of the
-   state, its fed inputs and modulators, and which local backend to use;
-2. :meth:`~RegionWorker.run_window` (once per window, in order) injects the messages
-   of the previous window (:func:`.exchange.inject`), runs ``n`` steps with
-   :meth:`aura_snn.graph.Graph.run` (the compiled engine, with the layout built once in
-   ``load``, :func:`aura_snn.graph.engine.build_layout`; or the torch stepper), and
-   returns a small report (recorded outputs, what the observers asked for, bytes sent)
-   followed by one message per destination worker (:func:`.exchange.encode`);
+   state, its fed inputs and modulators, and which local backend to use
+   (:meth:`~RegionWorker.load_shipped`: all of them in one :class:`.transport.Shipped`);
+2. :meth:`~RegionWorker.run_window` (once per window, in order) takes in the messages
+   of the previous window, runs ``n`` steps and returns a small report (recorded
+   outputs, what the observers asked for, bytes sent) followed by one message per
+   destination worker. On the compiled engine the run stays loaded from ``load`` to
+   ``finish`` (:class:`aura_snn.graph.engine.EngineRun`, the ghosts silent): received
+   spikes are delivered event by event into its ring, its spike events are sent as
+   they are (:func:`.exchange.events`, :func:`.exchange.encode_events`), and a
+   :class:`~aura_snn.graph.state.GraphState` is made only for a snapshot or the end.
+   On the torch stepper each window is a :meth:`aura_snn.graph.Graph.run` from the
+   worker's state, the messages injected into its pending inputs
+   (:func:`.exchange.inject`) and its outputs encoded (:func:`.exchange.encode`);
 3. :meth:`~RegionWorker.finish` injects the last window's messages (inputs already on
    their way when the run ends) and returns the final state and plastic weights.
 
@@ -37,6 +43,7 @@ from . import exchange
 from .checkpoint import worker_tensors
 from .plan import WorkerPlan
 from .snapshot import part_name, write_part
+from .transport import Shipped
 
 
 class Relay(Observer):
@@ -112,55 +119,85 @@ class RegionWorker:
         self.relay = next(o for o in sub.observers if isinstance(o, Relay))
         self.t_first = state.t        # first step of the current window
         self.done = 0                 # steps run in this run
-        self.layout: Any = None       # the engine's, built once (windows are short) ...
+        self.engine: Any = None       # the engine's run, loaded once (windows are short) ...
         if backend == "engine":       # ... here, so the run's setup time includes it
-            from ..engine import build_layout
+            from ..engine import EngineRun
 
-            self.layout = build_layout(sub)
+            self.engine = EngineRun(sub, state, silent=frozenset(plan.ghosts))
         return backend
 
+    def load_shipped(self, part: Shipped) -> str:
+        """:meth:`load` of the arguments in ``part`` (:mod:`.transport`: the sub-graph's
+        large tensors travel as arrays through Ray's object store)."""
+        return self.load(*part.load())
+
+    def _shape(self, name: str, steps: int) -> tuple[int, int, int]:
+        return steps, self.st.batch, self.sub.regions[name].size
+
     def _receive(self, payloads: tuple[dict[str, exchange.Entry], ...], steps: int) -> None:
+        if self.engine is not None:
+            self.engine.deliver({name: exchange.events(entry, self.t_first,
+                                                       self._shape(name, steps))
+                                 for msg in payloads for name, entry in msg.items()})
+            return
         received: dict[str, torch.Tensor] = {}
         for msg in payloads:
             for name, entry in msg.items():
-                received[name] = exchange.decode(
-                    entry, (steps, self.st.batch, self.sub.regions[name].size),
-                    self.sub.dtype)
+                received[name] = exchange.decode(entry, self._shape(name, steps),
+                                                 self.sub.dtype)
         if received:
             exchange.inject(self.sub, self.st, self.plan.cross_in, received, self.t_first)
+
+    def _state(self) -> GraphState:
+        return self.engine.state() if self.engine is not None else self.st
 
     def run_window(self, n: int, prev: int, *payloads: dict[str, exchange.Entry]
                    ) -> Any:
         """Inject the messages of the previous window (``prev`` steps), run ``n``
         steps; returns ``(report, message to each destination ...)``, or the report
         alone for a worker that sends nothing."""
+        import time
+
+        tic = time.perf_counter()
         self._receive(payloads, prev)
-        self.t_first = self.st.t
+        self.t_first = self.engine.t if self.engine is not None else self.st.t
         batch, sub, k0 = self.st.batch, self.sub, self.done
         fed = {name: _window(x, k0, n, name in self.static) for name, x in self.inputs.items()}
-        for g in self.plan.ghosts:
-            fed[g] = torch.zeros(n, batch, sub.regions[g].size, dtype=sub.dtype)
-        mods = {k: v[k0:k0 + n] for k, v in self.modulators.items()}
-        modulation = {r: {k: v[k0:k0 + n] for k, v in m.items()}
-                      for r, m in self.modulation.items()}
-        want = list(dict.fromkeys([*self.record, *self.plan.sent_regions]))
-        with torch.no_grad():
-            res = sub.run(n, fed, record=want, backend=self.backend, state=self.st,
-                          modulators=mods or None, modulation=modulation or None,
-                          layout=self.layout)
-        self.st = res.state
+        sent_regions = self.plan.sent_regions
+        if self.engine is not None:
+            spiking = tuple(r for r in sent_regions if r not in fed)
+            with torch.no_grad():
+                outputs, ev = self.engine.advance(n, fed, self.record, events=spiking)
+            entries = {r: exchange.encode_events(ev[r], self.t_first, self._shape(r, n))
+                       for r in spiking}
+            entries.update({r: exchange.encode(fed[r]) for r in sent_regions if r in fed})
+            ev.update({r: exchange.nonzero_events(fed[r], self.t_first)
+                       for r in sent_regions if r in fed})
+        else:
+            for g in self.plan.ghosts:
+                fed[g] = torch.zeros(n, batch, sub.regions[g].size, dtype=sub.dtype)
+            mods = {k: v[k0:k0 + n] for k, v in self.modulators.items()}
+            modulation = {r: {k: v[k0:k0 + n] for k, v in m.items()}
+                          for r, m in self.modulation.items()}
+            want = list(dict.fromkeys([*self.record, *sent_regions]))
+            with torch.no_grad():
+                res = sub.run(n, fed, record=want, backend=self.backend, state=self.st,
+                              modulators=mods or None, modulation=modulation or None)
+            self.st, outputs = res.state, res.outputs
+            entries = {r: exchange.encode(outputs[r]) for r in sent_regions}
+            ev = {r: exchange.nonzero_events(outputs[r], self.t_first)
+                  for r in sent_regions} if self.relay.count_events else {}
         self.done += n
         chunk = self.relay.take()
-        chunk["events"].update(exchange.outgoing_events(
-            self.out_degrees, {r: res.outputs[r] for r in self.plan.sent_regions},
-            self.t_first, n) if self.relay.count_events else {})
+        chunk["events"].update(exchange.outgoing_events(self.out_degrees, ev, self.t_first, n)
+                               if self.relay.count_events else {})
         messages, sent = [], {}
         for dst in self.plan.destinations:
-            msg = {name: exchange.encode(res.outputs[name]) for name in self.plan.sends[dst]}
+            msg = {name: entries[name] for name in self.plan.sends[dst]}
             sent[dst] = exchange.payload_bytes(msg)
             messages.append(msg)
-        report = {"outputs": {r: res.outputs[r] for r in self.record}, "chunk": chunk,
-                  "bytes": sent}
+        report = {"outputs": {r: outputs[r] for r in self.record}, "chunk": chunk,
+                  "bytes": sent, "busy": time.perf_counter() - tic}
         return (report, *messages) if messages else report   # Ray: one return value
 
     def pid(self) -> int:
@@ -178,7 +215,7 @@ class RegionWorker:
         self._receive(payloads, prev)
         tic = time.perf_counter()
         entry = write_part(folder, part_name(self.plan.index),
-                           worker_tensors(self.sub, self.st))
+                           worker_tensors(self.sub, self._state()))
         return {**entry, "seconds": time.perf_counter() - tic}
 
     def finish(self, prev: int, folder: str | None, *payloads: dict[str, exchange.Entry]
@@ -189,10 +226,10 @@ class RegionWorker:
         entry = self.checkpoint(prev, folder, *payloads) if folder is not None else None
         if folder is None:
             self._receive(payloads, prev)
-        st = self.st
+        st = self._state()
         plastic = {p.name: {k: v for k, v in p.state_dict().items()}
                    for p in self.sub.projections.values() if p.rules}
-        self.sub = self.st = self.inputs = self.layout = None
+        self.sub = self.st = self.inputs = self.engine = None
         return st, plastic, entry
 
 
