@@ -7,6 +7,9 @@
   address (``"host:port"`` of a cluster's head, or ``"ray://host:port"`` of its client
   server), that cluster, after a plain TCP check that answers quickly and by name
   when it cannot be reached (Ray itself would retry for a long time).
+* Actors have a second concurrency group, ``exchange`` (one thread), for the messages
+  workers send each other while their default group runs windows
+  (:mod:`.worker`).
 * Actors cost a process start and an import of torch (seconds each), so the actors of
   a run stay in a pool for the next run of the same Ray session; :func:`release_workers`
   kills them (``ray.shutdown()`` does too). A run that fails releases them.
@@ -109,7 +112,7 @@ def workers(ray: Any, n: int, actor_class: type) -> list[Any]:
     job = ray.get_runtime_context().get_job_id()
     if _pool["job"] != job or _pool["cls"] is not actor_class:
         _pool.update(job=job, actors=[], cls=actor_class)
-    remote = ray.remote(actor_class)
+    remote = ray.remote(concurrency_groups={"exchange": 1})(actor_class)
     while len(_pool["actors"]) < n:
         _pool["actors"].append(remote.remote())
     return list(_pool["actors"][:n])

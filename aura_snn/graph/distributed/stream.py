@@ -2,15 +2,18 @@ r"""Streaming the windows of a partitioned run, with snapshots and recovery.
 
 :func:`attempt` loads the workers from a state at step :math:`s` and submits the windows
 :math:`[s + kD, s + (k+1)D)` of the run (aligned with the run's start, so every
-snapshot step is a window boundary). A window's call on worker :math:`w` takes, as Ray
-object references, the messages its sources produced in the previous window, so Ray
-moves them worker to worker through its object store; the calling process reads only
-each worker's small report, :data:`LOOKAHEAD` windows behind, and feeds the graph's
-observers in order (:class:`RunLog`).
+snapshot step is a window boundary) in batches of about :data:`BATCH_STEPS` steps, one
+call per worker and batch (:meth:`~.worker.RegionWorker.run_windows`). The workers
+send each other their messages directly (actor to actor) and wait for them before
+each window, so the calling process is not on the path of a message; it reads each
+worker's small reports, :data:`LOOKAHEAD` batches behind, and feeds the graph's
+observers window by window, in order (:class:`RunLog`). A read waits for the first
+report to arrive and raises at once when a worker died, though the others would wait
+for its messages forever (:func:`_get_all`).
 
 Snapshots (``checkpoint_every`` steps or seconds, and at the end of the run): between
-two windows every worker is asked to :meth:`~.worker.RegionWorker.checkpoint` (inject
-the messages just received, write its part); the manifest is written when every
+two batches every worker is asked to :meth:`~.worker.RegionWorker.checkpoint` (take
+in the messages just received, write its part); the manifest is written when every
 part's entry has been read back, in order with the reports, so at that moment the
 observers have seen exactly the steps before the snapshot (:mod:`.snapshot`).
 
@@ -50,7 +53,8 @@ if TYPE_CHECKING:
     from ..state import GraphState
     from .runner import Job
 
-LOOKAHEAD = 4          # windows submitted ahead of the reports read back
+LOOKAHEAD = 2          # batches submitted ahead of the reports read back
+BATCH_STEPS = 250      # steps per batch of windows (observers and progress lag this)
 DISCARD_WAIT_S = 10.0  # how long to wait for killed workers' part writes to end
 
 
@@ -123,14 +127,20 @@ class RunLog:
             self.bar = SimProgress(self.steps, self.dt)
 
     def read(self, ray: Any, job: Job, probe_maps: list[list[Any]], batch: int) -> None:
-        """Read the oldest item in flight: a window's reports (fed to the observers
-        unless already seen) or a snapshot's parts (then its manifest is written)."""
+        """Read the oldest item in flight: a batch's reports (fed to the observers
+        window by window unless already seen) or a snapshot's parts (then its manifest
+        is written)."""
         item = self.inflight.popleft()
         if item[0] == "snap":
-            self.commit(job, item[1], ray.get(item[2]))
+            self.commit(job, item[1], _get_all(ray, item[2]))
             return
-        _, t0, n, refs = item
-        reports = ray.get(refs)
+        _, windows, refs = item
+        per_worker = _get_all(ray, refs)
+        for k, (t0, n) in enumerate(windows):
+            self._window(t0, n, [reports[k] for reports in per_worker], probe_maps, batch)
+
+    def _window(self, t0: int, n: int, reports: list[dict[str, Any]],
+                probe_maps: list[list[Any]], batch: int) -> None:
         self.nbytes += sum(sum(rep["bytes"].values()) for rep in reports)
         if len(self.busy) < len(reports):
             self.busy = [0.0] * len(reports)
@@ -223,6 +233,16 @@ def _folder(job: Job, step: int, run: RunLog, refs: list[Any]) -> str:
     return str(folder)
 
 
+def _get_all(ray: Any, refs: list[Any]) -> list[Any]:
+    """``ray.get(refs)``, raising the error of the first to fail as soon as it does
+    (the others may be waiting for a message of the worker that failed)."""
+    pending = list(refs)
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1)
+        ray.get(ready)
+    return ray.get(refs)
+
+
 def attempt(ray: Any, job: Job, run: RunLog, cur: GraphState, subs: list[Any],
             backends: list[str], probe_maps: list[list[Any]],
             inputs: Mapping[str, torch.Tensor], modulators: Mapping[str, torch.Tensor],
@@ -247,48 +267,49 @@ def attempt(ray: Any, job: Job, run: RunLog, cur: GraphState, subs: list[Any],
             {p: (g.projections[p].pre, degrees[p]) for p in wp.cross_out}
         loads.append(actor.load_shipped.remote(Shipped((
             sub, wp, split_state(g, cur, wp), be, {n: x for n, x in fed.items() if n in mine},
-            static, mods, {n: m for n, m in mdl.items() if n in mine}, run.record, outdeg))))
-    ray.get(loads)
+            static, mods, {n: m for n, m in mdl.items() if n in mine}, run.record, outdeg)),
+            dict(enumerate(actors))))
+    _get_all(ray, loads)
     run.setup_time += time.perf_counter() - tic
     if run.recover_tic is not None:
         run.recoveries[-1] = replace(run.recoveries[-1],
                                      restart_s=time.perf_counter() - run.recover_tic)
         run.recover_tic = None
-    last: dict[tuple[int, int], Any] = {}
-    prev, since, t_snap = 0, cur.t, time.perf_counter()
+    pairs = sum(len(wp.destinations) for wp in plans)      # messages per window
+    per_batch = max(1, BATCH_STEPS // run.window)
+    since, t_snap = cur.t, time.perf_counter()
+    pending: list[tuple[int, int]] = []
+
+    def submit() -> None:
+        refs = [actor.run_windows.remote([n for _, n in pending]) for actor in actors]
+        run.inflight.append(("win", list(pending), refs))
+        run.exchanges += pairs * len(pending)
+        run.windows += len(pending)
+        pending.clear()
+        while len(run.inflight) > LOOKAHEAD:
+            run.read(ray, job, probe_maps, cur.batch)
+
     for start in range(off, run.steps, run.window):
         n = min(run.window, run.steps - start)
         step = run.t0 + start
         if start > off and job.snapshot_due(step - since, time.perf_counter() - t_snap):
+            if pending:
+                submit()
             refs: list[Any] = []
             folder = _folder(job, step, run, refs)
-            refs.extend(actor.checkpoint.remote(prev, folder, *[last[(s, wp.index)]
-                                                                for s in wp.sources])
-                        for wp, actor in zip(plans, actors, strict=True))
+            refs.extend(actor.checkpoint.remote(folder) for actor in actors)
             run.inflight.append(("snap", step, refs))
-            last, prev, since, t_snap = {}, 0, step, time.perf_counter()
-        refs, new = [], {}
-        for wp, actor in zip(plans, actors, strict=True):
-            args = [last[(s, wp.index)] for s in wp.sources] if last else []
-            out = actor.run_window.options(
-                num_returns=1 + len(wp.destinations)).remote(n, prev, *args)
-            out = out if isinstance(out, list) else [out]
-            refs.append(out[0])
-            for dst, ref in zip(wp.destinations, out[1:], strict=True):
-                new[(wp.index, dst)] = ref
-        run.exchanges += len(new)
-        last, prev = new, n
-        run.windows += 1
-        run.inflight.append(("win", step, n, refs))
-        while len(run.inflight) > LOOKAHEAD:
-            run.read(ray, job, probe_maps, cur.batch)
+            since, t_snap = step, time.perf_counter()
+        pending.append((step, n))
+        if len(pending) >= per_batch:
+            submit()
+    if pending:
+        submit()
     while run.inflight:
         run.read(ray, job, probe_maps, cur.batch)
     end = run.t0 + run.steps
     folder = None if job.checkpoint_dir is None else _folder(job, end, run, [])
-    finals = ray.get([actor.finish.remote(prev, folder, *[last[(s, wp.index)]
-                                                         for s in wp.sources])
-                      for wp, actor in zip(plans, actors, strict=True)])
+    finals = _get_all(ray, [actor.finish.remote(folder) for actor in actors])
     if folder is not None:
         run.commit(job, end, [f[2] for f in finals])
     return merge_states(g, [f[0] for f in finals], plans), finals
@@ -319,5 +340,5 @@ def recover(ray: Any, job: Job, run: RunLog, start: GraphState, exc: BaseExcepti
     return cur
 
 
-__all__ = ["LOOKAHEAD", "Recovery", "RunLog", "SnapshotInfo", "attempt",
+__all__ = ["BATCH_STEPS", "LOOKAHEAD", "Recovery", "RunLog", "SnapshotInfo", "attempt",
            "lost_worker_errors", "recover"]

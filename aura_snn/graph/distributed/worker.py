@@ -1,29 +1,35 @@
 r"""One worker of a partitioned run: a sub-graph stepped window by window.
 
-:class:`RegionWorker` is a plain class; :mod:`.runner` makes it a Ray actor
-(``ray.remote(RegionWorker)``), so this module imports no Ray. Per run:
+:class:`RegionWorker` is a plain class; :mod:`.cluster` makes it a Ray actor with a
+second concurrency group, ``exchange``, whose one thread takes in messages while the
+default one runs windows (so this module imports no Ray). Per run:
 
-1. :meth:`~RegionWorker.load` takes the sub-graph (:mod:`.plan`), its part of the
-   state, its fed inputs and modulators, and which local backend to use
-   (:meth:`~RegionWorker.load_shipped`: all of them in one :class:`.transport.Shipped`);
-2. :meth:`~RegionWorker.run_window` (once per window, in order) takes in the messages
-   of the previous window, runs ``n`` steps and returns a small report (recorded
-   outputs, what the observers asked for, bytes sent) followed by one message per
-   destination worker. On the compiled engine the run stays loaded from ``load`` to
-   ``finish`` (:class:`aura_snn.graph.engine.EngineRun`, the ghosts silent): received
-   spikes are delivered event by event into its ring, its spike events are sent as
-   they are (:func:`.exchange.events`, :func:`.exchange.encode_events`), and a
+1. :meth:`~RegionWorker.load_shipped` takes the sub-graph (:mod:`.plan`), its part of
+   the state, its fed inputs and modulators and its local backend in one
+   :class:`.transport.Shipped` (:meth:`~RegionWorker.load`), and the run's actors;
+2. :meth:`~RegionWorker.run_windows` runs a batch of consecutive windows. Before each
+   window it waits for the messages its source workers sent after the window before
+   (:meth:`~RegionWorker.receive` puts them in its inbox) and takes them in; after it,
+   it sends each destination worker its message by calling that actor's
+   :meth:`~RegionWorker.receive` itself, so messages go worker to worker and the
+   calling process only submits batches and reads one small report per window
+   (recorded outputs, what the observers asked for, bytes sent, busy time).
+   On the compiled engine the run stays loaded from ``load`` to ``finish``
+   (:class:`aura_snn.graph.engine.EngineRun`, the ghosts silent): received spikes are
+   delivered event by event into its ring, its spike events are sent as they are
+   (:func:`.exchange.events`, :func:`.exchange.encode_events`), and a
    :class:`~aura_snn.graph.state.GraphState` is made only for a snapshot or the end.
    On the torch stepper each window is a :meth:`aura_snn.graph.Graph.run` from the
    worker's state, the messages injected into its pending inputs
    (:func:`.exchange.inject`) and its outputs encoded (:func:`.exchange.encode`);
-3. :meth:`~RegionWorker.finish` injects the last window's messages (inputs already on
+3. :meth:`~RegionWorker.finish` takes in the last window's messages (inputs already on
    their way when the run ends) and returns the final state and plastic weights.
 
-Between two windows, :meth:`~RegionWorker.checkpoint` injects the messages of the
-window just ended and writes the worker's part of a snapshot (:mod:`.checkpoint`);
-the next window then gets no messages. :meth:`~RegionWorker.pid` gives the actor's
-process id (tests kill it to check the recovery).
+Between two batches, :meth:`~RegionWorker.checkpoint` takes in the messages of the
+window just ended and writes the worker's part of a snapshot (:mod:`.checkpoint`).
+:meth:`~RegionWorker.pid` gives the actor's process id (tests kill it to check the
+recovery). A worker waiting for a message from a worker that died waits until the
+calling process, which sees the death, kills it.
 
 Observers live in the calling process: a :class:`Relay` on the sub-graph collects
 the spikes, probe rows and synaptic event counts they need, one chunk per window.
@@ -101,9 +107,14 @@ class RegionWorker:
     """A Ray actor running one part of a graph (module docstring)."""
 
     def __init__(self, threads: int | None = None) -> None:
+        import threading
+
         if threads is not None:
             torch.set_num_threads(threads)
         self.sub: Any = None
+        self.waited = 0.0             # seconds this window waited for its messages
+        self.inbox: dict[tuple[int, int], dict[str, exchange.Entry]] = {}
+        self.arrived = threading.Condition()
 
     def load(self, sub: Any, plan: WorkerPlan, state: GraphState, backend: str,
              inputs: Mapping[str, torch.Tensor], static: frozenset[str],
@@ -119,6 +130,10 @@ class RegionWorker:
         self.relay = next(o for o in sub.observers if isinstance(o, Relay))
         self.t_first = state.t        # first step of the current window
         self.done = 0                 # steps run in this run
+        self.owed: tuple[int, int] | None = None   # (start, steps) of a window whose
+        self.peers: dict[int, Any] = {}            # inputs are still to be taken in
+        with self.arrived:
+            self.inbox.clear()
         self.engine: Any = None       # the engine's run, loaded once (windows are short) ...
         if backend == "engine":       # ... here, so the run's setup time includes it
             from ..engine import EngineRun
@@ -126,10 +141,53 @@ class RegionWorker:
             self.engine = EngineRun(sub, state, silent=frozenset(plan.ghosts))
         return backend
 
-    def load_shipped(self, part: Shipped) -> str:
+    def load_shipped(self, part: Shipped, peers: Mapping[int, Any]) -> str:
         """:meth:`load` of the arguments in ``part`` (:mod:`.transport`: the sub-graph's
-        large tensors travel as arrays through Ray's object store)."""
-        return self.load(*part.load())
+        large tensors travel as arrays through Ray's object store); ``peers`` are the
+        run's actors by worker index, to which this one sends its messages."""
+        backend = self.load(*part.load())
+        self.peers = dict(peers)
+        return backend
+
+    def receive(self, start: int, source: int, message: dict[str, exchange.Entry]) -> None:
+        """Keep worker ``source``'s message of its window starting at step ``start``
+        (called by that worker, in this actor's ``exchange`` concurrency group, while
+        this one runs its windows)."""
+        with self.arrived:
+            self.inbox[(start, source)] = message
+            self.arrived.notify_all()
+
+    def _take_in(self) -> None:
+        """Wait for the messages of the window last run (if not yet taken in) from
+        every source worker and add them to the pending inputs."""
+        if self.owed is None:
+            return
+        import time
+
+        start, steps = self.owed
+        keys = [(start, s) for s in self.plan.sources]
+        tic = time.perf_counter()
+        with self.arrived:
+            self.arrived.wait_for(lambda: all(k in self.inbox for k in keys))
+            payloads = tuple(self.inbox.pop(k) for k in keys)
+        self.waited += time.perf_counter() - tic
+        self._receive(payloads, steps)
+        self.owed = None
+
+    def run_windows(self, steps: list[int]) -> list[Any]:
+        """Run consecutive windows of ``steps[k]`` steps; before each, take in what the
+        source workers sent after the one before; after each, send each destination
+        worker its message (:meth:`receive`, directly: the calling process is not on
+        the path). Returns one report per window (:meth:`run_window`)."""
+        reports = []
+        for n in steps:
+            report, messages = self.run_window(n)
+            for dst, msg in zip(self.plan.destinations, messages, strict=True):
+                self.peers[dst].receive.options(concurrency_group="exchange").remote(
+                    self.t_first, self.plan.index, msg)
+            self.owed = (self.t_first, n)
+            reports.append(report)
+        return reports
 
     def _shape(self, name: str, steps: int) -> tuple[int, int, int]:
         return steps, self.st.batch, self.sub.regions[name].size
@@ -151,15 +209,13 @@ class RegionWorker:
     def _state(self) -> GraphState:
         return self.engine.state() if self.engine is not None else self.st
 
-    def run_window(self, n: int, prev: int, *payloads: dict[str, exchange.Entry]
-                   ) -> Any:
-        """Inject the messages of the previous window (``prev`` steps), run ``n``
-        steps; returns ``(report, message to each destination ...)``, or the report
-        alone for a worker that sends nothing."""
+    def run_window(self, n: int) -> tuple[dict[str, Any], list[dict[str, exchange.Entry]]]:
+        """Take in the messages of the previous window, run ``n`` steps; returns the
+        report and the message to each destination (``plan.destinations`` order)."""
         import time
 
-        tic = time.perf_counter()
-        self._receive(payloads, prev)
+        tic, self.waited = time.perf_counter(), 0.0
+        self._take_in()
         self.t_first = self.engine.t if self.engine is not None else self.st.t
         batch, sub, k0 = self.st.batch, self.sub, self.done
         fed = {name: _window(x, k0, n, name in self.static) for name, x in self.inputs.items()}
@@ -197,8 +253,8 @@ class RegionWorker:
             sent[dst] = exchange.payload_bytes(msg)
             messages.append(msg)
         report = {"outputs": {r: outputs[r] for r in self.record}, "chunk": chunk,
-                  "bytes": sent, "busy": time.perf_counter() - tic}
-        return (report, *messages) if messages else report   # Ray: one return value
+                  "bytes": sent, "busy": time.perf_counter() - tic - self.waited}
+        return report, messages
 
     def pid(self) -> int:
         """The process id of this actor."""
@@ -206,30 +262,29 @@ class RegionWorker:
 
         return os.getpid()
 
-    def checkpoint(self, prev: int, folder: str, *payloads: dict[str, exchange.Entry]
-                   ) -> dict[str, Any]:
-        """Inject the messages of the window just ended (``prev`` steps) and write this
-        worker's part of the snapshot in ``folder``; returns its manifest entry."""
+    def checkpoint(self, folder: str) -> dict[str, Any]:
+        """Take in the messages of the window just ended and write this worker's part of
+        the snapshot in ``folder``; returns its manifest entry."""
         import time
 
-        self._receive(payloads, prev)
+        self._take_in()
         tic = time.perf_counter()
         entry = write_part(folder, part_name(self.plan.index),
                            worker_tensors(self.sub, self._state()))
         return {**entry, "seconds": time.perf_counter() - tic}
 
-    def finish(self, prev: int, folder: str | None, *payloads: dict[str, exchange.Entry]
+    def finish(self, folder: str | None
                ) -> tuple[GraphState, dict[str, dict[str, torch.Tensor]], dict | None]:
-        """Inject the last window's messages; return the final state, the buffers of
+        """Take in the last window's messages; return the final state, the buffers of
         projections with plasticity rules (their plastic weights) and, with a
         ``folder``, the manifest entry of this worker's part of the final snapshot."""
-        entry = self.checkpoint(prev, folder, *payloads) if folder is not None else None
-        if folder is None:
-            self._receive(payloads, prev)
+        entry = self.checkpoint(folder) if folder is not None else None
+        self._take_in()
         st = self._state()
         plastic = {p.name: {k: v for k, v in p.state_dict().items()}
                    for p in self.sub.projections.values() if p.rules}
         self.sub = self.st = self.inputs = self.engine = None
+        self.peers = {}
         return st, plastic, entry
 
 
