@@ -689,7 +689,7 @@ class EngineRun:
 
             pool = ThreadPoolExecutor(max_workers=min(batch, os.cpu_count() or 1))
 
-        def advance(b: int, n: int, t_start: int, done: int
+        def run_element(b: int, n: int, t_start: int, done: int
                     ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
             """Run ``n`` steps of batch element ``b``; its events and probe rows."""
             el, pl = els[b], lay.pl
@@ -732,10 +732,10 @@ class EngineRun:
                 t_start = t0 + done
                 tic = clock()
                 if pool is not None:
-                    parts = list(pool.map(advance, range(batch), [n] * batch,
+                    parts = list(pool.map(run_element, range(batch), [n] * batch,
                                           [t_start] * batch, [done] * batch))
                 else:
-                    parts = [advance(b, n, t_start, done) for b in range(batch)]
+                    parts = [run_element(b, n, t_start, done) for b in range(batch)]
                 self.t = t_start + n
                 prof["steps"] += clock() - tic
                 tic = clock()

@@ -171,7 +171,7 @@ class RegionWorker:
             self.arrived.wait_for(lambda: all(k in self.inbox for k in keys))
             payloads = tuple(self.inbox.pop(k) for k in keys)
         self.waited += time.perf_counter() - tic
-        self._receive(payloads, steps)
+        self._receive(payloads, start, steps)
         self.owed = None
 
     def run_windows(self, steps: list[int]) -> list[Any]:
@@ -192,10 +192,11 @@ class RegionWorker:
     def _shape(self, name: str, steps: int) -> tuple[int, int, int]:
         return steps, self.st.batch, self.sub.regions[name].size
 
-    def _receive(self, payloads: tuple[dict[str, exchange.Entry], ...], steps: int) -> None:
+    def _receive(self, payloads: tuple[dict[str, exchange.Entry], ...], start: int,
+                 steps: int) -> None:
+        """Add the messages of the sources' window of ``steps`` steps from ``start``."""
         if self.engine is not None:
-            self.engine.deliver({name: exchange.events(entry, self.t_first,
-                                                       self._shape(name, steps))
+            self.engine.deliver({name: exchange.events(entry, start, self._shape(name, steps))
                                  for msg in payloads for name, entry in msg.items()})
             return
         received: dict[str, torch.Tensor] = {}
@@ -204,7 +205,7 @@ class RegionWorker:
                 received[name] = exchange.decode(entry, self._shape(name, steps),
                                                  self.sub.dtype)
         if received:
-            exchange.inject(self.sub, self.st, self.plan.cross_in, received, self.t_first)
+            exchange.inject(self.sub, self.st, self.plan.cross_in, received, start)
 
     def _state(self) -> GraphState:
         return self.engine.state() if self.engine is not None else self.st
